@@ -1,0 +1,1 @@
+"""MQTT uplink and downlink between a gateway and the city platform."""

@@ -1,0 +1,1 @@
+"""OSDP and other serial protocols of door hardware; importable without the gateway."""
