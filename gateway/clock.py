@@ -1,0 +1,52 @@
+"""Wall-clock time for events: RFC 3339 timestamps and whether the clock can be trusted.
+
+A Raspberry Pi has no real-time clock: it boots with the time it last saved (or 1970) and only
+learns the real time once NTP synchronises. Every event therefore records `clock_synced`, so the
+police can tell a trustworthy timestamp from one taken before the first synchronisation.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from datetime import datetime, tzinfo
+from functools import cache
+
+# adjtimex(2) returns the clock state; TIME_ERROR means the kernel's STA_UNSYNC flag is set,
+# i.e. no NTP client has disciplined the clock. This is what `timedatectl` reports as
+# "System clock synchronized: no".
+_TIME_ERROR = 5
+_TIMEX_SIZE = 512  # larger than struct timex on every Linux ABI; modes=0 reads only
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        return ctypes.CDLL(name, use_errno=True)
+    except OSError:
+        return None
+
+
+def clock_synchronised() -> bool:
+    """Tell whether the kernel considers the system clock synchronised (NTP)."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "adjtimex"):
+        return False
+    buf = ctypes.create_string_buffer(_TIMEX_SIZE)  # zeroed: modes = 0, nothing is changed
+    state = int(libc.adjtimex(buf))
+    return state not in (-1, _TIME_ERROR)
+
+
+def rfc3339(moment: datetime) -> str:
+    """Format an aware datetime as RFC 3339 with milliseconds and offset."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must carry a time zone")
+    return moment.isoformat(timespec="milliseconds")
+
+
+def now_rfc3339(zone: tzinfo) -> str:
+    """Return the current time in `zone` as an RFC 3339 string."""
+    return rfc3339(datetime.now(zone))
