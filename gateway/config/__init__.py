@@ -11,6 +11,7 @@ from gateway.config.loader import (
     default_config_path,
     load_config,
     summary,
+    validate_config,
 )
 from gateway.config.models import (
     BuildingConfig,
@@ -41,4 +42,5 @@ __all__ = [
     "json_schema",
     "load_config",
     "summary",
+    "validate_config",
 ]

@@ -32,12 +32,22 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     """
     shown = str(path)
     data = _read_toml(Path(path), shown)
-    context = {"base_dir": Path(os.path.abspath(path)).parent}
+    return validate_config(data, base_dir=Path(os.path.abspath(path)).parent, source=shown)
+
+
+def validate_config(
+    data: Mapping[str, object], *, base_dir: Path, source: str = "<config>"
+) -> Config:
+    """Validate data shaped like the TOML file; raise ConfigError listing every problem.
+
+    For code that builds a config without a file. Relative paths are taken from `base_dir`;
+    problems name `source` as their path.
+    """
     try:
-        return Config.model_validate(data, context=context)
+        return Config.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as error:
         found = sorted(describe(error) + cross_check(data), key=_by_entry)
-        raise ConfigError([Problem(shown, key, message) for key, message in found]) from None
+        raise ConfigError([Problem(source, key, message) for key, message in found]) from None
 
 
 def check_config_main(path: str | os.PathLike[str]) -> int:
