@@ -67,7 +67,8 @@ def _message(detail: ErrorDetails, loc: Loc) -> str:
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
         return _out_of_range(loc, context) + got
     if kind == "literal_error":
-        return f"must be {str(context['expected']).replace(chr(39), chr(34))}{got}"
+        choices = str(context["expected"]).replace("'", '"')  # TOML quotes strings with "
+        return f"must be {choices}{got}"
     if kind == "string_too_short":
         return "must not be empty"
     if kind == "string_too_long":
