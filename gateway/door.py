@@ -38,11 +38,11 @@ _KEYPAD_IDLE_SECONDS = 10.0
 class Panel(Protocol):
     """The commands a door sends to its reader (see `firmware_bridge.osdp.ControlPanel`)."""
 
-    def pulse_output(self, address: int, output: int = 0, seconds: float = 5.0) -> None: ...
-    def led(self, address: int, color: str, *, on_ms: int = ..., off_ms: int = ...,
-            count: int = ...) -> None: ...
-    def beep(self, address: int, count: int = ..., *, on_ms: int = ...,
-             off_ms: int = ...) -> None: ...
+    def pulse_output(self, address: int, output: int = 0, seconds: float = 5.0) -> object: ...
+    def led(self, address: int, color: str = ..., *, on_ms: int = ..., off_ms: int = ...,
+            duration_ms: int = ...) -> object: ...
+    def beep(self, address: int, count: int = ..., on_ms: int = ...,
+             off_ms: int = ...) -> object: ...
 
 
 class Registry(Protocol):
@@ -159,7 +159,8 @@ class DoorController:
                     number, decision, self._now() + self.settings.pin_timeout_seconds
                 )
                 self._state.keypad = ""
-                self._panel.led(self.settings.address, "amber", on_ms=500, off_ms=0, count=1)
+                self._panel.led(self.settings.address, "amber", on_ms=200, off_ms=200,
+                                duration_ms=int(self.settings.pin_timeout_seconds * 1000))
                 return Decision(False, "pin_required", decision.tenant_id, decision.room)
             self._conclude(decision, credential, received_ns)
             return decision
@@ -247,12 +248,12 @@ class DoorController:
         address = self.settings.address
         self._panel.pulse_output(address, self.settings.relay_output, seconds)
         self._state.unlocked_until = self._now() + seconds + _ENTRY_GRACE_SECONDS
-        self._panel.led(address, "green", on_ms=int(seconds * 1000), off_ms=0, count=1)
+        self._panel.led(address, "green", on_ms=500, off_ms=0, duration_ms=int(seconds * 1000))
         self._panel.beep(address, 1, on_ms=100, off_ms=100)
 
     def _refuse(self) -> None:
         address = self.settings.address
-        self._panel.led(address, "red", on_ms=1000, off_ms=0, count=1)
+        self._panel.led(address, "red", on_ms=500, off_ms=0, duration_ms=1000)
         self._panel.beep(address, 2, on_ms=150, off_ms=150)
 
     # ------------------------------------------------------------ door and reader state

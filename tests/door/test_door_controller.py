@@ -41,10 +41,11 @@ class World:
     def pulse_output(self, address: int, output: int = 0, seconds: float = 5.0) -> None:
         self.log.append(("pulse", (address, output, seconds)))
 
-    def led(self, address: int, color: str, **_: Any) -> None:
+    def led(self, address: int, color: str = "green", *, on_ms: int = 500, off_ms: int = 0,
+            duration_ms: int = 2000) -> None:
         self.log.append(("led", color))
 
-    def beep(self, address: int, count: int = 1, **_: Any) -> None:
+    def beep(self, address: int, count: int = 1, on_ms: int = 200, off_ms: int = 200) -> None:
         self.log.append(("beep", count))
 
     # Registry
