@@ -1,0 +1,60 @@
+"""The gateway's store: tenants, cards, visitor codes, users, and the durable event journal.
+
+SQLite in WAL mode with one writer thread; ID numbers and phones sealed with AES-256-GCM.
+See docs/store.md for the schema and the reasons behind it.
+"""
+
+from .alarms import Alarm
+from .entries import EventPage, EventQuery
+from .errors import Conflict, KeyFileError, NotFound, StoreClosed, StoreError, ValidationError
+from .journal import EVENT_TYPES, JournalEntry
+from .models import (
+    Card,
+    CardStatus,
+    Role,
+    Tenant,
+    TenantCreate,
+    TenantSource,
+    TenantStatus,
+    TenantUpdate,
+    UpsertResult,
+    User,
+)
+from .registry import CardGrant, IssuedVisitorCode, VisitorCode, VisitorCodeResult
+from .store import Store
+from .tx import Transaction
+from .validation import mask_id_number, mask_phone, normalize_id_number, normalize_phone
+
+__all__ = [
+    "EVENT_TYPES",
+    "Alarm",
+    "Card",
+    "CardGrant",
+    "CardStatus",
+    "Conflict",
+    "EventPage",
+    "EventQuery",
+    "IssuedVisitorCode",
+    "JournalEntry",
+    "KeyFileError",
+    "NotFound",
+    "Role",
+    "Store",
+    "StoreClosed",
+    "StoreError",
+    "Tenant",
+    "TenantCreate",
+    "TenantSource",
+    "TenantStatus",
+    "TenantUpdate",
+    "Transaction",
+    "UpsertResult",
+    "User",
+    "ValidationError",
+    "VisitorCode",
+    "VisitorCodeResult",
+    "mask_id_number",
+    "mask_phone",
+    "normalize_id_number",
+    "normalize_phone",
+]

@@ -1,0 +1,149 @@
+"""The database schema, as sqlite-utils migrations applied in order at every start.
+
+A migration is never edited once released: a change to the schema is a new function below.
+The number of applied migrations is the schema version, also written to PRAGMA user_version
+so `sqlite3 gateway.db 'PRAGMA user_version'` shows it without this code.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from .errors import StoreError
+
+migrations = Migrations("rental-gateway")
+MIGRATION_NAMES: list[str] = []
+
+
+def _migration(fn: Callable[[Database], None]) -> Callable[[Database], None]:
+    MIGRATION_NAMES.append(fn.__name__)
+    return migrations(name=fn.__name__)(fn)
+
+
+@_migration
+def m0001_initial(db: Database) -> None:
+    """Rooms, tenants, cards, visitor codes, events journal, alarms, users, meta."""
+    for statement in _INITIAL:
+        db.execute(statement)
+
+
+# STRICT tables: SQLite refuses a text in an INTEGER column instead of storing it silently.
+_INITIAL = (
+    # Small key/value settings: acked_seq, gateway_id, registry_version, command_counter...
+    """CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value ANY
+    ) STRICT, WITHOUT ROWID""",
+    "INSERT INTO meta (key, value) VALUES ('acked_seq', 0)",
+    """CREATE TABLE rooms (
+        room TEXT PRIMARY KEY CHECK (length(room) BETWEEN 1 AND 32),
+        created TEXT NOT NULL
+    ) STRICT, WITHOUT ROWID""",
+    # id_number and phone exist only sealed (AES-GCM, bound to column and tenant id) and as
+    # keyed hashes for exact lookup; the UNIQUE hash means one record per person.
+    """CREATE TABLE tenants (
+        id TEXT PRIMARY KEY CHECK (length(id) = 36),
+        name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
+        id_number_sealed BLOB NOT NULL,
+        id_number_hash BLOB NOT NULL UNIQUE,
+        phone_sealed BLOB NOT NULL,
+        phone_hash BLOB NOT NULL,
+        room TEXT NOT NULL REFERENCES rooms (room),
+        valid_from TEXT NOT NULL,
+        valid_until TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'active'
+            CHECK (status IN ('active', 'suspended', 'moved_out')),
+        source TEXT NOT NULL CHECK (source IN ('local', 'city')),
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        CHECK (valid_until >= valid_from)
+    ) STRICT""",
+    "CREATE INDEX tenants_room ON tenants (room)",
+    "CREATE INDEX tenants_phone_hash ON tenants (phone_hash)",
+    # The card number is the rowid: the door path's lookup is one B-tree descent.
+    """CREATE TABLE cards (
+        number INTEGER PRIMARY KEY CHECK (number BETWEEN 0 AND 4294967295),
+        tenant_id TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+        status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'lost', 'revoked')),
+        pin_hash BLOB,
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL
+    ) STRICT""",
+    "CREATE INDEX cards_tenant ON cards (tenant_id)",
+    """CREATE TABLE visitor_codes (
+        id INTEGER PRIMARY KEY,
+        code_hash BLOB NOT NULL UNIQUE,
+        door TEXT,
+        valid_until TEXT NOT NULL,
+        valid_until_ms INTEGER NOT NULL,
+        max_uses INTEGER NOT NULL CHECK (max_uses >= 1),
+        uses INTEGER NOT NULL DEFAULT 0 CHECK (uses BETWEEN 0 AND max_uses),
+        created_by TEXT NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        created TEXT NOT NULL
+    ) STRICT""",
+    # AUTOINCREMENT keeps the highest seq ever used in sqlite_sequence, so a seq is never
+    # handed out twice even after retention deleted the newest rows; consumers dedupe on it.
+    # body holds the event JSON; tenant.changed events carry identity and are sealed instead.
+    """CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL UNIQUE,
+        ts TEXT NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        door TEXT,
+        card INTEGER,
+        tenant_id TEXT,
+        room TEXT,
+        result TEXT CHECK (result IN ('granted', 'denied')),
+        reason TEXT,
+        body TEXT,
+        sealed_body BLOB,
+        CHECK ((body IS NULL) <> (sealed_body IS NULL))
+    ) STRICT""",
+    # What police queries filter on, newest first within a time range. Partial indexes skip
+    # the events without that column (reader and door events have no tenant or card).
+    "CREATE INDEX events_ts ON events (ts_ms)",
+    "CREATE INDEX events_tenant ON events (tenant_id, ts_ms) WHERE tenant_id IS NOT NULL",
+    "CREATE INDEX events_card ON events (card, ts_ms) WHERE card IS NOT NULL",
+    "CREATE INDEX events_room ON events (room, ts_ms) WHERE room IS NOT NULL",
+    """CREATE TABLE alarms (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        raised_at TEXT NOT NULL,
+        door TEXT,
+        event_seq INTEGER REFERENCES events (seq) ON DELETE SET NULL,
+        detail TEXT NOT NULL DEFAULT '',
+        acknowledged_by TEXT,
+        acknowledged_at TEXT,
+        UNIQUE (event_seq, kind)
+    ) STRICT""",
+    "CREATE INDEX alarms_open ON alarms (id) WHERE acknowledged_at IS NULL",
+    # NOCASE: "Wang" and "wang" are the same login, so nobody can register a look-alike.
+    """CREATE TABLE users (
+        username TEXT PRIMARY KEY COLLATE NOCASE,
+        role TEXT NOT NULL CHECK (role IN ('building_head', 'police', 'installer')),
+        password_hash TEXT NOT NULL,
+        created TEXT NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1))
+    ) STRICT, WITHOUT ROWID""",
+)
+
+
+def apply_migrations(conn: sqlite3.Connection) -> int:
+    """Apply pending migrations inside the caller's transaction; return the schema version."""
+    db = Database(conn, recursive_triggers=False, execute_plugins=False)
+    unknown = {m.name for m in migrations.applied(db)} - set(MIGRATION_NAMES)
+    if unknown:
+        raise StoreError(
+            "the database was written by a newer version of this software (unknown schema"
+            f" changes: {', '.join(sorted(unknown))})"
+        )
+    migrations.apply(db)
+    version = len(MIGRATION_NAMES)
+    conn.execute(f"PRAGMA user_version = {version}")
+    return version

@@ -1,0 +1,414 @@
+"""The Store: one SQLite database per gateway, one writer thread, one read connection per thread.
+
+    store = Store.open(Path("/var/lib/rental-gateway"), "gw-440305-0042")
+    entry = store.append_event({"type": "reader.online", "door": "main"})
+    grant = store.card_lookup(12345678)      # on this thread's own read-only connection
+    store.close()
+
+Writes (methods that change something) block until committed and raise what went wrong;
+reads never wait for the writer.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .. import passwords
+from . import alarms, cards, entries, journal, registry, tenants, users
+from .alarms import Alarm
+from .context import Context, utc_now
+from .crypto import Keys, load_or_create_key
+from .db import connect_reader, connect_writer, create_db_file
+from .entries import EventPage, EventQuery
+from .errors import StoreClosed, StoreError, ValidationError
+from .journal import JournalEntry
+from .models import Card, CardStatus, Tenant, TenantCreate, TenantStatus, TenantUpdate, User
+from .registry import CardGrant, IssuedVisitorCode, VisitorCode, VisitorCodeResult
+from .schema import apply_migrations
+from .tx import Transaction
+from .writer import Writer
+
+T = TypeVar("T")
+
+DB_FILE = "gateway.db"
+KEY_FILE = "secret.key"
+GATEWAY_ID = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")  # SPEC 2
+RETENTION_BATCH = 5000
+
+
+class _ReaderSlot:
+    """Holds a thread's read connection; when the thread ends the slot and connection go too."""
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+
+class Store:
+    """The gateway's store; create with `Store.open(...)`, end with `close()`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        gateway_id: str,
+        *,
+        key_file: Path | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        # No I/O here: Store.open() does it, so constructing a Store in a test or a config
+        # check never touches the disk.
+        self.data_dir = Path(data_dir)
+        self.db_path = self.data_dir / DB_FILE
+        self.gateway_id = gateway_id
+        self._key_file = key_file if key_file is not None else self.data_dir / KEY_FILE
+        self._clock = clock
+        self._ctx: Context | None = None
+        self._writer: Writer | None = None
+        self._schema_version = 0
+        self._local = threading.local()
+        self._slots: weakref.WeakSet[_ReaderSlot] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: Path,
+        gateway_id: str,
+        *,
+        key_file: Path | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> Store:
+        """Create data_dir (0700), key and database as needed, migrate, start the writer."""
+        store = cls(data_dir, gateway_id, key_file=key_file, clock=clock)
+        store._start()
+        return store
+
+    def _start(self) -> None:
+        if not GATEWAY_ID.fullmatch(self.gateway_id):
+            raise ValidationError("gateway_id", "must match ^[a-z0-9][a-z0-9-]{2,63}$")
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._ctx = Context(self.gateway_id, Keys(load_or_create_key(self._key_file)), self._clock)
+        create_db_file(self.db_path)
+        writer = Writer(connect_writer(self.db_path))
+        writer.start()
+        try:
+            self._schema_version = writer.submit(self._prepare)
+        except BaseException:
+            writer.close()
+            raise
+        self._writer = writer
+
+    def _prepare(self, conn: sqlite3.Connection) -> int:
+        version = apply_migrations(conn)
+        row = conn.execute("SELECT value FROM meta WHERE key = 'gateway_id'").fetchone()
+        if row is None:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('gateway_id', ?)", (self.gateway_id,)
+            )
+        elif row[0] != self.gateway_id:
+            # Its journal's seq numbers belong to that gateway; reusing them would make the
+            # city drop our events as duplicates of the other gateway's.
+            raise StoreError(
+                f"{self.db_path} belongs to gateway {row[0]!r}, not {self.gateway_id!r}"
+            )
+        return version
+
+    def close(self) -> None:
+        """Finish queued writes and close every connection; calling it again does nothing."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            slots = list(self._slots)
+        # Readers first: the last connection to close checkpoints and removes the WAL file,
+        # and only the writer's connection is allowed to.
+        for slot in slots:
+            slot.conn.close()
+        if self._writer is not None:
+            self._writer.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # Plumbing
+
+    @property
+    def ctx(self) -> Context:
+        """Gateway id, keys and clock (after open)."""
+        if self._ctx is None:
+            raise StoreClosed("the store is not open; use Store.open()")
+        return self._ctx
+
+    def schema_version(self) -> int:
+        """How many schema migrations the database has (also PRAGMA user_version)."""
+        return self._schema_version
+
+    def reader(self) -> sqlite3.Connection:
+        """The calling thread's read-only connection, opened on first use."""
+        slot: _ReaderSlot | None = getattr(self._local, "slot", None)
+        if slot is not None and not self._closed:
+            return slot.conn
+        if self._closed or self._writer is None:
+            raise StoreClosed("the store is closed" if self._closed else "the store is not open")
+        slot = _ReaderSlot(connect_reader(self.db_path))
+        with self._lock:
+            if self._closed:
+                slot.conn.close()
+                raise StoreClosed("the store is closed")
+            self._slots.add(slot)
+        self._local.slot = slot
+        return slot.conn
+
+    def transaction(self, fn: Callable[[Transaction], T]) -> T:
+        """Run `fn(tx)` in the writer thread in one BEGIN IMMEDIATE transaction; return its result.
+
+        It is committed before this returns; if `fn` raises, nothing it did is kept and the
+        exception is raised here.
+
+        >>> store.transaction(lambda tx: tx.append_event(ev).seq)   # doctest: +SKIP
+        """
+        ctx = self.ctx
+        if self._writer is None:
+            raise StoreClosed("the store is not open; use Store.open()")
+
+        def run(conn: sqlite3.Connection) -> T:
+            tx = Transaction(conn, ctx)
+            try:
+                return fn(tx)
+            finally:
+                tx.finish()
+
+        return self._writer.submit(run)
+
+    # Journal
+
+    def append_event(self, event: Mapping[str, Any]) -> JournalEntry:
+        """Journal one event and return it with its seq, committed; raises its alarm if any.
+
+        The caller gives `type`, optionally `ts` (RFC 3339 with offset; default now) and
+        `event_id` (default a new UUID4), and the type's fields (SPEC 6). The journal adds
+        `schema`, `gateway_id` and `seq`.
+
+        >>> store.append_event({"type": "door.forced", "door": "main"}).seq   # doctest: +SKIP
+        42
+        """
+        return self.transaction(lambda tx: tx.append_event(event))
+
+    def pending_events(self, after_seq: int | None = None, limit: int = 500) -> list[JournalEntry]:
+        """Events not yet acknowledged (seq above the watermark and `after_seq`), in seq order."""
+        return journal.pending(self.reader(), self.ctx.keys, after_seq, limit)
+
+    def acknowledge(self, upto_seq: int) -> int:
+        """The central platform stored every seq ≤ `upto_seq`; return the new watermark."""
+        return self.transaction(lambda tx: journal.acknowledge(tx.conn, upto_seq))
+
+    def acked_seq(self) -> int:
+        """The acknowledgement watermark."""
+        return journal.acked_seq(self.reader())
+
+    def delete_events_before(self, before: datetime) -> int:
+        """Retention: delete acknowledged events older than `before`; return how many.
+
+        Works in batches, one transaction each, so the door path's writes are never held up
+        for long behind a large deletion.
+        """
+        total = 0
+        while True:
+            deleted = self.transaction(
+                lambda tx: journal.delete_acked_before(tx.conn, before, RETENTION_BATCH)
+            )
+            total += deleted
+            if deleted < RETENTION_BATCH:
+                return total
+
+    def query_events(self, query: EventQuery) -> EventPage:
+        """Search the journal by time, door, room, tenant, card, result; newest first."""
+        return entries.query_events(self.reader(), self.ctx.keys, query)
+
+    def list_alarms(self, *, open_only: bool = True, limit: int = 100) -> list[Alarm]:
+        """Alarms newest first."""
+        return alarms.list_alarms(self.reader(), open_only=open_only, limit=limit)
+
+    def acknowledge_alarm(self, alarm_id: int, username: str) -> Alarm:
+        """Record that `username` has seen the alarm."""
+        now = self.ctx.now_text()
+        return self.transaction(
+            lambda tx: alarms.acknowledge_alarm(tx.conn, alarm_id, username, now)
+        )
+
+    def get_meta(self, key: str) -> Any:
+        """A gateway setting from the meta table, or None."""
+        row = self.reader().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    # Door path
+
+    def card_lookup(self, number: int) -> CardGrant | None:
+        """The card and its holder for the access decision, or None if unknown."""
+        return registry.card_lookup(self.reader(), number)
+
+    def verify_pin(self, card_number: int, pin: str) -> bool:
+        """Whether `pin` is the card's PIN (False when it has none)."""
+        return registry.verify_pin(self.reader(), self.ctx.keys, card_number, pin)
+
+    def use_visitor_code(self, code: str, door: str, now: datetime) -> VisitorCodeResult:
+        """Check and count one use of a visitor code at `door`, atomically."""
+        return self.transaction(lambda tx: tx.use_visitor_code(code, door, now))
+
+    def create_visitor_code(
+        self,
+        *,
+        door: str | None,
+        valid_until: datetime,
+        max_uses: int,
+        created_by: str,
+        note: str = "",
+    ) -> IssuedVisitorCode:
+        """Create a numeric visitor code for one door (or every door with None)."""
+        return self.transaction(
+            lambda tx: registry.create_visitor_code(
+                tx.conn, self.ctx, door=door, valid_until=valid_until, max_uses=max_uses,
+                created_by=created_by, note=note,
+            )
+        )  # fmt: skip
+
+    def list_visitor_codes(self, live_at: datetime | None = None) -> list[VisitorCode]:
+        """Visitor codes newest first; with `live_at`, only those still usable then."""
+        return registry.list_visitor_codes(self.reader(), live_at)
+
+    # Tenants and cards
+
+    def add_tenant(self, data: TenantCreate) -> Tenant:
+        """Register a tenant (journals `tenant.changed` when the source is local)."""
+        return self.transaction(lambda tx: tx.get_tenant(tx.add_tenant(data)))
+
+    def update_tenant(self, tenant_id: str, changes: TenantUpdate) -> Tenant:
+        """Change some of a tenant's fields."""
+
+        def update(tx: Transaction) -> Tenant:
+            tx.update_tenant(tenant_id, changes)
+            return tx.get_tenant(tenant_id)
+
+        return self.transaction(update)
+
+    def set_tenant_status(self, tenant_id: str, status: TenantStatus) -> Tenant:
+        """Suspend, reactivate or move out a tenant."""
+
+        def change_status(tx: Transaction) -> Tenant:
+            tx.set_tenant_status(tenant_id, status)
+            return tx.get_tenant(tenant_id)
+
+        return self.transaction(change_status)
+
+    def move_out(self, tenant_id: str) -> Tenant:
+        """Mark a tenant moved out and revoke their active cards; the record stays."""
+        return self.set_tenant_status(tenant_id, "moved_out")
+
+    def remove_tenant(self, tenant_id: str) -> None:
+        """Delete a tenant and their cards; their past events stay in the journal."""
+        self.transaction(lambda tx: tx.remove_tenant(tenant_id))
+
+    def get_tenant(self, tenant_id: str) -> Tenant:
+        """A tenant (masked), or NotFound."""
+        return tenants.get_tenant(self.reader(), self.ctx, tenant_id)
+
+    def find_tenant(self, id_number: str) -> Tenant | None:
+        """The tenant with this ID number, found through its keyed hash."""
+        return tenants.find_by_id_number(self.reader(), self.ctx, id_number)
+
+    def search_tenants(
+        self,
+        *,
+        name: str | None = None,
+        room: str | None = None,
+        status: TenantStatus | None = None,
+        phone: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Tenant]:
+        """Tenants by name substring, room, status or exact phone, ordered by room and name."""
+        return tenants.search(
+            self.reader(), self.ctx, name=name, room=room, status=status, phone=phone,
+            limit=limit, offset=offset,
+        )  # fmt: skip
+
+    def reveal_id_number(self, tenant_id: str) -> str:
+        """The plaintext ID number; callers audit who asked and why."""
+        return tenants.reveal(self.reader(), self.ctx, tenant_id)[0]
+
+    def reveal_phone(self, tenant_id: str) -> str:
+        """The plaintext phone number; callers audit who asked and why."""
+        return tenants.reveal(self.reader(), self.ctx, tenant_id)[1]
+
+    def add_card(self, tenant_id: str, number: int, pin: str | None = None) -> Card:
+        """Give a card to a tenant; Conflict when another tenant holds it."""
+        return self.transaction(lambda tx: tx.add_card(tenant_id, number, pin))
+
+    def set_card_status(self, number: int, status: CardStatus) -> Card:
+        """Mark a card lost, revoked, or active again."""
+        return self.transaction(lambda tx: tx.set_card_status(number, status))
+
+    def set_card_pin(self, number: int, pin: str | None) -> Card:
+        """Set or clear a card's PIN."""
+        return self.transaction(lambda tx: tx.set_card_pin(number, pin))
+
+    def get_card(self, number: int) -> Card:
+        """A card, or NotFound."""
+        return cards.get_card(self.reader(), number)
+
+    # Users
+
+    def add_user(self, username: str, role: str, password: str) -> User:
+        """Create a web user; the password must pass the policy in gateway.passwords."""
+        checked_role = users.check_role(role)
+        users.check_username(username)
+        hashed = _hash_new_password(password, username)
+        return self.transaction(
+            lambda tx: users.insert_user(tx.conn, self.ctx, username, checked_role, hashed)
+        )
+
+    def verify_user(self, username: str, password: str) -> User | None:
+        """The user if the password is right and the account enabled, else None."""
+        stored = users.stored_hash(self.reader(), username)
+        outcome = passwords.verify_password(stored or passwords.DUMMY_HASH, password)
+        if stored is None or not outcome.ok:
+            return None
+        if outcome.new_hash is not None:
+            new_hash = outcome.new_hash
+            self.transaction(lambda tx: users.replace_hash(tx.conn, username, stored, new_hash))
+        user = users.get_user(self.reader(), username)
+        return None if user.disabled else user
+
+    def get_user(self, username: str) -> User:
+        """A user, or NotFound."""
+        return users.get_user(self.reader(), username)
+
+    def set_password(self, username: str, password: str) -> None:
+        """Replace a user's password."""
+        hashed = _hash_new_password(password, username)
+        self.transaction(lambda tx: users.replace_hash(tx.conn, username, None, hashed))
+
+    def set_user_disabled(self, username: str, disabled: bool) -> User:
+        """Disable or re-enable a login."""
+        return self.transaction(lambda tx: users.set_disabled(tx.conn, username, disabled))
+
+
+def _hash_new_password(password: str, username: str) -> str:
+    try:
+        passwords.check_policy(password, username)
+    except passwords.WeakPasswordError as exc:
+        raise ValidationError("password", str(exc)) from None
+    # argon2 runs here, in the caller's thread, not in the writer (see users.py).
+    return passwords.hash_password(password)

@@ -1,0 +1,102 @@
+"""The single writer thread: every write runs there, one BEGIN IMMEDIATE transaction each.
+
+Serialising writes through one thread (as Datasette does) means SQLite never sees two writers
+from this process, so "database is locked" cannot happen between our own threads, and each
+caller still gets its own commit: `submit()` returns only after COMMIT, or raises what the
+function raised after ROLLBACK.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from .errors import StoreClosed, StoreError
+
+T = TypeVar("T")
+_Job = tuple[Callable[[sqlite3.Connection], Any], "Future[Any]"]
+
+log = logging.getLogger(__name__)
+
+
+class Writer:
+    """Run functions against the writing connection, each in its own committed transaction.
+
+    >>> writer = Writer(conn); writer.start()            # doctest: +SKIP
+    >>> writer.submit(lambda c: c.execute("INSERT ...").lastrowid)  # doctest: +SKIP
+    """
+
+    def __init__(self, conn: sqlite3.Connection, name: str = "store-writer") -> None:
+        self._conn = conn
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        """Start the thread; call once."""
+        self._thread.start()
+
+    def in_writer_thread(self) -> bool:
+        """True when called from inside a function the writer is running."""
+        return threading.current_thread() is self._thread
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(conn)` in the writer thread inside BEGIN IMMEDIATE; block until committed."""
+        if self.in_writer_thread():
+            # The writer would wait for itself forever.
+            raise StoreError("a write was started from inside a transaction; use its tx instead")
+        future: Future[T] = Future()
+        with self._lock:
+            if self._closed:
+                raise StoreClosed("the store is closed")
+            self._queue.put((fn, future))
+        return future.result()
+
+    def close(self) -> None:
+        """Finish the writes already queued, stop the thread and close the connection."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
+        if self._thread.ident is not None:
+            self._thread.join()
+        self._conn.close()
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            fn, future = job
+            if future.set_running_or_notify_cancel():
+                self._run_one(fn, future)
+
+    def _run_one(self, fn: Callable[[sqlite3.Connection], Any], future: Future[Any]) -> None:
+        conn = self._conn
+        try:
+            # IMMEDIATE takes the write lock now, so a second process writing at the same time
+            # waits in busy_timeout here instead of failing half-way through the function.
+            conn.execute("BEGIN IMMEDIATE")
+            result = fn(conn)
+            if not conn.in_transaction:
+                raise StoreError("the transaction was ended inside the write function")
+            conn.execute("COMMIT")
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
+            self._rollback()
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    def _rollback(self) -> None:
+        if not self._conn.in_transaction:
+            return
+        try:
+            self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            # SQLite already rolled back (e.g. after SQLITE_FULL); the caller gets the
+            # original error, which says more than this one.
+            log.warning("ROLLBACK failed after a failed write", exc_info=True)

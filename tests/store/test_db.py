@@ -1,0 +1,133 @@
+"""Connections, PRAGMAs, migrations, and the writer thread's transaction rules."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from gateway.store import Store, StoreClosed, StoreError, Transaction
+from gateway.store.schema import MIGRATION_NAMES
+
+from .conftest import GATEWAY_ID
+
+
+def test_writer_connection_uses_wal_full_sync_and_foreign_keys(store: Store) -> None:
+    def pragmas(conn: sqlite3.Connection) -> tuple[object, ...]:
+        return tuple(
+            conn.execute(f"PRAGMA {name}").fetchone()[0]
+            for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+        )
+
+    assert store.transaction(lambda tx: pragmas(tx.conn)) == ("wal", 2, 1, 5000)
+
+
+def test_reader_is_per_thread_and_read_only(store: Store) -> None:
+    mine = store.reader()
+    assert store.reader() is mine
+    theirs: list[sqlite3.Connection] = []
+    thread = threading.Thread(target=lambda: theirs.append(store.reader()))
+    thread.start()
+    thread.join()
+    assert theirs[0] is not mine
+    with pytest.raises(sqlite3.OperationalError, match=r"readonly|read-only|query_only"):
+        mine.execute("INSERT INTO rooms (room, created) VALUES ('x', 'y')")
+
+
+def test_constructor_does_no_io(tmp_path: Path) -> None:
+    store = Store(tmp_path / "nowhere", GATEWAY_ID)
+    assert not (tmp_path / "nowhere").exists()
+    with pytest.raises(StoreClosed, match="not open"):
+        store.reader()
+    store.close()
+
+
+def test_migrations_are_idempotent_and_versioned(data_dir: Path) -> None:
+    for _ in range(3):
+        with Store.open(data_dir, GATEWAY_ID) as store:
+            assert store.schema_version() == len(MIGRATION_NAMES)
+    db = Database(data_dir / "gateway.db")
+    applied = db.execute("SELECT name FROM _sqlite_migrations").fetchall()
+    assert [name for (name,) in applied] == MIGRATION_NAMES
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATION_NAMES)
+    db.close()
+
+
+def test_database_from_a_newer_version_is_refused(data_dir: Path) -> None:
+    Store.open(data_dir, GATEWAY_ID).close()
+    conn = sqlite3.connect(data_dir / "gateway.db")
+    conn.execute(
+        "INSERT INTO _sqlite_migrations (migration_set, name, applied_at)"
+        " VALUES ('rental-gateway', 'm9999_future', 'x')"
+    )
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer version"):
+        Store.open(data_dir, GATEWAY_ID)
+
+
+def test_database_of_another_gateway_is_refused(data_dir: Path) -> None:
+    Store.open(data_dir, GATEWAY_ID).close()
+    with pytest.raises(StoreError, match="belongs to gateway 'gw-test-0001'"):
+        Store.open(data_dir, "gw-other-0002")
+
+
+def test_bad_gateway_id_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="gateway_id"):
+        Store.open(tmp_path, "Not An Id")
+
+
+def test_close_is_idempotent_and_final(store: Store) -> None:
+    store.close()
+    store.close()
+    with pytest.raises(StoreClosed):
+        store.append_event({"type": "reader.online", "door": "main"})
+    with pytest.raises(StoreClosed):
+        store.card_lookup(1)
+
+
+def test_transaction_returns_result_after_commit(store: Store) -> None:
+    def two_events(tx: Transaction) -> list[int]:
+        return [tx.append_event({"type": "reader.online", "door": d}).seq for d in ("a", "b")]
+
+    assert store.transaction(two_events) == [1, 2]
+    assert [e.seq for e in store.pending_events()] == [1, 2]
+
+
+def test_exception_rolls_back_and_reaches_the_caller(store: Store) -> None:
+    class Boom(Exception):
+        pass
+
+    def fail(tx: Transaction) -> None:
+        tx.append_event({"type": "reader.online", "door": "main"})
+        raise Boom
+
+    with pytest.raises(Boom):
+        store.transaction(fail)
+    assert store.pending_events() == []
+    # The writer is still alive and seq 1 was not burnt by the rolled-back insert.
+    assert store.append_event({"type": "reader.online", "door": "main"}).seq == 1
+
+
+def test_sql_errors_propagate_with_their_type(store: Store) -> None:
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        store.transaction(lambda tx: tx.execute("SELECT * FROM missing_table"))
+
+
+def test_nested_write_is_refused_instead_of_deadlocking(store: Store) -> None:
+    with pytest.raises(StoreError, match="inside a transaction"):
+        store.transaction(lambda tx: store.append_event({"type": "reader.online", "door": "x"}))
+
+
+def test_transaction_control_statements_are_refused(store: Store) -> None:
+    with pytest.raises(StoreError, match="begins and commits"):
+        store.transaction(lambda tx: tx.execute("COMMIT"))
+
+
+def test_tx_is_unusable_after_its_transaction(store: Store) -> None:
+    leaked = store.transaction(lambda tx: tx)
+    with pytest.raises(StoreError, match="has ended"):
+        leaked.append_event({"type": "reader.online", "door": "main"})
