@@ -1,15 +1,16 @@
-"""Alarms: conditions a person must look at, raised from events and acknowledged by a user."""
+"""Alarms: conditions a person must look at, raised with an event and acknowledged by a user.
+
+Which events alarm is the door logic's call (a tamper switch closing again is an event, not an
+alarm), so the store raises exactly the alarm its caller names, in the event's transaction.
+"""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
 
 from .errors import NotFound, ValidationError
-
-# Event types that always need a person's attention; a denied lost card is handled apart.
-_ALARMING_TYPES = frozenset({"door.forced", "door.held_open", "reader.tamper"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,25 +27,17 @@ class Alarm:
     acknowledged_at: str | None
 
 
+_KIND = re.compile(r"[a-z][a-z0-9_.]{0,63}")
 _SELECT = (
     "SELECT id, kind, raised_at, door, event_seq, detail, acknowledged_by, acknowledged_at"
     " FROM alarms"
 )
 
 
-def kind_for(body: dict[str, Any]) -> str | None:
-    """The alarm an event raises by itself, or None."""
-    kind = body["type"]
-    if kind == "access.denied" and body.get("reason") == "lost_card":
-        return "lost_card"
-    return kind if kind in _ALARMING_TYPES else None
-
-
-def detail_for(body: dict[str, Any]) -> str:
-    """A short human line for the alarm list (no personal data: room and card only)."""
-    if body["type"] == "access.denied":
-        return f"lost card {body['credential'].get('number')} presented (room {body.get('room')})"
-    return ""
+def detail_for(card: int | None, room: str | None) -> str:
+    """A short line for the alarm list from the event's card and room (no personal data)."""
+    parts = ([f"card {card}"] if card is not None else []) + ([f"room {room}"] if room else [])
+    return ", ".join(parts)
 
 
 def raise_alarm(
@@ -57,8 +50,8 @@ def raise_alarm(
     detail: str = "",
 ) -> int:
     """Record an alarm and return its id; the same kind for the same event is recorded once."""
-    if not kind:
-        raise ValidationError("kind", "is required")
+    if not _KIND.fullmatch(kind):
+        raise ValidationError("alarm", f"{kind!r} is not an alarm kind like 'door_forced'")
     row = conn.execute(
         "INSERT INTO alarms (kind, raised_at, door, event_seq, detail) VALUES (?,?,?,?,?)"
         " ON CONFLICT (event_seq, kind) DO NOTHING RETURNING id",

@@ -62,8 +62,10 @@ def _sealing_context(event_id: str) -> bytes:
     return b"events.body\0" + event_id.encode()
 
 
-def append_event(conn: sqlite3.Connection, ctx: Context, event: Mapping[str, Any]) -> JournalEntry:
-    """Validate `event`, give it the next seq and write it; raise its alarm, if any."""
+def append_event(
+    conn: sqlite3.Connection, ctx: Context, event: Mapping[str, Any], alarm: str | None = None
+) -> JournalEntry:
+    """Validate `event`, give it the next seq and write it, with the alarm `alarm` if given."""
     fields, ts_ms = _validated(event, ctx)
     columns = _query_columns(fields)
     seq = _next_seq(conn)
@@ -97,11 +99,10 @@ def append_event(conn: sqlite3.Connection, ctx: Context, event: Mapping[str, Any
         )  # fmt: skip
     except sqlite3.IntegrityError:
         raise Conflict(f"event_id {event_id} is already in the journal") from None
-    kind = alarms.kind_for(body)
-    if kind is not None:
+    if alarm is not None:
         alarms.raise_alarm(
-            conn, kind, raised_at=body["ts"], door=columns["door"], event_seq=seq,
-            detail=alarms.detail_for(body),
+            conn, alarm, raised_at=body["ts"], door=columns["door"], event_seq=seq,
+            detail=alarms.detail_for(columns["card"], columns["room"]),
         )  # fmt: skip
     return JournalEntry(seq, event_id, body, text)
 

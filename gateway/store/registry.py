@@ -17,7 +17,7 @@ from .context import Context, epoch_ms, timestamp
 from .crypto import Keys
 from .errors import ValidationError
 from .models import CardStatus, TenantStatus
-from .validation import CARD_NUMBER_MAX
+from .validation import CARD_NUMBER_MAX, normalize_room
 
 VisitorCodeReason = Literal["unknown", "expired", "used_up", "wrong_door"]
 
@@ -26,12 +26,13 @@ _LOOKUP = (
     " c.pin_hash FROM cards AS c JOIN tenants AS t ON t.id = c.tenant_id WHERE c.number = ?"
 )
 _SELECT_CODES = (
-    "SELECT id, door, valid_until, max_uses, uses, created_by, note, created FROM visitor_codes"
+    "SELECT id, door, room, valid_until, max_uses, uses, created_by, note, created"
+    " FROM visitor_codes"
 )
 _INSERT_CODE = (
-    "INSERT INTO visitor_codes (code_hash, door, valid_until, valid_until_ms, max_uses,"
-    " created_by, note, created) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (code_hash) DO NOTHING"
-    " RETURNING id, door, valid_until, max_uses, uses, created_by, note, created"
+    "INSERT INTO visitor_codes (code_hash, door, room, valid_until, valid_until_ms, max_uses,"
+    " created_by, note, created) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (code_hash) DO NOTHING"
+    " RETURNING id, door, room, valid_until, max_uses, uses, created_by, note, created"
 )
 
 
@@ -83,6 +84,7 @@ class VisitorCode:
 
     id: int
     door: str | None
+    room: str | None
     valid_until: str
     max_uses: int
     uses: int
@@ -101,11 +103,12 @@ class IssuedVisitorCode:
 
 @dataclass(frozen=True, slots=True)
 class VisitorCodeResult:
-    """Whether a code opened the door; `reason` says why not."""
+    """Whether a code opened the door; `reason` says why not; `room` is the one visited."""
 
     ok: bool
     reason: VisitorCodeReason | None = None
     code_id: int | None = None
+    room: str | None = None
     uses_left: int = 0
 
 
@@ -117,6 +120,7 @@ def create_visitor_code(
     valid_until: datetime,
     max_uses: int,
     created_by: str,
+    room: str | None = None,
     note: str = "",
     digits: int = 8,
 ) -> IssuedVisitorCode:
@@ -128,6 +132,8 @@ def create_visitor_code(
         raise ValidationError("max_uses", "must be 1..1000")
     if door is not None and not door.strip():
         raise ValidationError("door", "must be a door name, or None for every door")
+    if room is not None:
+        room = normalize_room(room)
     if not created_by.strip():
         raise ValidationError("created_by", "is required")
     if not 6 <= digits <= 12:
@@ -143,7 +149,7 @@ def create_visitor_code(
         )
         row = conn.execute(
             _INSERT_CODE,
-            (hashed, door, timestamp(valid_until), epoch_ms(valid_until), max_uses,
+            (hashed, door, room, timestamp(valid_until), epoch_ms(valid_until), max_uses,
              created_by.strip(), note, timestamp(now)),
         ).fetchone()  # fmt: skip
         if row is not None:
@@ -160,18 +166,18 @@ def use_visitor_code(
     # The happy path is one UPDATE: the check and the increment cannot be separated.
     row = conn.execute(
         "UPDATE visitor_codes SET uses = uses + 1 WHERE code_hash = ? AND valid_until_ms > ?"
-        " AND uses < max_uses AND (door IS NULL OR door = ?) RETURNING id, max_uses - uses",
+        " AND uses < max_uses AND (door IS NULL OR door = ?) RETURNING id, room, max_uses - uses",
         (hashed, now_ms, door),
     ).fetchone()
     if row is not None:
-        return VisitorCodeResult(ok=True, code_id=row[0], uses_left=row[1])
+        return VisitorCodeResult(ok=True, code_id=row[0], room=row[1], uses_left=row[2])
     row = conn.execute(
-        "SELECT id, valid_until_ms, max_uses - uses FROM visitor_codes WHERE code_hash = ?",
+        "SELECT id, room, valid_until_ms, max_uses - uses FROM visitor_codes WHERE code_hash = ?",
         (hashed,),
     ).fetchone()
     if row is None:
         return VisitorCodeResult(ok=False, reason="unknown")
-    code_id, until_ms, left = row
+    code_id, room, until_ms, left = row
     reason: VisitorCodeReason
     if until_ms <= now_ms:
         reason = "expired"
@@ -179,7 +185,9 @@ def use_visitor_code(
         reason = "used_up"
     else:
         reason = "wrong_door"
-    return VisitorCodeResult(ok=False, reason=reason, code_id=code_id, uses_left=max(left, 0))
+    return VisitorCodeResult(
+        ok=False, reason=reason, code_id=code_id, room=room, uses_left=max(left, 0)
+    )
 
 
 def list_visitor_codes(conn: sqlite3.Connection, live_at: datetime | None) -> list[VisitorCode]:

@@ -38,7 +38,7 @@ _INITIAL = (
         key TEXT PRIMARY KEY,
         value ANY
     ) STRICT, WITHOUT ROWID""",
-    "INSERT INTO meta (key, value) VALUES ('acked_seq', 0)",
+    "INSERT INTO meta (key, value) VALUES ('acked_seq', 0), ('lockdown', 0)",
     """CREATE TABLE rooms (
         room TEXT PRIMARY KEY CHECK (length(room) BETWEEN 1 AND 32),
         created TEXT NOT NULL
@@ -78,6 +78,7 @@ _INITIAL = (
         id INTEGER PRIMARY KEY,
         code_hash BLOB NOT NULL UNIQUE,
         door TEXT,
+        room TEXT,
         valid_until TEXT NOT NULL,
         valid_until_ms INTEGER NOT NULL,
         max_uses INTEGER NOT NULL CHECK (max_uses >= 1),

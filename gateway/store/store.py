@@ -151,6 +151,10 @@ class Store:
             raise StoreClosed("the store is not open; use Store.open()")
         return self._ctx
 
+    def writable(self) -> bool:
+        """False once closed, or while writes fail for a storage reason (disk full, I/O error)."""
+        return self._writer is not None and not self._closed and self._writer.healthy()
+
     def schema_version(self) -> int:
         """How many schema migrations the database has (also PRAGMA user_version)."""
         return self._schema_version
@@ -194,17 +198,17 @@ class Store:
 
     # Journal
 
-    def append_event(self, event: Mapping[str, Any]) -> JournalEntry:
-        """Journal one event and return it with its seq, committed; raises its alarm if any.
+    def append_event(self, event: Mapping[str, Any], *, alarm: str | None = None) -> JournalEntry:
+        """Journal one event and return it with its seq, committed; with `alarm`, raise that too.
 
         The caller gives `type`, optionally `ts` (RFC 3339 with offset; default now) and
         `event_id` (default a new UUID4), and the type's fields (SPEC 6). The journal adds
-        `schema`, `gateway_id` and `seq`.
+        `schema`, `gateway_id` and `seq`. The alarm, if named, commits with the event.
 
-        >>> store.append_event({"type": "door.forced", "door": "main"}).seq   # doctest: +SKIP
-        42
+        >>> store.append_event({"type": "door.forced", "door": "main"}, alarm="door_forced").seq
+        42                                                        # doctest: +SKIP
         """
-        return self.transaction(lambda tx: tx.append_event(event))
+        return self.transaction(lambda tx: tx.append_event(event, alarm=alarm))
 
     def pending_events(self, after_seq: int | None = None, limit: int = 500) -> list[JournalEntry]:
         """Events not yet acknowledged (seq above the watermark and `after_seq`), in seq order."""
@@ -248,6 +252,14 @@ class Store:
             lambda tx: alarms.acknowledge_alarm(tx.conn, alarm_id, username, now)
         )
 
+    def lockdown(self) -> bool:
+        """Whether the building is in lockdown (persisted across restarts)."""
+        return bool(self.get_meta("lockdown"))
+
+    def set_lockdown(self, on: bool) -> None:
+        """Enter or leave lockdown."""
+        self.transaction(lambda tx: tx.set_meta("lockdown", on))
+
     def get_meta(self, key: str) -> Any:
         """A gateway setting from the meta table, or None."""
         row = self.reader().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -263,8 +275,10 @@ class Store:
         """Whether `pin` is the card's PIN (False when it has none)."""
         return registry.verify_pin(self.reader(), self.ctx.keys, card_number, pin)
 
-    def use_visitor_code(self, code: str, door: str, now: datetime) -> VisitorCodeResult:
-        """Check and count one use of a visitor code at `door`, atomically."""
+    def use_visitor_code(
+        self, code: str, door: str, now: datetime | None = None
+    ) -> VisitorCodeResult:
+        """Check and count one use of a visitor code at `door`, atomically (`now`: the clock)."""
         return self.transaction(lambda tx: tx.use_visitor_code(code, door, now))
 
     def create_visitor_code(
@@ -274,13 +288,17 @@ class Store:
         valid_until: datetime,
         max_uses: int,
         created_by: str,
+        room: str | None = None,
         note: str = "",
     ) -> IssuedVisitorCode:
-        """Create a numeric visitor code for one door (or every door with None)."""
+        """Create a numeric visitor code for one door (or every door with None).
+
+        `room` is the room visited, reported back on each use for the event; `note` is free text.
+        """
         return self.transaction(
             lambda tx: registry.create_visitor_code(
                 tx.conn, self.ctx, door=door, valid_until=valid_until, max_uses=max_uses,
-                created_by=created_by, note=note,
+                created_by=created_by, room=room, note=note,
             )
         )  # fmt: skip
 

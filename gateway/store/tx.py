@@ -55,13 +55,13 @@ class Transaction:
 
     # Journal and alarms
 
-    def append_event(self, event: Mapping[str, Any]) -> JournalEntry:
-        """Journal an event (see Store.append_event)."""
+    def append_event(self, event: Mapping[str, Any], *, alarm: str | None = None) -> JournalEntry:
+        """Journal an event, and raise alarm `alarm` for it (see Store.append_event)."""
         if isinstance(event, Mapping) and event.get("type") in journal.SEALED_TYPES:
             # The store journals tenant changes itself, in the transaction that makes them;
             # a second, hand-made copy could disagree with what was committed.
             raise ValidationError("event.type", "tenant.changed is journaled by the store itself")
-        return journal.append_event(self.conn, self._ctx, event)
+        return journal.append_event(self.conn, self._ctx, event, alarm)
 
     def raise_alarm(
         self,
@@ -71,7 +71,7 @@ class Transaction:
         event_seq: int | None = None,
         detail: str = "",
     ) -> int:
-        """Record an alarm; events that alarm by themselves (lost card, forced door...) need not."""
+        """Record an alarm not tied to an event (or to an event appended earlier)."""
         return alarms.raise_alarm(
             self.conn, kind, raised_at=self._ctx.now_text(), door=door, event_seq=event_seq,
             detail=detail,
@@ -138,8 +138,11 @@ class Transaction:
 
     # Visitor codes
 
-    def use_visitor_code(self, code: str, door: str, now: datetime) -> VisitorCodeResult:
-        """Check a visitor code at a door and count the use if it opens."""
-        if now.tzinfo is None:
+    def use_visitor_code(
+        self, code: str, door: str, now: datetime | None = None
+    ) -> VisitorCodeResult:
+        """Check a visitor code at a door (at `now`, default the clock) and count the use."""
+        moment = self._ctx.now() if now is None else now
+        if moment.tzinfo is None:
             raise ValidationError("now", "must be timezone-aware")
-        return registry.use_visitor_code(self.conn, self._ctx.keys, code, door, now)
+        return registry.use_visitor_code(self.conn, self._ctx.keys, code, door, moment)

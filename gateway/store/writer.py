@@ -36,11 +36,16 @@ class Writer:
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
+        self._storage_error: sqlite3.Error | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
         """Start the thread; call once."""
         self._thread.start()
+
+    def healthy(self) -> bool:
+        """The thread runs and the last transaction did not fail for a storage reason."""
+        return self._thread.is_alive() and self._storage_error is None
 
     def in_writer_thread(self) -> bool:
         """True when called from inside a function the writer is running."""
@@ -87,8 +92,11 @@ class Writer:
             conn.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
             self._rollback()
+            if isinstance(exc, sqlite3.Error) and _is_storage_error(exc):
+                self._storage_error = exc
             future.set_exception(exc)
         else:
+            self._storage_error = None
             future.set_result(result)
 
     def _rollback(self) -> None:
@@ -100,3 +108,22 @@ class Writer:
             # SQLite already rolled back (e.g. after SQLITE_FULL); the caller gets the
             # original error, which says more than this one.
             log.warning("ROLLBACK failed after a failed write", exc_info=True)
+
+
+# The disk, not the caller, is at fault: the health check reports these until a write succeeds.
+_STORAGE_ERRORS = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_NOTADB,
+    }
+)
+
+
+def _is_storage_error(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _STORAGE_ERRORS

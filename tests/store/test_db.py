@@ -80,9 +80,37 @@ def test_bad_gateway_id_is_refused(tmp_path: Path) -> None:
         Store.open(tmp_path, "Not An Id")
 
 
+def test_disk_full_shows_in_writable_until_a_write_succeeds(store: Store) -> None:
+    # A page budget on the writer's connection stands in for a full SD card.
+    pages = store.transaction(lambda tx: tx.execute("PRAGMA page_count").fetchone()[0])
+    store.transaction(lambda tx: tx.execute(f"PRAGMA max_page_count = {pages + 2}"))
+    assert store.writable()
+
+    def fill() -> None:
+        for n in range(1000):
+            store.append_event({"type": "reader.online", "door": "x" * 1000 + str(n)})
+
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        fill()
+    assert not store.writable()
+    store.transaction(lambda tx: tx.execute("PRAGMA max_page_count = 1000000"))
+    assert store.writable()
+    entries = store.pending_events(limit=1000)
+    assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+
+
+def test_lockdown_flag_persists(data_dir: Path) -> None:
+    with Store.open(data_dir, GATEWAY_ID) as store:
+        assert not store.lockdown()
+        store.set_lockdown(True)
+    with Store.open(data_dir, GATEWAY_ID) as store:
+        assert store.lockdown()
+
+
 def test_close_is_idempotent_and_final(store: Store) -> None:
     store.close()
     store.close()
+    assert not store.writable()
     with pytest.raises(StoreClosed):
         store.append_event({"type": "reader.online", "door": "main"})
     with pytest.raises(StoreClosed):

@@ -173,19 +173,24 @@ def test_tenant_changed_body_is_sealed_at_rest(store: Store) -> None:
     assert tenant(1).id_number not in repr(entry)
 
 
-def test_alarming_events_raise_alarms_in_the_same_transaction(store: Store) -> None:
-    forced = store.append_event({"type": "door.forced", "door": "main"})
-    lost = store.append_event(access(9, result="denied", reason="lost_card", room="0301"))
+def test_alarm_named_with_an_event_commits_with_it(store: Store) -> None:
+    forced = store.append_event({"type": "door.forced", "door": "main"}, alarm="door_forced")
+    lost = store.append_event(
+        access(9, result="denied", reason="lost_card", room="0301"), alarm="lost_card"
+    )
     store.append_event(access(10, result="denied", reason="expired"))
     alarms = store.list_alarms()
-    assert [(a.kind, a.event_seq) for a in alarms] == [
-        ("lost_card", lost.seq),
-        ("door.forced", forced.seq),
+    assert [(a.kind, a.event_seq, a.door) for a in alarms] == [
+        ("lost_card", lost.seq, "main"),
+        ("door_forced", forced.seq, "main"),
     ]
-    assert "lost card 9" in alarms[0].detail
+    assert alarms[0].detail == "card 9, room 0301"
     # Raising the same alarm for the same event again is harmless.
-    again = store.transaction(lambda tx: tx.raise_alarm("door.forced", event_seq=forced.seq))
+    again = store.transaction(lambda tx: tx.raise_alarm("door_forced", event_seq=forced.seq))
     assert again == alarms[1].id
+    with pytest.raises(ValidationError, match="alarm kind"):
+        store.append_event({"type": "door.forced", "door": "main"}, alarm="Door Forced!")
+    assert store.pending_events()[-1].seq == 3  # the refused alarm took its event with it
     seen = store.acknowledge_alarm(alarms[1].id, "wang")
     assert seen.acknowledged_by == "wang"
     assert [a.kind for a in store.list_alarms()] == ["lost_card"]

@@ -96,6 +96,19 @@ def test_visitor_code_use_limit_expiry_and_door(store: Store, clock: FakeClock) 
     assert all(code.encode() not in h for (h,) in hashes)
 
 
+def test_visitor_code_reports_the_room_and_defaults_to_the_clock(
+    store: Store, clock: FakeClock
+) -> None:
+    code = store.create_visitor_code(
+        door=None, room="0301", valid_until=clock.now + timedelta(minutes=5), max_uses=1,
+        created_by="wang", note="plumber",
+    ).code  # fmt: skip
+    clock.advance(minutes=6)
+    result = store.use_visitor_code(code, "main")
+    assert (result.ok, result.reason, result.room) == (False, "expired", "0301")
+    assert store.list_visitor_codes()[0].room == "0301"
+
+
 def test_visitor_code_input_is_checked(store: Store, clock: FakeClock) -> None:
     with pytest.raises(ValidationError, match="valid_until"):
         store.create_visitor_code(door="main", valid_until=clock.now, max_uses=1, created_by="w")
