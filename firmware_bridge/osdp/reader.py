@@ -148,6 +148,7 @@ class ReaderState:
     new_baud: int | None = None
     pending_key_request: tuple[bytes, Future[None]] | None = None
     sc_failure_reported: bool = False
+    failure: str | None = None
     startup_offline_reported: bool = False
     queue: deque[PendingCommand] = field(default_factory=deque)
     errors: Counter[str] = field(default_factory=Counter)
@@ -306,9 +307,10 @@ class ReaderState:
             if now - self.last_heard > limit:
                 return self._go_offline(now, f"no valid reply for {limit:g} s")
         elif not self.startup_offline_reported and now - self.started_at > limit:
+            # Tell the application once that a reader never came into service.
             self.startup_offline_reported = True
-            if self.last_heard is None:
-                return [ReaderOffline(self.address, f"no reply within {limit:g} s of start")]
+            reason = self.failure or f"no reply within {limit:g} s of start"
+            return [ReaderOffline(self.address, reason)]
         return []
 
     def port_lost(self, now: float, reason: str) -> list[Event]:
@@ -353,8 +355,12 @@ class ReaderState:
         self.last_heard = now
         self.next_due = now + self.timing.poll_interval
         if isinstance(payload, Nak):
-            return self._on_nak(payload, sent, now)
-        return self._on_payload(payload, sent, received_ns, now)
+            events = self._on_nak(payload, sent, now)
+        else:
+            events = self._on_payload(payload, sent, received_ns, now)
+        if self.phase not in (Phase.PROBE, Phase.ONLINE):
+            self.next_due = now  # bring-up goes on at once, not at the polling pace
+        return events
 
     def _open(self, frame: Frame) -> bytes:
         if self.secure:
@@ -403,9 +409,12 @@ class ReaderState:
 
     def _sc_failed(self, now: float, reason: str) -> list[Event]:
         self.count("sc_failed")
-        log.error("reader %d: secure channel failed: %s", self.address, reason)
+        self.failure = f"secure channel failed: {reason}"
         events: list[Event] = []
-        if not self.sc_failure_reported:
+        if self.sc_failure_reported:
+            log.debug("reader %d: secure channel failed again: %s", self.address, reason)
+        else:
+            log.error("reader %d: secure channel failed: %s", self.address, reason)
             self.sc_failure_reported = True
             events.append(SecureChannelFailed(self.address, reason))
         if self.key_future is not None and self.install_key is not None:
@@ -413,7 +422,7 @@ class ReaderState:
             self.key_future = None
             self.install_key = None
         if self.announced:
-            events += self._go_offline(now, f"secure channel failed: {reason}")
+            events += self._go_offline(now, self.failure)
         self.restart(now + self.timing.sc_retry_interval)
         return events
 
@@ -470,6 +479,7 @@ class ReaderState:
     def _come_online(self, now: float) -> list[Event]:
         self.phase = Phase.ONLINE
         self.sc_failure_reported = False
+        self.failure = None
         self.startup_offline_reported = True
         events: list[Event] = []
         if not self.announced:

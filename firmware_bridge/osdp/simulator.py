@@ -32,11 +32,13 @@ import select
 import threading
 import time
 import tty
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..wiegand import encode
-from .messages import keypad_codes
+from .codec import REPLY_FLAG, Frame, StreamParser, encode_frame
+from .messages import Command, NakReason, Reply, keypad_codes
 
 # libosdp command ids (osdp.Command) mapped to the names used in ReceivedCommand.kind.
 _COMMAND_KINDS = {1: "output", 2: "led", 3: "buzzer", 4: "text", 5: "keyset", 6: "comset",
@@ -121,19 +123,39 @@ class SimulatedBus:
 class _PdChannel:
     """A libosdp channel on the shared bus: non-blocking read, write, flush."""
 
-    def __init__(self, bus: SimulatedBus) -> None:
+    def __init__(self, bus: SimulatedBus, refuse_sc_at: int | None = None) -> None:
         self.bus = bus
         self.id = 0
+        self._refuse_sc_at = refuse_sc_at
+        self._parser = StreamParser()
         self.connected = True
         self.reply_delay = 0.0
         self.drop_replies = 0
+        self.reply_filter: Callable[[bytes], bytes] | None = None
         self._rx = bytearray()
         self._lock = threading.Lock()
 
     def hear(self, data: bytes) -> None:
-        if self.connected:
-            with self._lock:
-                self._rx += data
+        if not self.connected:
+            return
+        if self._refuse_sc_at is not None:
+            data = self._refuse_chlng(data)
+        with self._lock:
+            self._rx += data
+
+    def _refuse_chlng(self, data: bytes) -> bytes:
+        """Pass every frame on except CHLNG to us, which is answered NAK 5 (no SC support)."""
+        passed = bytearray()
+        for item in self._parser.feed(data):
+            if not isinstance(item, Frame):
+                continue
+            if item.address == self._refuse_sc_at and item.code == Command.CHLNG:
+                nak = encode_frame(item.address | REPLY_FLAG, item.sequence, Reply.NAK,
+                                   bytes([NakReason.SC_UNSUPPORTED]))
+                self.bus.send_to_cp(nak)
+            else:
+                passed += item.raw
+        return bytes(passed)
 
     def read(self, max_bytes: int) -> bytes:
         with self._lock:
@@ -147,7 +169,10 @@ class _PdChannel:
         if self.drop_replies > 0:
             self.drop_replies -= 1
             return len(data)
+        sent = len(data)
         data = bytes(data)
+        if self.reply_filter is not None:
+            data = self.reply_filter(data)  # a test's fault: corrupt, cut or forge the reply
         wire = self.bus.wire_time(len(data))
         if self.reply_delay > 0:
             timer = threading.Timer(self.reply_delay + wire, self.bus.send_to_cp, (data,))
@@ -157,7 +182,7 @@ class _PdChannel:
             if wire:
                 time.sleep(wire)
             self.bus.send_to_cp(data)
-        return len(data)
+        return sent
 
     def flush(self) -> None:
         """Nothing to do: input is consumed frame by frame, output is written at once."""
@@ -181,13 +206,19 @@ class SimulatedReader:
         outputs: int = 1,
         *,
         enforce_secure: bool | None = None,
+        refuse_secure_channel: bool = False,
     ) -> None:
-        """Describe the reader; `enforce_secure` defaults to "has a key"."""
+        """Describe the reader; `enforce_secure` defaults to "has a key".
+
+        ``refuse_secure_channel=True`` makes a reader without secure channel support: libosdp
+        always offers one (with the install-mode key when it has none), so the bus answers
+        CHLNG with NAK 5 for it, as such a reader does.
+        """
         import osdp  # libosdp; imported here so firmware_bridge does not need it
 
         self._osdp = osdp
         self.address = address
-        self.channel = _PdChannel(bus)
+        self.channel = _PdChannel(bus, address if refuse_secure_channel else None)
         bus.attach(self.channel)
         flags = []
         if enforce_secure if enforce_secure is not None else scbk is not None:
@@ -215,6 +246,7 @@ class SimulatedReader:
         self._consumed: dict[str, int] = {}
         self._deferred: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._worker: threading.Thread | None = None
+        self._drop_reply_to: str | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -242,6 +274,10 @@ class SimulatedReader:
     def replug(self) -> None:
         """Put the reader back on the bus."""
         self.channel.connected = True
+
+    def drop_reply_after(self, kind: str) -> None:
+        """Lose the reply to the next command of `kind` ("output", ...): the CP must retry."""
+        self._drop_reply_to = kind
 
     @property
     def secure_channel_active(self) -> bool:
@@ -294,6 +330,9 @@ class SimulatedReader:
         fields = {k: v for k, v in command.items() if k != "command"}
         received = ReceivedCommand(_COMMAND_KINDS.get(command["command"], "other"), fields,
                                    time.monotonic_ns())
+        if received.kind == self._drop_reply_to:
+            self._drop_reply_to = None
+            self.channel.drop_replies += 1
         if received.kind == "status":
             # Runs on the PD's thread inside its refresh: submit from another thread.
             local = fields.get("type") == self._osdp.StatusReportType.Local
