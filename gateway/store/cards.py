@@ -32,16 +32,19 @@ def attach_card(conn: sqlite3.Connection, ctx: Context, tenant_id: str, number: 
     A lost card is never re-issued this way; someone must mark it found (active) on purpose.
     """
     check_card_number(number)
-    row = conn.execute("SELECT tenant_id, status FROM cards WHERE number = ?", (number,)).fetchone()
     now = ctx.now_text()
-    if row is None:
-        conn.execute(
-            "INSERT INTO cards (number, tenant_id, status, created, updated)"
-            " VALUES (?, ?, 'active', ?, ?)",
-            (number, tenant_id, now, now),
-        )
+    # Insert first: a new card (the common case, and every card of a bulk import) costs one
+    # statement; the holder is only looked up when the number is taken.
+    inserted = conn.execute(
+        "INSERT INTO cards (number, tenant_id, status, created, updated)"
+        " VALUES (?, ?, 'active', ?, ?) ON CONFLICT (number) DO NOTHING",
+        (number, tenant_id, now, now),
+    )
+    if inserted.rowcount == 1:
         return True
-    holder, status = row
+    holder, status = conn.execute(
+        "SELECT tenant_id, status FROM cards WHERE number = ?", (number,)
+    ).fetchone()
     if holder == tenant_id and status != "revoked":
         return False
     if status != "revoked":

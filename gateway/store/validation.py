@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import re
 from datetime import date
 
@@ -20,7 +21,7 @@ _SCIENTIFIC = re.compile(r"[0-9](\.[0-9]+)?[eE]\+?[0-9]+")
 
 def id_check_char(first17: str) -> str:
     """Return the MOD 11-2 check character for the first 17 digits of an ID number."""
-    total = sum(int(digit) * weight for digit, weight in zip(first17, _WEIGHTS, strict=True))
+    total = sum(map(operator.mul, map(int, first17), _WEIGHTS))
     return _CHECK_CHARS[total % 11]
 
 
@@ -87,6 +88,7 @@ def mask_phone(phone: str) -> str:
 
 CARD_NUMBER_MAX = 2**32 - 1
 _PIN_SHAPE = re.compile(r"[0-9]{4,8}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _plain_text(value: str, field: str, max_len: int) -> str:
@@ -95,7 +97,7 @@ def _plain_text(value: str, field: str, max_len: int) -> str:
         raise ValidationError(field, "is required")
     if len(text) > max_len:
         raise ValidationError(field, f"is longer than {max_len} characters")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+    if _CONTROL.search(text):
         raise ValidationError(field, "contains control characters")
     return text
 

@@ -22,7 +22,7 @@ def test_writer_connection_uses_wal_full_sync_and_foreign_keys(store: Store) -> 
             for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
         )
 
-    assert store.transaction(lambda tx: pragmas(tx.conn)) == ("wal", 2, 1, 5000)
+    assert store.transaction(lambda tx: pragmas(tx.conn)) == ("wal", 2, 1, 30_000)
 
 
 def test_reader_is_per_thread_and_read_only(store: Store) -> None:
