@@ -1,0 +1,299 @@
+"""Bulk tenant import from CSV (SPEC 5): every row is valid and applied, or nothing is written.
+
+    result = import_tenants(store, Path("tenants.csv"), progress=sys.stderr.isatty())
+
+Columns `room,name,id_number,phone,card,valid_from,valid_until` in any order; `card` may hold
+several numbers separated by `;`. A person already registered (same ID number) is updated,
+not added twice. Problems are reported all at once as `line N: column: message`, N being the
+line of the file where the record starts, so a spreadsheet user can find it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TypeVar
+
+from tqdm import tqdm
+
+from gateway.store import (
+    Conflict,
+    Store,
+    TenantCreate,
+    Transaction,
+    ValidationError,
+    normalize_id_number,
+    normalize_phone,
+)
+from gateway.store.validation import CARD_NUMBER_MAX, normalize_name, normalize_room
+
+T = TypeVar("T")
+V = TypeVar("V")
+
+COLUMNS = ("room", "name", "id_number", "phone", "card", "valid_from", "valid_until")
+MAX_FILE_BYTES = 50 * 1024 * 1024
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DIGITS = re.compile(r"[0-9]+")
+_CARD_SEPARATORS = re.compile(r"[;；]")  # Chinese input methods type the full-width one
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RowError:
+    """One problem: the file line where the record starts, the column, what is wrong."""
+
+    line: int
+    column: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.column}: {self.message}"
+
+
+class CsvImportError(ValueError):
+    """The file was refused; `errors` lists every problem found. Nothing was written."""
+
+    def __init__(self, errors: list[RowError]) -> None:
+        self.errors = sorted(errors)
+        super().__init__("\n".join(str(error) for error in self.errors))
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What a successful import did."""
+
+    added: int
+    updated: int
+    cards: int
+
+
+def import_tenants(store: Store, path: Path, progress: bool = False) -> ImportResult:
+    """Validate the whole file, then apply it in one transaction; raise CsvImportError if not."""
+    data = path.read_bytes()
+    if len(data) > MAX_FILE_BYTES:
+        raise CsvImportError([RowError(1, "file", f"is larger than {MAX_FILE_BYTES} bytes")])
+    rows, errors = parse_tenants(decode(data), progress)
+
+    def apply(tx: Transaction) -> ImportResult:
+        added = updated = cards = 0
+        problems = list(errors)
+        for line, tenant in _progress(rows, progress, "importing"):
+            try:
+                result = tx.upsert_tenant(tenant)
+            except (Conflict, ValidationError) as exc:
+                column = exc.field or "row"
+                message = exc.message if isinstance(exc, ValidationError) else str(exc)
+                problems.append(RowError(line, column, message))
+                continue
+            added += result.created
+            updated += not result.created
+            cards += result.cards_added
+        if problems:
+            # Raising rolls the whole transaction back: all rows or none.
+            raise CsvImportError(problems)
+        return ImportResult(added, updated, cards)
+
+    # Rows that parsed still go through the store when others did not, so conflicts with the
+    # registry (a card held by someone else) are reported in the same run, not the next one.
+    if not rows:
+        if errors:
+            raise CsvImportError(errors)
+        return ImportResult(0, 0, 0)
+    return store.transaction(apply)
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 (with or without BOM), else GB18030 as saved by Excel on Chinese Windows."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise CsvImportError(
+            [RowError(1, "file", "is UTF-16 ('Unicode text'); save it as 'CSV UTF-8' or 'CSV'")]
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        utf8_error = exc
+    # A file that is mostly good UTF-8 with a damaged byte would also decode as GB18030, into
+    # plausible-looking garbage names; refuse it rather than import mojibake.
+    if data.startswith(b"\xef\xbb\xbf") or _mostly_utf8(data):
+        line = data[: utf8_error.start].count(b"\n") + 1
+        raise CsvImportError([RowError(line, "file", "is UTF-8 with an invalid byte here")])
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise CsvImportError(
+            [RowError(line, "file", "is neither UTF-8 nor GB18030 (undecodable bytes here)")]
+        ) from None
+
+
+def _mostly_utf8(data: bytes) -> bool:
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    chinese = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
+    return chinese >= 10 * bad
+
+
+def parse_tenants(
+    text: str, progress: bool = False
+) -> tuple[list[tuple[int, TenantCreate]], list[RowError]]:
+    """Check every record; return the valid ones with their line numbers, and every problem."""
+    records = _records(text)
+    header = next(records, None)
+    if header is None:
+        return [], [RowError(1, "file", "is empty; the first line must be the header")]
+    header_line, names = header
+    columns, errors = _check_header(header_line, names)
+    if errors:
+        return [], errors
+    rows: list[tuple[int, TenantCreate]] = []
+    first_seen: dict[tuple[str, object], int] = {}
+    for line, cells in _progress(records, progress, "checking"):
+        tenant, row_errors = _parse_row(line, columns, cells)
+        if tenant is not None:
+            row_errors += _duplicates(line, tenant, first_seen)
+        if row_errors:
+            errors += row_errors
+        elif tenant is not None:
+            rows.append((line, tenant))
+    return rows, errors
+
+
+def _records(text: str) -> Iterator[tuple[int, list[str]]]:
+    """Non-blank CSV records with the line each starts on (quoted fields may span lines)."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    end = 0
+    while True:
+        start = end + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise CsvImportError([RowError(start, "row", f"is not valid CSV: {exc}")]) from None
+        end = reader.line_num
+        if any(cell.strip() for cell in cells):  # Excel leaves rows of empty cells behind
+            yield start, cells
+
+
+def _check_header(line: int, names: list[str]) -> tuple[list[str], list[RowError]]:
+    columns = [name.strip().lower() for name in names]
+    while columns and not columns[-1]:
+        columns.pop()  # trailing empty columns from a spreadsheet
+    errors = [
+        RowError(line, "header", f"missing column {name!r}")
+        for name in COLUMNS
+        if name not in columns
+    ]
+    errors += [
+        RowError(line, "header", f"unknown column {name!r} (expected {', '.join(COLUMNS)})")
+        for name in dict.fromkeys(columns)
+        if name not in COLUMNS
+    ]
+    errors += [
+        RowError(line, "header", f"column {name!r} appears twice")
+        for name in COLUMNS
+        if columns.count(name) > 1
+    ]
+    return columns, errors
+
+
+def _parse_row(
+    line: int, columns: list[str], cells: list[str]
+) -> tuple[TenantCreate | None, list[RowError]]:
+    extra = cells[len(columns) :]
+    if len(cells) < len(columns) or any(cell.strip() for cell in extra):
+        count = len(cells)
+        return None, [RowError(line, "row", f"has {count} fields, the header has {len(columns)}")]
+    raw = dict(zip(columns, cells, strict=False))
+    errors: list[RowError] = []
+
+    def check(column: str, parse: Callable[[str, str], V]) -> V | None:
+        try:
+            return parse(raw[column], column)
+        except ValidationError as exc:
+            errors.append(RowError(line, column, exc.message))
+            return None
+
+    room = check("room", normalize_room)
+    name = check("name", normalize_name)
+    id_number = check("id_number", normalize_id_number)
+    phone = check("phone", normalize_phone)
+    cards = check("card", _card_numbers)
+    valid_from = check("valid_from", _date)
+    valid_until = check("valid_until", _date)
+    if (
+        room is None
+        or name is None
+        or id_number is None
+        or phone is None
+        or cards is None
+        or valid_from is None
+        or valid_until is None
+    ):
+        return None, errors
+    if valid_until < valid_from:
+        return None, [RowError(line, "valid_until", f"{valid_until} is before valid_from")]
+    tenant = TenantCreate(
+        name=name,
+        id_number=id_number,
+        phone=phone,
+        room=room,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        cards=cards,
+    )
+    return tenant, []
+
+
+def _card_numbers(value: str, field: str) -> tuple[int, ...]:
+    numbers: list[int] = []
+    for piece in _CARD_SEPARATORS.split(value):
+        text = piece.strip()
+        if not text:
+            continue
+        if not _DIGITS.fullmatch(text):
+            hint = "; Excel rounded it, format the column as text" if "E+" in text.upper() else ""
+            raise ValidationError(field, f"{text!r} is not a decimal card number{hint}")
+        number = int(text)
+        if number > CARD_NUMBER_MAX:
+            raise ValidationError(field, f"{number} is above {CARD_NUMBER_MAX} (32 bits)")
+        if number in numbers:
+            raise ValidationError(field, f"card {number} is listed twice")
+        numbers.append(number)
+    return tuple(numbers)
+
+
+def _date(value: str, field: str) -> date:
+    text = value.strip()
+    if _DATE.fullmatch(text):
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise ValidationError(field, f"{text!r} is not a real date") from None
+    raise ValidationError(field, f"{text!r} is not a date written YYYY-MM-DD")
+
+
+def _duplicates(
+    line: int, tenant: TenantCreate, first_seen: dict[tuple[str, object], int]
+) -> list[RowError]:
+    """The same person or card twice in one file is a mistake to fix, not to guess at."""
+    errors = []
+    keys: list[tuple[str, object]] = [("id_number", tenant.id_number)]
+    keys += [("card", number) for number in tenant.cards]
+    for column, value in keys:
+        earlier = first_seen.setdefault((column, value), line)
+        if earlier != line:
+            what = "the same ID number" if column == "id_number" else f"card {value}"
+            errors.append(RowError(line, column, f"{what} is already on line {earlier}"))
+    return errors
+
+
+def _progress(items: Iterable[T], enabled: bool, what: str) -> Iterable[T]:
+    if not enabled:
+        return items
+    return tqdm(items, desc=what, unit=" rows", file=sys.stderr, leave=False)
