@@ -104,7 +104,9 @@ def append_event(
             conn, alarm, raised_at=body["ts"], door=columns["door"], event_seq=seq,
             detail=alarms.detail_for(columns["card"], columns["room"]),
         )  # fmt: skip
-    return JournalEntry(seq, event_id, body, text)
+    # Parsed back rather than returned as built: the entry then shares nothing with the
+    # caller's dicts and equals what pending_events() will return for it.
+    return JournalEntry(seq, event_id, json.loads(text), text)
 
 
 def _next_seq(conn: sqlite3.Connection) -> int:
