@@ -115,8 +115,8 @@ class Store:
                 "INSERT INTO meta (key, value) VALUES ('gateway_id', ?)", (self.gateway_id,)
             )
         elif row[0] != self.gateway_id:
-            # Its journal's seq numbers belong to that gateway; reusing them would make the
-            # city drop our events as duplicates of the other gateway's.
+            # Another building's journal and registry: carrying on would send its pending
+            # events under our id and open our doors for its tenants.
             raise StoreError(
                 f"{self.db_path} belongs to gateway {row[0]!r}, not {self.gateway_id!r}"
             )
