@@ -50,6 +50,11 @@ class SerialLink:
         self._last_rx_ns = 0
 
     @property
+    def name(self) -> str:
+        """Return the port's path or URL, for log messages."""
+        return self._spec if isinstance(self._spec, str) else repr(self._spec)
+
+    @property
     def is_open(self) -> bool:
         """Return True when the port can be used."""
         return self._port is not None

@@ -209,6 +209,10 @@ class ControlPanel:
         self._wake.set()
         return future
 
+    def is_running(self) -> bool:
+        """Return True while the bus thread runs; a watchdog should restart us when it dies."""
+        return self._thread is not None and self._thread.is_alive()
+
     def status(self, address: int) -> ReaderStatus:
         """Return a snapshot of one reader: online, secure, last reply, identity, error counts."""
         return self._reader(address).snapshot()
@@ -257,7 +261,7 @@ class ControlPanel:
         try:
             self._link.open()
         except PortError as error:
-            log.warning("cannot open %s: %s", self._link, error)
+            log.warning("cannot open %s: %s", self._link.name, error)
             now = time.monotonic()
             for reader in self._readers:
                 self._emit_all(reader.check_offline(now))
@@ -354,6 +358,8 @@ class ControlPanel:
         for item in items:
             if isinstance(item, FrameError):
                 reader.count(item.kind)
+            elif out.frame.endswith(item.raw):
+                continue  # our own command, echoed by a half-duplex adapter
             elif found is not None:
                 reader.count("extra_frame")
             elif item.address != reader.address | REPLY_FLAG:

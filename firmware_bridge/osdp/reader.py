@@ -457,6 +457,8 @@ class ReaderState:
                     return self._sc_failed(now, str(error))
                 self.phase = Phase.KEYSET if self.install_key is not None else Phase.LSTAT
             case Phase.KEYSET:
+                if not isinstance(payload, Ack):
+                    return self._sc_failed(now, f"KEYSET answered with {type(payload).__name__}")
                 log.info("reader %d accepted its new key", self.address)
                 self.scbk, self.install_key = self.install_key, None
                 self.restart(now)  # the PD drops the session: set it up with the new key

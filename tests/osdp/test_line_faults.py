@@ -203,3 +203,30 @@ def test_door_path_on_frame_written(
     after = [code for _, code, ns in written if ns > card.received_at]
     assert after[0] == 0x68
     print(f"card frame read → OUT written: {(outs[0] - card.received_at) / 1e6:.2f} ms")
+
+
+def test_bad_reply_mac_drops_the_session_and_sets_it_up_again(
+    make_cp: MakeCp, make_reader: MakeReader, log: EventLog
+) -> None:
+    written: list[int] = []
+    sim = make_reader(1, scbk=KEY)
+    cp = make_cp(ReaderSpec(1, scbk=KEY), on_frame_written=lambda a, code, ns: written.append(code))
+    log.wait(ReaderOnline)
+    forged = threading.Event()
+
+    def break_mac(data: bytes) -> bytes:
+        if forged.is_set() or len(data) < 14 or data[6] != 0x16:
+            return data
+        forged.set()
+        body = bytearray(data[:-2])
+        body[-1] ^= 0xFF  # last MAC byte; the CRC is made right again
+        crc = crc16(bytes(body))
+        return bytes(body) + bytes([crc & 0xFF, crc >> 8])
+
+    sim.channel.reply_filter = break_mac
+    wait_until(forged.is_set)
+    wait_until(lambda: cp.status(1).online and written.count(0x76) >= 2)
+    assert cp.status(1).errors["bad_mac"] == 1
+    assert cp.status(1).secure
+    assert not log.of(ReaderOffline)  # re-established within the offline time
+    assert_cards_still_arrive(sim, log, 600)
