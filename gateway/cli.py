@@ -1,0 +1,179 @@
+"""The `gateway` command line (SPEC section 1)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway import __version__
+from gateway.config import (
+    DEFAULT_CONFIG_PATH,
+    Config,
+    ConfigError,
+    default_config_path,
+    load_config,
+)
+
+ROLES = ("building_head", "police", "installer")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser for every command."""
+    parser = argparse.ArgumentParser(
+        prog="gateway", description="Door gateway of a rental building."
+    )
+    parser.add_argument(
+        "-c", "--config", default=None, metavar="PATH",
+        help=f"configuration file (default $GATEWAY_CONFIG, else {DEFAULT_CONFIG_PATH})",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("run", help="run the service in the foreground")
+    commands.add_parser("check-config", help="check the configuration file")
+
+    demo = commands.add_parser("demo", help="a simulated building without hardware")
+    demo.add_argument("--broker", metavar="HOST:PORT", help="publish events to this MQTT broker")
+    demo.add_argument("--port", type=int, default=8080, help="web port on 127.0.0.1 (0: any free)")
+
+    users = commands.add_parser("users", help="manage web users")
+    users_cmd = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    add = users_cmd.add_parser("add", help="create a web user")
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("name", help="user name")
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password from standard input")
+
+    tenants = commands.add_parser("tenants", help="manage the tenant registry")
+    tenants_cmd = tenants.add_subparsers(dest="tenants_command", required=True, metavar="ACTION")
+    imp = tenants_cmd.add_parser("import", help="bulk import a tenant CSV (all rows or none)")
+    imp.add_argument("file", type=Path)
+    return parser
+
+
+def _setup_logging(verbose: bool) -> None:
+    # Under systemd, journald adds its own time stamps; the priority prefix lets it file each
+    # line at the right level (sd-daemon(3)).
+    under_journald = bool(os.environ.get("JOURNAL_STREAM"))
+    fmt = "%(name)s: %(message)s"
+    if not under_journald:
+        fmt = "%(asctime)s %(levelname)s " + fmt
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=fmt)
+    if under_journald:
+        priorities = {"DEBUG": 7, "INFO": 6, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
+        for handler in logging.getLogger().handlers:
+            formatter = handler.formatter
+            handler.setFormatter(_PriorityFormatter(formatter, priorities))
+
+
+class _PriorityFormatter(logging.Formatter):
+    def __init__(self, inner: logging.Formatter | None, priorities: dict[str, int]) -> None:
+        super().__init__()
+        self._inner = inner or logging.Formatter()
+        self._priorities = priorities
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{self._priorities.get(record.levelname, 6)}>{self._inner.format(record)}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    config_path = Path(args.config) if args.config else default_config_path(os.environ)
+    if args.command == "check-config":
+        from gateway.config import check_config_main
+
+        return check_config_main(config_path)
+    if args.command == "demo":
+        from gateway.demo import run_demo
+
+        return run_demo(broker=args.broker, web_port=args.port)
+    config = _load(config_path)
+    if config is None:
+        return 2
+    if args.command == "run":
+        from gateway.service import run_service
+
+        return run_service(config)
+    if args.command == "users":
+        return _users_add(config, args.role, args.name, args.password_stdin)
+    if args.command == "tenants":
+        return _tenants_import(config, args.file)
+    raise AssertionError(args.command)
+
+
+def _load(path: Path) -> Config | None:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+def _read_password(from_stdin: bool) -> tuple[str, bool]:
+    """Return (password, generated)."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n"), False
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if first != getpass.getpass("Repeat password: "):
+            raise ValueError("the two passwords differ")
+        return first, False
+    return secrets.token_urlsafe(12), True
+
+
+def _users_add(config: Config, role: str, name: str, password_stdin: bool) -> int:
+    from gateway.store import Store, StoreError
+
+    try:
+        password, generated = _read_password(password_stdin)
+    except ValueError as exc:
+        print(f"gateway users add: {exc}", file=sys.stderr)
+        return 2
+    store = Store.open(config.gateway.data_dir, config.gateway.id)
+    try:
+        store.add_user(name, role, password)
+    except (StoreError, ValueError) as exc:
+        print(f"gateway users add: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    print(f"user {name!r} created with role {role}")
+    if generated:
+        print(f"one-time password: {password}")
+    return 0
+
+
+def _tenants_import(config: Config, path: Path) -> int:
+    from gateway.store import Store
+    from gateway.tenant_csv import CsvImportError, import_tenants
+
+    store = Store.open(config.gateway.data_dir, config.gateway.id)
+    try:
+        result = import_tenants(store, path, progress=sys.stderr.isatty())
+    except CsvImportError as exc:
+        print(f"{path}: nothing imported, {len(exc.errors)} problem(s):", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    print(f"{path}: {result.added} tenant(s) added, {result.updated} updated, "
+          f"{result.cards} card(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

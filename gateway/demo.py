@@ -1,0 +1,317 @@
+"""`gateway demo`: a whole building without hardware, to try the gateway at a desk.
+
+Two simulated OSDP readers (libosdp peripheral devices) share a pseudo-terminal as their RS-485
+line; the main door's reader uses the secure channel. The gateway runs for real on top: the same
+control panel, store, decisions and journal as on a Raspberry Pi. A person types a card number or
+picks a tenant, the card is presented at the reader, and the terminal shows the decision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import secrets
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+from firmware_bridge.osdp.simulator import SimulatedBus, SimulatedReader
+from gateway.config import Config, load_config
+from gateway.service import Gateway
+from gateway.store import JournalEntry, Store, TenantCreate
+
+GATEWAY_ID = "gw-demo-0001"
+BUILDING = "桃源村 42 栋 (演示 demo)"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoTenant:
+    """A seeded tenant and the card the demo presents for them."""
+
+    name: str
+    room: str
+    id_number: str
+    phone: str
+    card: int
+    bits: int
+    note: str
+
+
+def _demo_tenants(today: date) -> list[DemoTenant]:
+    # Made-up people; the ID numbers carry valid check digits, as the registry requires.
+    return [
+        DemoTenant("张伟", "301", "44030519900101123X", "13800138000", 1234567, 26, "有效 valid"),
+        DemoTenant("李娜", "302", "440305198805052024", "13912345678", 3_000_000_001, 34,
+                   "有效, 34 位卡 valid, 34-bit card"),
+        DemoTenant("王芳", "401", "44030519751212654X", "13700001111", 2345678, 26,
+                   f"租约已于 {today - timedelta(days=3)} 到期 lease expired"),
+        DemoTenant("刘洋", "402", "440305199212303312", "13600002222", 3456789, 26,
+                   "已暂停 suspended"),
+        DemoTenant("陈静", "501", "44030520000229242X", "13500003333", 4567890, 26,
+                   "卡已挂失 card reported lost"),
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _write_config(folder: Path, port: str, web_port: int, main_key: bytes) -> Path:
+    keys = folder / "keys"
+    keys.mkdir(mode=0o700)
+    (keys / "main.scbk").write_text(main_key.hex() + "\n")
+    (keys / "main.scbk").chmod(0o600)
+    path = folder / "gateway.toml"
+    path.write_text(f"""\
+# Written by `gateway demo`: the same format an installer writes for a real building.
+[gateway]
+id = "{GATEWAY_ID}"
+data_dir = "data"
+timezone = "Asia/Shanghai"
+
+[building]
+code = "440305001002-0042"
+name = {json.dumps(BUILDING, ensure_ascii=False)}
+
+[[bus]]
+name = "rs485-1"
+port = {json.dumps(port)}
+baud = 115200
+protocol = "osdp"
+
+[[doors]]
+name = "main"
+bus = "rs485-1"
+address = 1
+relay_output = 0
+contact_input = 0
+unlock_seconds = 5
+held_open_seconds = 30
+scbk_file = "keys/main.scbk"
+
+[[doors]]
+name = "back"
+bus = "rs485-1"
+address = 2
+relay_output = 0
+unlock_seconds = 3
+
+[web]
+host = "127.0.0.1"
+port = {web_port}
+""")
+    return path
+
+
+def _seed(config: Config, tenants: list[DemoTenant], today: date) -> dict[str, str]:
+    """Fill the registry and create one user per role; returns their one-time passwords."""
+    store = Store.open(config.gateway.data_dir, config.gateway.id)
+    try:
+        for t in tenants:
+            valid_until = today - timedelta(days=3) if "expired" in t.note else today + timedelta(
+                days=365)
+            tenant = store.add_tenant(TenantCreate(
+                name=t.name, id_number=t.id_number, phone=t.phone, room=t.room,
+                valid_from=today - timedelta(days=400), valid_until=valid_until,
+                cards=(t.card,),
+            ))
+            if "suspended" in t.note:
+                store.set_tenant_status(tenant.id, "suspended")
+            if "lost" in t.note:
+                store.set_card_status(t.card, "lost")
+        passwords = {}
+        for role in ("building_head", "police", "installer"):
+            password = secrets.token_urlsafe(12)
+            store.add_user(role.replace("_", "-"), role, password)
+            passwords[role] = password
+        return passwords
+    finally:
+        store.close()
+
+
+class _Console:
+    """Prints what happens at the doors as the journal records it."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.entries: queue.Queue[JournalEntry] = queue.Queue()
+        self.names: dict[str, str] = {}
+
+    def say(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def on_event(self, entry: JournalEntry) -> None:
+        self.entries.put(entry)
+
+    def show(self, entry: JournalEntry) -> None:
+        body = entry.body
+        kind = body["type"]
+        door = body.get("door", "")
+        if kind == "access.granted":
+            who = self.names.get(body.get("tenant_id") or "", "")
+            self.say(f"  ✔ 准许 GRANTED  {who} {body.get('room') or ''} · 门 door {door}"
+                     f" · {body['reason']}  [seq {entry.seq}]")
+        elif kind == "access.denied":
+            self.say(f"  ✘ 拒绝 DENIED   {body['reason']} · 门 door {door}  [seq {entry.seq}]")
+        else:
+            self.say(f"  • {kind} · {door}  [seq {entry.seq}]")
+
+
+def run_demo(broker: str | None = None, web_port: int = 8080, out: TextIO = sys.stdout) -> int:
+    """Run the demo building until Ctrl-C (or SIGTERM); returns the exit code."""
+    if broker is not None:
+        print("gateway demo: --broker needs the MQTT uplink, which this version does not have "
+              "yet", file=sys.stderr)
+        return 2
+    try:
+        import osdp  # noqa: F401  (libosdp, for the simulated readers)
+    except ImportError:
+        print("gateway demo needs libosdp: pip install 'rental-gateway[demo]'", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _on_signal)
+    console = _Console(out)
+    today = date.today()
+    tenants = _demo_tenants(today)
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(signal.signal, signal.SIGTERM, previous)
+        cleanup.callback(stop.set)
+        tmp = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="gateway-demo-"))
+        bus = cleanup.enter_context(SimulatedBus())
+        main_key = secrets.token_bytes(16)
+        readers: dict[str, SimulatedReader] = {}
+        for name, reader in (("main", SimulatedReader(bus, 1, scbk=main_key)),
+                             ("back", SimulatedReader(bus, 2, inputs=0))):
+            readers[name] = reader.start()
+            cleanup.callback(reader.stop)
+        port = web_port or _free_port()
+        config = load_config(_write_config(Path(tmp), bus.port, port, main_key))
+        passwords = _seed(config, tenants, today)
+        gateway = Gateway(config)
+        gateway.add_listener(console.on_event)
+        cleanup.callback(gateway.stop)
+        try:
+            gateway.start()
+            threading.Thread(target=_tick, args=(gateway, stop), daemon=True).start()
+            _introduce(console, gateway, passwords, tenants)
+            _wait_online(gateway)
+            if gateway.store is not None:
+                for tenant in gateway.store.search_tenants(limit=100):
+                    console.names[tenant.id] = tenant.name
+            _interact(console, readers, tenants, stop)
+        except KeyboardInterrupt:
+            console.say("\n再见 bye")
+    return 0
+
+
+def _tick(gateway: Gateway, stop: threading.Event) -> None:
+    while not stop.wait(0.2):
+        gateway.tick()
+
+
+def _wait_online(gateway: Gateway, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(door.online for door in gateway.doors.values()):
+            return
+        time.sleep(0.05)
+
+
+def _introduce(console: _Console, gateway: Gateway, passwords: dict[str, str],
+               tenants: list[DemoTenant]) -> None:
+    say = console.say
+    url = gateway.web.url if gateway.web else "(web off)"
+    say(f"模拟楼栋 Simulated building: {BUILDING}  ({GATEWAY_ID})")
+    say(f"网页 Web page: {url}    健康 health: {url}/healthz")
+    say("一次性密码 One-time passwords:")
+    for role, label in (("building_head", "楼长"), ("police", "民警"), ("installer", "安装员")):
+        say(f"  {label:<4} {role:<14} user {role.replace('_', '-'):<14} {passwords[role]}")
+    say("门 Doors: main (读卡器 reader 1, 安全通道 secure channel), back (读卡器 reader 2)")
+    say("租户 Tenants:")
+    for i, t in enumerate(tenants, 1):
+        say(f"  {i}) {t.name}  {t.room}  卡 card {t.card:<11} {t.note}")
+    say("输入 Type: 1-5 (刷该租户的卡 present that tenant's card), a card number, "
+        "'back 1' (后门 back door), 'open' / 'close' (门磁 door contact), 'q' to quit.")
+
+
+def _interact(console: _Console, readers: dict[str, SimulatedReader], tenants: list[DemoTenant],
+              stop: threading.Event) -> None:
+    main = readers["main"]
+    while not stop.is_set():
+        console.out.write("> ")
+        console.out.flush()
+        line = sys.stdin.readline()
+        if not line:  # standard input closed: keep the building running until a signal
+            stop.wait()
+            return
+        words = line.split()
+        if not words:
+            continue
+        if words[0] in ("q", "quit", "exit"):
+            return
+        door = "main"
+        if words[0] in ("back", "main") and len(words) > 1:
+            door, words = words[0], words[1:]
+        reader = readers[door]
+        if words[0] in ("open", "close"):
+            main.set_input(0, words[0] == "open")
+            _drain(console, timeout=1.0)
+            continue
+        if not words[0].isdigit():
+            console.say("  ? 输入 1-5, 卡号, open, close, q")
+            continue
+        choice = int(words[0])
+        if 1 <= choice <= len(tenants):
+            tenant = tenants[choice - 1]
+            console.say(f"  刷卡 presenting {tenant.name}'s card {tenant.card} at {door}")
+            reader.present_card(tenant.card, tenant.bits)
+        else:
+            bits = 26 if choice < 1 << 24 else 34
+            if choice >= 1 << 32:
+                console.say("  ? 卡号太大 card number too large")
+                continue
+            console.say(f"  刷卡 presenting card {choice} at {door}")
+            reader.present_card(choice, bits)
+        entry = _drain(console, timeout=3.0)
+        if entry is not None and entry.body["type"] == "access.granted":
+            command = reader.wait_for_output(timeout=2.0)
+            if command is not None:
+                seconds = command.fields.get("timer_count", 0) / 10
+                console.say(f"    锁已打开 lock released for {seconds:g} s (OUT at the reader)")
+
+
+def _drain(console: _Console, timeout: float) -> JournalEntry | None:
+    """Show the events that arrive within `timeout`; return the first access event."""
+    first: JournalEntry | None = None
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic() if first is None else 0.2
+        try:
+            entry = console.entries.get(timeout=max(remaining, 0.0))
+        except queue.Empty:
+            return first
+        console.show(entry)
+        if first is None and entry.body["type"].startswith("access."):
+            first = entry
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run_demo(web_port=int(os.environ.get("PORT", "8080"))))

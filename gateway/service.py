@@ -1,0 +1,313 @@
+"""The running gateway: store, reader buses, doors, web server and the systemd handshake.
+
+`Gateway` wires the parts together; `run_service` is `gateway run`. Construction does no I/O:
+`start()` opens the store, the serial lines and the web socket, `stop()` closes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import partial
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from firmware_bridge.osdp import (
+    CardRead,
+    ControlPanel,
+    Event,
+    InputChanged,
+    KeypadInput,
+    ReaderOffline,
+    ReaderOnline,
+    ReaderSpec,
+    TamperChanged,
+)
+from gateway import __version__
+from gateway.clock import clock_synchronised, rfc3339
+from gateway.config import Config
+from gateway.decisions import CardRecord
+from gateway.door import DoorController, DoorSettings, VisitorCodeOutcome
+from gateway.sdnotify import Notifier
+from gateway.store import JournalEntry, Store
+from gateway.web.app import create_app
+from gateway.web.server import WebServer
+
+log = logging.getLogger(__name__)
+
+_TICK_SECONDS = 0.2
+# Access events carry a snapshot field (SPEC 6); without a camera it is null with this reason.
+_SNAPSHOT_TYPES = frozenset({"access.granted", "access.denied", "door.forced"})
+
+EventListener = Callable[[JournalEntry], None]
+
+# The store's reasons for refusing a visitor code, as they appear in `access.denied` events.
+_VISITOR_CODE_REASONS = {
+    "unknown": "unknown_code",
+    "expired": "code_expired",
+    "used_up": "code_used_up",
+    "wrong_door": "wrong_door",
+}
+
+
+class _Clock:
+    """Event time stamps in the building's time zone, with the synchronisation flag."""
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self._synced = False
+        self._checked = 0.0
+
+    def synced(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked > 10.0:  # adjtimex is cheap, but not on every event
+            self._synced = clock_synchronised()
+            self._checked = now
+        return self._synced
+
+    def stamp(self) -> dict[str, Any]:
+        return {"ts": rfc3339(datetime.now(self.zone)), "clock_synced": self.synced()}
+
+    def today(self) -> date:
+        return datetime.now(self.zone).date()
+
+
+class _StoreJournal:
+    """The doors' journal: commit to the store, then tell the listeners."""
+
+    def __init__(self, store: Store, listeners: list[EventListener]) -> None:
+        self._store = store
+        self._listeners = listeners
+
+    def record(self, event: dict[str, Any], alarm: str | None = None) -> int:
+        if event["type"] in _SNAPSHOT_TYPES:
+            event.setdefault("snapshot", None)
+            if event["snapshot"] is None:
+                event.setdefault("snapshot_error", "disabled")
+        entry = self._store.append_event(event, alarm=alarm)
+        for listener in self._listeners:
+            try:
+                listener(entry)
+            except Exception:  # a display or uplink hook must never break a door
+                log.exception("event listener failed")
+        return entry.seq
+
+
+class _StoreRegistry:
+    """The registry as the doors read it: the store, plus the lockdown flag held in memory."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._lockdown = store.lockdown()
+
+    def card_lookup(self, number: int) -> CardRecord | None:
+        return self._store.card_lookup(number)
+
+    def verify_pin(self, card_number: int, pin: str) -> bool:
+        return self._store.verify_pin(card_number, pin)
+
+    def use_visitor_code(self, code: str, door: str) -> VisitorCodeOutcome:
+        result = self._store.use_visitor_code(code, door)
+        if result.ok:
+            return VisitorCodeOutcome(True, "visitor_code", result.code_id, result.room)
+        reason = _VISITOR_CODE_REASONS.get(result.reason or "", "unknown_code")
+        return VisitorCodeOutcome(False, reason, result.code_id, result.room)
+
+    def lockdown(self) -> bool:
+        return self._lockdown
+
+    def set_lockdown(self, on: bool) -> None:
+        self._store.set_lockdown(on)
+        self._lockdown = on
+
+
+@dataclass(frozen=True, slots=True)
+class _Bus:
+    name: str
+    panel: ControlPanel
+    doors: dict[int, DoorController]  # by reader address
+
+
+class Gateway:
+    """The whole gateway of one building."""
+
+    def __init__(self, config: Config, *, web: bool = True) -> None:
+        self.config = config
+        self._web_enabled = web
+        self._listeners: list[EventListener] = []
+        self._clock = _Clock(ZoneInfo(config.gateway.timezone))
+        self._buses: list[_Bus] = []
+        self.doors: dict[str, DoorController] = {}
+        self.store: Store | None = None
+        self.web: WebServer | None = None
+        self._registry: _StoreRegistry | None = None
+        self._started = time.monotonic()
+        self._last_tick = time.monotonic()
+
+    def add_listener(self, listener: EventListener) -> None:
+        """Call `listener(entry)` after each event is committed (before the relay goes out)."""
+        self._listeners.append(listener)
+
+    # --------------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Open the store, the buses and the web server."""
+        cfg = self.config
+        self.store = Store.open(cfg.gateway.data_dir, cfg.gateway.id)
+        self._registry = _StoreRegistry(self.store)
+        journal = _StoreJournal(self.store, self._listeners)
+        for bus in cfg.buses:
+            doors = [d for d in cfg.doors if d.bus == bus.name]
+            controllers: dict[int, DoorController] = {}
+            panel = ControlPanel(
+                port=bus.port,
+                baud=bus.baud,
+                readers=[ReaderSpec(address=d.address, scbk=d.scbk) for d in doors],
+                on_event=partial(self._dispatch, controllers),
+            )
+            for door in doors:
+                controller = DoorController(
+                    DoorSettings(
+                        name=door.name,
+                        address=door.address,
+                        relay_output=door.relay_output,
+                        contact_input=door.contact_input,
+                        unlock_seconds=door.unlock_seconds,
+                        held_open_seconds=door.held_open_seconds,
+                        pin_required=door.pin_required,
+                        pin_timeout_seconds=door.pin_timeout_seconds,
+                    ),
+                    panel=panel,
+                    registry=self._registry,
+                    journal=journal,
+                    today=self._clock.today,
+                    stamp=self._clock.stamp,
+                )
+                controllers[door.address] = controller
+                self.doors[door.name] = controller
+            self._buses.append(_Bus(bus.name, panel, controllers))
+        for bus_ in self._buses:
+            bus_.panel.start()
+        if self._web_enabled:
+            web = cfg.web
+            self.web = WebServer(
+                create_app(self), web.host, web.port,
+                str(web.tls_cert_file) if web.tls_cert_file else None,
+                str(web.tls_key_file) if web.tls_key_file else None,
+            )
+            self.web.start()
+        log.info("gateway %s started: %d door(s) on %d bus(es)", cfg.gateway.id,
+                 len(self.doors), len(self._buses))
+
+    def stop(self) -> None:
+        """Close everything; safe to call twice."""
+        if self.web is not None:
+            self.web.stop()
+            self.web = None
+        for bus in self._buses:
+            bus.panel.stop()
+        self._buses.clear()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    def tick(self) -> None:
+        """Run the doors' timers; called a few times a second."""
+        for door in self.doors.values():
+            door.tick()
+        self._last_tick = time.monotonic()
+
+    # ------------------------------------------------------------------ reader events
+
+    def _dispatch(self, doors: dict[int, DoorController], event: Event) -> None:
+        address = getattr(event, "address", None)
+        door = doors.get(address) if isinstance(address, int) else None
+        if door is None:
+            log.warning("event from unconfigured reader: %r", event)
+            return
+        try:
+            if isinstance(event, CardRead):
+                door.on_card(event.number, event.parity_ok, event.received_at)
+            elif isinstance(event, KeypadInput):
+                door.on_keypad(event.digits)
+            elif isinstance(event, InputChanged):
+                door.on_inputs(event.inputs)
+            elif isinstance(event, TamperChanged):
+                door.on_tamper(event.tamper)
+            elif isinstance(event, ReaderOnline):
+                door.on_reader_online(True, secure=event.secure)
+            elif isinstance(event, ReaderOffline):
+                door.on_reader_online(False, reason=event.reason)
+        except Exception:
+            # The bus thread must keep polling every reader; the failure is logged with its
+            # traceback and shows in /healthz through the store's state.
+            log.exception("handling %r at door %s failed", event, door.settings.name)
+
+    # ------------------------------------------------------------------------ health
+
+    def health(self) -> dict[str, Any]:
+        """A health report without personal data, for /healthz and the watchdog."""
+        problems: list[str] = []
+        if self.store is None or not self.store.writable():
+            problems.append("store not writable")
+        if time.monotonic() - self._last_tick > 5.0:
+            problems.append("door timers stalled")
+        buses = {}
+        for bus in self._buses:
+            if not bus.panel.is_running():
+                problems.append(f"bus {bus.name} stopped")
+            buses[bus.name] = {"alive": bus.panel.is_running()}
+        doors = {
+            name: {"reader_online": bool(door.online)} for name, door in self.doors.items()
+        }
+        return {
+            "status": "ok" if not problems else "failing",
+            "problems": problems,
+            "version": __version__,
+            "gateway_id": self.config.gateway.id,
+            "clock_synced": self._clock.synced(),
+            "uptime_seconds": round(time.monotonic() - self._started, 1),
+            "buses": buses,
+            "doors": doors,
+        }
+
+
+def run_service(config: Config, *, ready: Callable[[Gateway], None] | None = None) -> int:
+    """Run the gateway until SIGTERM or SIGINT; speaks sd_notify when systemd asks for it."""
+    gateway = Gateway(config)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    notifier = Notifier()
+    try:
+        gateway.start()
+        if ready is not None:
+            ready(gateway)
+        notifier.notify(f"READY=1\nSTATUS=serving {len(gateway.doors)} door(s)")
+        watchdog = notifier.watchdog_interval()
+        last_ping = 0.0
+        while not stop.wait(_TICK_SECONDS):
+            gateway.tick()
+            if watchdog is not None and time.monotonic() - last_ping >= watchdog:
+                report = gateway.health()
+                # Ping only when healthy: a stuck gateway is restarted by systemd.
+                if report["status"] == "ok":
+                    notifier.notify("WATCHDOG=1")
+                    last_ping = time.monotonic()
+                else:
+                    log.error("not pinging the watchdog: %s", "; ".join(report["problems"]))
+        notifier.notify("STOPPING=1")
+    finally:
+        gateway.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
