@@ -308,7 +308,7 @@ class ControlPanel:
         for i in range(count):
             reader = self._readers[(self._round_robin + i) % count]
             due = reader.due_at()
-            if due <= best_due:
+            if due <= now and (best is None or due < best_due):
                 best, best_due = reader, due
         if best is not None:
             self._round_robin = (self._readers.index(best) + 1) % count

@@ -479,6 +479,8 @@ class ReaderState:
         return []
 
     def _come_online(self, now: float) -> list[Event]:
+        if self.wants_secure and not self.secure:  # defence in depth: never plain with a key
+            return self._sc_failed(now, "bring-up ended without a secure channel")
         self.phase = Phase.ONLINE
         self.sc_failure_reported = False
         self.failure = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import random
 import resource
 import statistics
 import sys
@@ -113,7 +114,7 @@ def door_path(baud: int, secure: bool, count: int = 40) -> tuple[str, str]:
         out_ns = next(ns for a, c, ns in bench.written if c == 0x68 and ns > card.received_at)
         inside.append((out_ns - card.received_at) / 1e6)
         total.append((at_pd - presented) / 1e6)
-        time.sleep(0.1)
+        time.sleep(random.uniform(0.1, 0.2))  # present at random points of the poll cycle
     bench.close()
     return ms(inside), ms(total)
 
@@ -138,7 +139,7 @@ def main() -> None:
             label = f"{baud:>6} baud {'secure' if secure else 'plain '}"
             out(f"{label} POLL cycle        : {cycle_time(baud, secure)}")
             inside, total = door_path(baud, secure)
-            out(f"{label} card read → OUT out: {inside}")
+            out(f"{label} card read → OUT written: {inside}")
             out(f"{label} card → OUT at PD   : {total}")
     for readers in (1, 4):
         out(f"idle CPU, {readers} secure reader(s) at 9600: {idle_cpu(readers)}")
