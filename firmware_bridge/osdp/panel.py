@@ -320,7 +320,10 @@ class ControlPanel:
         written_ns = self._link.write(out.frame)
         self._last_asked = reader
         if self._on_frame_written is not None:
-            self._on_frame_written(reader.address, out.code, written_ns)
+            try:
+                self._on_frame_written(reader.address, out.code, written_ns)
+            except Exception:  # a measuring hook must not stop the doors either
+                log.exception("on_frame_written hook failed")
         reply = self._await_reply(reader, out)
         now = time.monotonic()
         if reply is None:

@@ -70,8 +70,8 @@ class BusTiming:
     offline_after: float = 8.0
     """OSDP: a PD that has not answered validly for 8 s is offline."""
     probe_interval: float = 0.5
-    """How often an offline reader is asked again; it is back in service within this plus
-    one bring-up (a few round trips) of answering."""
+    """Pause after an unanswered probe of an offline reader. One that answers again is back in
+    service within this plus the reply timeout plus one bring-up (a few round trips)."""
     sc_retry_interval: float = 5.0
     """How long to wait before trying again a secure channel the reader refused."""
     command_expiry: float = 2.0
