@@ -58,14 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(verbose: bool) -> None:
+def _setup_logging(verbose: bool, quiet: bool = False) -> None:
     # Under systemd, journald adds its own time stamps; the priority prefix lets it file each
     # line at the right level (sd-daemon(3)).
     under_journald = bool(os.environ.get("JOURNAL_STREAM"))
     fmt = "%(name)s: %(message)s"
     if not under_journald:
         fmt = "%(asctime)s %(levelname)s " + fmt
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format=fmt)
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format=fmt)
     if under_journald:
         priorities = {"DEBUG": 7, "INFO": 6, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
         for handler in logging.getLogger().handlers:
@@ -86,7 +87,8 @@ class _PriorityFormatter(logging.Formatter):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    _setup_logging(args.verbose)
+    # The demo talks to a person at a terminal: only problems are logged there.
+    _setup_logging(args.verbose, quiet=args.command == "demo")
     config_path = Path(args.config) if args.config else default_config_path(os.environ)
     if args.command == "check-config":
         from gateway.config import check_config_main

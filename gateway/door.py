@@ -66,7 +66,7 @@ class VisitorCodeOutcome:
 
     ok: bool
     reason: str
-    code_id: str | None = None
+    code_id: int | None = None
     room: str | None = None
 
 

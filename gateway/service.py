@@ -45,6 +45,7 @@ _TICK_SECONDS = 0.2
 _SNAPSHOT_TYPES = frozenset({"access.granted", "access.denied", "door.forced"})
 
 EventListener = Callable[[JournalEntry], None]
+FrameHook = Callable[[int, int, int], None]
 
 # The store's reasons for refusing a visitor code, as they appear in `access.denied` events.
 _VISITOR_CODE_REASONS = {
@@ -136,9 +137,13 @@ class _Bus:
 class Gateway:
     """The whole gateway of one building."""
 
-    def __init__(self, config: Config, *, web: bool = True) -> None:
+    def __init__(
+        self, config: Config, *, web: bool = True, on_frame_written: FrameHook | None = None
+    ) -> None:
+        """Describe the gateway; `on_frame_written(address, code, ns)` is for measurements."""
         self.config = config
         self._web_enabled = web
+        self._on_frame_written = on_frame_written
         self._listeners: list[EventListener] = []
         self._clock = _Clock(ZoneInfo(config.gateway.timezone))
         self._buses: list[_Bus] = []
@@ -169,6 +174,7 @@ class Gateway:
                 baud=bus.baud,
                 readers=[ReaderSpec(address=d.address, scbk=d.scbk) for d in doors],
                 on_event=partial(self._dispatch, controllers),
+                on_frame_written=self._on_frame_written,
             )
             for door in doors:
                 controller = DoorController(

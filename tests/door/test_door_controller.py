@@ -204,20 +204,20 @@ def test_pin_door_still_refuses_an_unknown_card_at_once() -> None:
 
 
 def test_visitor_code_via_keypad() -> None:
-    world = World(codes={"123456": VisitorCodeOutcome(True, "visitor_code", "vc-1", "302")})
+    world = World(codes={"123456": VisitorCodeOutcome(True, "visitor_code", 11, "302")})
     door = make_door(world)
     door.on_keypad("12")
     door.on_keypad("3456#")
     event = world.events()[0]
     assert (event["type"], event["credential"], event["room"]) == (
-        "access.granted", {"kind": "visitor_code", "code_id": "vc-1"}, "302")
+        "access.granted", {"kind": "visitor_code", "code_id": 11}, "302")
     door.on_keypad("99*123456#")  # '*' clears the 99
     door.on_keypad("000#")
     assert [e["reason"] for e in world.events()[1:]] == ["visitor_code", "unknown_code"]
 
 
 def test_keypad_digits_expire() -> None:
-    world = World(codes={"1234": VisitorCodeOutcome(True, "visitor_code", "vc", None)})
+    world = World(codes={"1234": VisitorCodeOutcome(True, "visitor_code", 12, None)})
     door = make_door(world)
     door.on_keypad("12")
     world.now += 30
@@ -226,7 +226,7 @@ def test_keypad_digits_expire() -> None:
 
 
 def test_lockdown_refuses_visitor_codes() -> None:
-    world = World(codes={"1234": VisitorCodeOutcome(True, "visitor_code", "vc", None)},
+    world = World(codes={"1234": VisitorCodeOutcome(True, "visitor_code", 12, None)},
                   locked_down=True)
     make_door(world).on_keypad("1234#")
     assert world.events()[0]["reason"] == "lockdown"
