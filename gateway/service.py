@@ -23,9 +23,11 @@ from firmware_bridge.osdp import (
     Event,
     InputChanged,
     KeypadInput,
+    PowerChanged,
     ReaderOffline,
     ReaderOnline,
     ReaderSpec,
+    SecureChannelFailed,
     TamperChanged,
 )
 from gateway import __version__
@@ -163,6 +165,14 @@ class Gateway:
     def start(self) -> None:
         """Open the store, the buses and the web server."""
         cfg = self.config
+        if self._web_enabled:  # first, so /healthz answers (and tells) from the start
+            web = cfg.web
+            self.web = WebServer(
+                create_app(self), web.host, web.port,
+                str(web.tls_cert_file) if web.tls_cert_file else None,
+                str(web.tls_key_file) if web.tls_key_file else None,
+            )
+            self.web.start()
         self.store = Store.open(cfg.gateway.data_dir, cfg.gateway.id)
         self._registry = _StoreRegistry(self.store)
         journal = _StoreJournal(self.store, self._listeners)
@@ -199,14 +209,6 @@ class Gateway:
             self._buses.append(_Bus(bus.name, panel, controllers))
         for bus_ in self._buses:
             bus_.panel.start()
-        if self._web_enabled:
-            web = cfg.web
-            self.web = WebServer(
-                create_app(self), web.host, web.port,
-                str(web.tls_cert_file) if web.tls_cert_file else None,
-                str(web.tls_key_file) if web.tls_key_file else None,
-            )
-            self.web.start()
         log.info("gateway %s started: %d door(s) on %d bus(es)", cfg.gateway.id,
                  len(self.doors), len(self._buses))
 
@@ -249,6 +251,14 @@ class Gateway:
                 door.on_reader_online(True, secure=event.secure)
             elif isinstance(event, ReaderOffline):
                 door.on_reader_online(False, reason=event.reason)
+            elif isinstance(event, SecureChannelFailed):
+                # A reader that cannot prove it holds the key is never used in plain mode:
+                # for the door it is offline, and the reason says why.
+                log.warning("reader %d: secure channel failed: %s", address, event.reason)
+                door.on_reader_online(False, reason=f"secure channel failed: {event.reason}")
+            elif isinstance(event, PowerChanged):
+                log.warning("reader %d: power %s", address,
+                            "failing" if event.power_failure else "back to normal")
         except Exception:
             # The bus thread must keep polling every reader; the failure is logged with its
             # traceback and shows in /healthz through the store's state.
@@ -263,14 +273,20 @@ class Gateway:
             problems.append("store not writable")
         if time.monotonic() - self._last_tick > 5.0:
             problems.append("door timers stalled")
-        buses = {}
+        buses: dict[str, Any] = {}
+        doors: dict[str, Any] = {}
         for bus in self._buses:
-            if not bus.panel.is_running():
+            running = bus.panel.is_running()
+            if not running:
                 problems.append(f"bus {bus.name} stopped")
-            buses[bus.name] = {"alive": bus.panel.is_running()}
-        doors = {
-            name: {"reader_online": bool(door.online)} for name, door in self.doors.items()
-        }
+            buses[bus.name] = {"running": running}
+            for address, door in bus.doors.items():
+                status = bus.panel.status(address)
+                doors[door.settings.name] = {
+                    "reader_online": status.online,
+                    "secure_channel": status.secure,
+                    "line_errors": sum(status.errors.values()),
+                }
         return {
             "status": "ok" if not problems else "failing",
             "problems": problems,

@@ -182,5 +182,30 @@ def test_healthz_is_served_without_personal_data(tmp_path: Path) -> None:
     assert response.status_code == 200
     report = response.json()
     assert report["status"] == "ok"
-    assert report["doors"] == {"main": {"reader_online": True}}
+    assert report["doors"]["main"]["reader_online"] is True
+    assert report["doors"]["main"]["secure_channel"] is False
     assert "租客" not in response.text
+
+
+def test_a_reader_with_the_wrong_key_is_never_used(tmp_path: Path) -> None:
+    from firmware_bridge.osdp.simulator import SimulatedReader
+
+    with building(tmp_path, secure=True) as b:
+        b.readers["main"].stop()
+        impostor = SimulatedReader(b.bus, 1, scbk=bytes(16 * [0x5A])).start()
+        gateway = Gateway(b.config, web=False)
+        events: list[JournalEntry] = []
+        gateway.add_listener(events.append)
+        gateway.start()
+        try:
+            assert wait_until(lambda: any(e.body["type"] == "reader.offline" for e in events))
+            offline = next(e.body for e in events if e.body["type"] == "reader.offline")
+            assert "secure channel" in offline["reason"]
+            impostor.present_card(b.cards["valid"])
+            time.sleep(1.0)
+            assert not any(e.body["type"].startswith("access.") for e in events)
+            assert impostor.wait_for_output(0.2) is None
+            assert gateway.doors["main"].online is False
+        finally:
+            gateway.stop()
+            impostor.stop()
