@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from firmware_bridge.osdp import (
+    BusTiming,
     CardRead,
     ControlPanel,
     Event,
@@ -185,6 +186,7 @@ class Gateway:
                 readers=[ReaderSpec(address=d.address, scbk=d.scbk) for d in doors],
                 on_event=partial(self._dispatch, controllers),
                 on_frame_written=self._on_frame_written,
+                timing=BusTiming(poll_interval=bus.poll_interval_ms / 1000),
             )
             for door in doors:
                 controller = DoorController(

@@ -44,6 +44,14 @@ class BusConfig(Section):
     protocol: Literal["osdp"] = Field(
         default="osdp", title="Protocol", description="Reader protocol on this line."
     )
+    poll_interval_ms: int = Field(
+        default=10,
+        ge=0,
+        le=200,
+        title="Poll interval",
+        description="Pause before polling the same reader again, in ms. A card waits up to this"
+        " long to be fetched; shorter costs CPU on a fast reader (docs/benchmarks.md).",
+    )
 
     @field_validator("port")
     @classmethod
