@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 import signal
 import threading
 import time
@@ -81,12 +82,42 @@ class _Clock:
         return datetime.now(self.zone).date()
 
 
-class _StoreJournal:
-    """The doors' journal: commit to the store, then tell the listeners."""
+class _EventFanout:
+    """Hands committed events to listeners on a thread of its own, never on the door path."""
 
-    def __init__(self, store: Store, listeners: list[EventListener]) -> None:
-        self._store = store
+    def __init__(self, listeners: list[EventListener]) -> None:
         self._listeners = listeners
+        self._queue: queue.SimpleQueue[JournalEntry | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="event-fanout", daemon=True)
+        self._thread.start()
+
+    def publish(self, entry: JournalEntry) -> None:
+        self._queue.put(entry)
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _run(self) -> None:
+        while (entry := self._queue.get()) is not None:
+            for listener in self._listeners:
+                try:
+                    listener(entry)
+                except Exception:  # a display or uplink hook must never stop the others
+                    log.exception("event listener failed")
+
+
+class _StoreJournal:
+    """The doors' journal: commit to the store, then hand the entry to the fan-out."""
+
+    def __init__(self, store: Store, fanout: _EventFanout) -> None:
+        self._store = store
+        self._fanout = fanout
 
     def record(self, event: dict[str, Any], alarm: str | None = None) -> int:
         if event["type"] in _SNAPSHOT_TYPES:
@@ -94,11 +125,7 @@ class _StoreJournal:
             if event["snapshot"] is None:
                 event.setdefault("snapshot_error", "disabled")
         entry = self._store.append_event(event, alarm=alarm)
-        for listener in self._listeners:
-            try:
-                listener(entry)
-            except Exception:  # a display or uplink hook must never break a door
-                log.exception("event listener failed")
+        self._fanout.publish(entry)
         return entry.seq
 
 
@@ -148,6 +175,7 @@ class Gateway:
         self._web_enabled = web
         self._on_frame_written = on_frame_written
         self._listeners: list[EventListener] = []
+        self._fanout = _EventFanout(self._listeners)
         self._clock = _Clock(ZoneInfo(config.gateway.timezone))
         self._buses: list[_Bus] = []
         self.doors: dict[str, DoorController] = {}
@@ -158,7 +186,7 @@ class Gateway:
         self._last_tick = time.monotonic()
 
     def add_listener(self, listener: EventListener) -> None:
-        """Call `listener(entry)` after each event is committed (before the relay goes out)."""
+        """Call `listener(entry)` for each committed event, in seq order, on the fan-out thread."""
         self._listeners.append(listener)
 
     # --------------------------------------------------------------------- lifecycle
@@ -176,7 +204,8 @@ class Gateway:
             self.web.start()
         self.store = Store.open(cfg.gateway.data_dir, cfg.gateway.id)
         self._registry = _StoreRegistry(self.store)
-        journal = _StoreJournal(self.store, self._listeners)
+        self._fanout.start()
+        journal = _StoreJournal(self.store, self._fanout)
         for bus in cfg.buses:
             doors = [d for d in cfg.doors if d.bus == bus.name]
             controllers: dict[int, DoorController] = {}
@@ -222,6 +251,7 @@ class Gateway:
         for bus in self._buses:
             bus.panel.stop()
         self._buses.clear()
+        self._fanout.stop()
         if self.store is not None:
             self.store.close()
             self.store = None
