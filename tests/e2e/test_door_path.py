@@ -209,3 +209,54 @@ def test_a_reader_with_the_wrong_key_is_never_used(tmp_path: Path) -> None:
         finally:
             gateway.stop()
             impostor.stop()
+
+
+def test_visitor_code_at_the_keypad(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    with building(tmp_path) as b:
+        with b.open_store() as store:
+            code = store.create_visitor_code(
+                door="main", valid_until=datetime.now(UTC) + timedelta(hours=2), max_uses=2,
+                created_by="building-head", room="301").code
+        r = Running(b).start()
+        try:
+            reader = b.readers["main"]
+            for n in range(1, 4):
+                reader.press_keys(code + "#")
+                event = r.next_access(n)
+                assert event["credential"]["kind"] == "visitor_code"
+                assert code not in str(event)  # the code itself is never journaled
+            results = [(e["type"], e["reason"]) for e in r.access_events()]
+            assert results == [("access.granted", "visitor_code"),
+                               ("access.granted", "visitor_code"),
+                               ("access.denied", "code_used_up")]
+            assert len([c for c in reader.commands if c.kind == "output"]) == 2
+        finally:
+            r.gateway.stop()
+
+
+def test_card_and_pin_door(tmp_path: Path) -> None:
+    with building(tmp_path) as b:
+        text = b.config_path.read_text().replace(
+            'name = "main"', 'name = "main"\npin_required = true\npin_timeout_seconds = 5')
+        b.config_path.write_text(text)
+        with b.open_store() as store:
+            store.set_card_pin(b.cards["valid"], "2468")
+        r = Running(b).start()
+        try:
+            reader = b.readers["main"]
+            reader.present_card(b.cards["valid"])
+            time.sleep(0.3)
+            assert r.access_events() == []  # waiting for the PIN
+            reader.press_keys("1357#")
+            assert r.next_access(1)["reason"] == "wrong_pin"
+            reader.present_card(b.cards["valid"])
+            time.sleep(0.3)
+            reader.press_keys("2468#")
+            granted = r.next_access(2)
+            assert (granted["type"], granted["reason"]) == ("access.granted", "tenant_card")
+            assert "2468" not in str(r.events)
+            assert reader.wait_for_output(3.0) is not None
+        finally:
+            r.gateway.stop()
