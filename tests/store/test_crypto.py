@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import stat
 from pathlib import Path
@@ -9,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.store import KeyFileError, Store, StoreError
-from gateway.store.crypto import Keys, load_or_create_key
+from gateway.store.crypto import Keys, _derive, load_or_create_key
 
 
 def test_key_file_is_created_0600_with_32_random_bytes(tmp_path: Path) -> None:
@@ -65,3 +67,13 @@ def test_lookup_hash_is_keyed_and_separated_by_purpose() -> None:
     assert keys.lookup_hash("phone", "13800138000") == keys.lookup_hash("phone", "13800138000")
     assert keys.lookup_hash("phone", "13800138000") != keys.lookup_hash("pin", "13800138000")
     assert keys.lookup_hash("phone", "1") != Keys(b"\x02" * 32).lookup_hash("phone", "1")
+
+
+def test_lookup_hash_is_hmac_sha256_with_the_derived_key() -> None:
+    # Stored hashes find tenants, cards' PINs and visitor codes: the value must never change.
+    master = bytes(range(32))
+    mac_key = _derive(master, b"hmac-sha256-lookup")
+    keys = Keys(master)
+    for purpose, value in [("id_number", "11010519491231002X"), ("pin", "12:1234"), ("p", "")]:
+        expected = hmac.new(mac_key, f"{purpose}\0{value}".encode(), hashlib.sha256).digest()
+        assert keys.lookup_hash(purpose, value) == expected
