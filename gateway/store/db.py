@@ -16,6 +16,11 @@ BUSY_TIMEOUT_MS = 5000
 # write lock for its one transaction, seconds for 20,000 rows on a Pi, and a door event that
 # waits is better than one that fails.
 WRITER_BUSY_TIMEOUT_MS = 30_000
+# But not in SQLite's busy handler, which backs off to one try every 100 ms: a door event
+# could wait up to 100 ms longer than the import that held the lock. The writer connection's
+# handler gives up after a few tries 1-5 ms apart, and the writer thread starts it again
+# until WRITER_BUSY_TIMEOUT_MS have passed (writer.py).
+WRITER_RETRY_MS = 10
 # Bulk imports dirty many pages of randomly keyed indexes; a larger page cache keeps them in
 # memory until COMMIT (SQLite's default is 2 MiB).
 WRITER_CACHE_KIB = 16 * 1024
@@ -42,7 +47,9 @@ def connect_writer(path: Path, busy_timeout_ms: int = WRITER_BUSY_TIMEOUT_MS) ->
 
     isolation_level=None leaves transaction control to us (the writer issues BEGIN IMMEDIATE);
     check_same_thread=False because the connection is opened by Store.open and then used only
-    by the writer thread.
+    by the writer thread. `busy_timeout_ms` applies while opening (switching a new database to
+    WAL needs a moment alone with it); afterwards the handler retries for WRITER_RETRY_MS and
+    the writer thread repeats BEGIN until its own deadline.
     """
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
@@ -59,6 +66,7 @@ def connect_writer(path: Path, busy_timeout_ms: int = WRITER_BUSY_TIMEOUT_MS) ->
         conn.execute("PRAGMA secure_delete = FAST")
         conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
         conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
+        conn.execute(f"PRAGMA busy_timeout = {WRITER_RETRY_MS}")
     except BaseException:
         conn.close()
         raise

@@ -12,10 +12,12 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from .db import WRITER_BUSY_TIMEOUT_MS
 from .errors import StoreClosed, StoreError
 
 T = TypeVar("T")
@@ -31,8 +33,14 @@ class Writer:
     >>> writer.submit(lambda c: c.execute("INSERT ...").lastrowid)  # doctest: +SKIP
     """
 
-    def __init__(self, conn: sqlite3.Connection, name: str = "store-writer") -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        name: str = "store-writer",
+        lock_timeout: float = WRITER_BUSY_TIMEOUT_MS / 1000,
+    ) -> None:
         self._conn = conn
+        self._lock_timeout = lock_timeout
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
@@ -84,8 +92,8 @@ class Writer:
         conn = self._conn
         try:
             # IMMEDIATE takes the write lock now, so a second process writing at the same time
-            # waits in busy_timeout here instead of failing half-way through the function.
-            conn.execute("BEGIN IMMEDIATE")
+            # is waited for here instead of failing half-way through the function.
+            self._begin("BEGIN IMMEDIATE")
             result = fn(conn)
             if not conn.in_transaction:
                 raise StoreError("the transaction was ended inside the write function")
@@ -98,6 +106,22 @@ class Writer:
         else:
             self._storage_error = None
             future.set_result(result)
+
+    def _begin(self, statement: str) -> None:
+        """BEGIN, trying again while another process holds the lock, up to lock_timeout.
+
+        Each try waits a few milliseconds in SQLite's busy handler (the connection's short
+        busy_timeout), so the lock is taken within milliseconds of its release.
+        """
+        deadline = time.monotonic() + self._lock_timeout
+        while True:
+            try:
+                self._conn.execute(statement)
+                return
+            except sqlite3.OperationalError as exc:
+                busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() >= deadline:
+                    raise
 
     def _rollback(self) -> None:
         if not self._conn.in_transaction:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from sqlite_utils import Database
 
 from gateway.store import Store, StoreClosed, StoreError, Transaction
+from gateway.store.db import WRITER_RETRY_MS, connect_writer
 from gateway.store.schema import MIGRATION_NAMES
+from gateway.store.writer import Writer
 
 from .conftest import GATEWAY_ID
 
@@ -22,7 +25,51 @@ def test_writer_connection_uses_wal_full_sync_and_foreign_keys(store: Store) -> 
             for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
         )
 
-    assert store.transaction(lambda tx: pragmas(tx.conn)) == ("wal", 2, 1, 30_000)
+    # A short busy timeout: the writer thread itself waits for other processes (below).
+    assert store.transaction(lambda tx: pragmas(tx.conn)) == ("wal", 2, 1, WRITER_RETRY_MS)
+
+
+def test_writer_takes_the_lock_as_soon_as_another_process_releases_it(
+    store: Store, data_dir: Path
+) -> None:
+    other = sqlite3.connect(data_dir / "gateway.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    committed: list[float] = []
+
+    def append() -> None:
+        store.append_event({"type": "reader.online", "door": "main"})
+        committed.append(time.perf_counter())
+
+    door = threading.Thread(target=append)
+    door.start()
+    # Held for 34 tries of the writer's busy timeout; SQLite's own handler would by now be
+    # trying once every 100 ms, and notice the release up to 0.1 s late.
+    time.sleep(0.34)
+    released = time.perf_counter()
+    other.execute("COMMIT")
+    door.join()
+    other.close()
+    assert 0 < committed[0] - released < 0.05
+
+
+def test_writer_gives_up_after_its_lock_timeout(data_dir: Path) -> None:
+    Store.open(data_dir, GATEWAY_ID).close()
+    other = sqlite3.connect(data_dir / "gateway.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    writer = Writer(connect_writer(data_dir / "gateway.db"), lock_timeout=0.05)
+    writer.start()
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            writer.submit(
+                lambda conn: conn.execute("UPDATE meta SET value = 1 WHERE key = 'lockdown'")
+            )
+        assert not writer.healthy()
+        other.execute("COMMIT")
+        writer.submit(lambda conn: conn.execute("UPDATE meta SET value = 1 WHERE key = 'lockdown'"))
+        assert writer.healthy()
+    finally:
+        writer.close()
+        other.close()
 
 
 def test_reader_is_per_thread_and_read_only(store: Store) -> None:
