@@ -23,11 +23,13 @@ from .models import (
 from .registry import CardGrant, IssuedVisitorCode, VisitorCode, VisitorCodeResult
 from .store import Store
 from .tx import Transaction
+from .upsert import BulkUpsertResult, Problem, UpsertRejected
 from .validation import mask_id_number, mask_phone, normalize_id_number, normalize_phone
 
 __all__ = [
     "EVENT_TYPES",
     "Alarm",
+    "BulkUpsertResult",
     "Card",
     "CardGrant",
     "CardStatus",
@@ -38,6 +40,7 @@ __all__ = [
     "JournalEntry",
     "KeyFileError",
     "NotFound",
+    "Problem",
     "Role",
     "Store",
     "StoreClosed",
@@ -48,6 +51,7 @@ __all__ = [
     "TenantStatus",
     "TenantUpdate",
     "Transaction",
+    "UpsertRejected",
     "UpsertResult",
     "User",
     "ValidationError",

@@ -67,6 +67,9 @@ def connect_writer(path: Path, busy_timeout_ms: int = WRITER_BUSY_TIMEOUT_MS) ->
         conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
         conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
         conn.execute(f"PRAGMA busy_timeout = {WRITER_RETRY_MS}")
+        # Bulk upserts stage their prepared rows (sealed already) in TEMP tables before taking
+        # the write lock; in memory they cost no SD card writes.
+        conn.execute("PRAGMA temp_store = MEMORY")
     except BaseException:
         conn.close()
         raise

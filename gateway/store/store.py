@@ -15,13 +15,13 @@ import re
 import sqlite3
 import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import passwords
-from . import alarms, cards, entries, journal, registry, tenants, users
+from . import alarms, cards, entries, journal, registry, tenants, upsert, users
 from .alarms import Alarm
 from .context import Context, utc_now
 from .crypto import Keys, load_or_create_key
@@ -33,6 +33,7 @@ from .models import Card, CardStatus, Tenant, TenantCreate, TenantStatus, Tenant
 from .registry import CardGrant, IssuedVisitorCode, VisitorCode, VisitorCodeResult
 from .schema import apply_migrations
 from .tx import Transaction
+from .upsert import BulkUpsertResult, Progress
 from .writer import Writer
 
 T = TypeVar("T")
@@ -76,6 +77,7 @@ class Store:
         self._local = threading.local()
         self._slots: weakref.WeakSet[_ReaderSlot] = weakref.WeakSet()
         self._lock = threading.Lock()
+        self._bulk_lock = threading.Lock()
         self._closed = False
 
     @classmethod
@@ -174,6 +176,11 @@ class Store:
             self._slots.add(slot)
         self._local.slot = slot
         return slot.conn
+
+    def _submit(self, fn: Callable[[sqlite3.Connection], T], /, *, lock: bool = True) -> T:
+        if self._writer is None:
+            raise StoreClosed("the store is not open; use Store.open()")
+        return self._writer.submit(fn, lock=lock)
 
     def transaction(self, fn: Callable[[Transaction], T]) -> T:
         """Run `fn(tx)` in the writer thread in one BEGIN IMMEDIATE transaction; return its result.
@@ -311,6 +318,29 @@ class Store:
     def add_tenant(self, data: TenantCreate) -> Tenant:
         """Register a tenant (journals `tenant.changed` when the source is local)."""
         return self.transaction(lambda tx: tx.get_tenant(tx.add_tenant(data)))
+
+    def upsert_tenants(
+        self,
+        records: Sequence[TenantCreate],
+        *,
+        check_only: bool = False,
+        progress: Progress | None = None,
+    ) -> BulkUpsertResult:
+        """Add or update many tenants, all or none, holding the write lock only briefly.
+
+        Each record does what `Transaction.upsert_tenant` does, in order. Validation, keyed
+        hashes, matching, card conflicts and sealing happen here in the caller's thread, from
+        a read snapshot; the writer's transaction only runs the prepared inserts and updates,
+        so the door path's writes wait a fraction of the whole. UpsertRejected lists every
+        record that cannot be applied. `check_only` plans and reports without writing.
+        `progress(stage, done, total)` is called now and then ("matching", "sealing",
+        "writing"; the last from the writer thread).
+        """
+        with self._bulk_lock:  # one at a time: they share the writer's staging tables
+            return upsert.upsert_many(
+                self.ctx, self.reader, self._submit, records, check_only=check_only,
+                progress=progress,
+            )  # fmt: skip
 
     def update_tenant(self, tenant_id: str, changes: TenantUpdate) -> Tenant:
         """Change some of a tenant's fields."""

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from . import cards, journal
 from .context import Context
 from .errors import Conflict, NotFound, ValidationError
-from .models import TENANT_STATUSES, Tenant, TenantCreate, TenantStatus, TenantUpdate, UpsertResult
+from .models import TENANT_STATUSES, Tenant, TenantCreate, TenantStatus, TenantUpdate
 from .validation import (
     check_card_number,
     check_validity,
@@ -30,8 +30,9 @@ from .validation import (
 
 Change = Literal["added", "updated", "removed"]
 
-_ID_CONTEXT = b"tenants.id_number\0"
-_PHONE_CONTEXT = b"tenants.phone\0"
+# Associated data of the sealed columns, followed by the tenant id.
+ID_CONTEXT = b"tenants.id_number\0"
+PHONE_CONTEXT = b"tenants.phone\0"
 _SELECT = (
     "SELECT id, name, id_number_sealed, phone_sealed, room, valid_from, valid_until, status,"
     " source, created, updated FROM tenants"
@@ -39,8 +40,8 @@ _SELECT = (
 
 
 @dataclass(frozen=True, slots=True)
-class _Person:
-    """A tenant's editable fields, validated and normalised (plaintext: never leaves here)."""
+class Person:
+    """A tenant's editable fields, validated and normalised (plaintext: never leaves the store)."""
 
     name: str
     id_number: str
@@ -55,8 +56,14 @@ def id_number_hash(ctx: Context, id_number: str) -> bytes:
     return ctx.keys.lookup_hash("id_number", id_number)
 
 
-def _checked(data: TenantCreate) -> tuple[_Person, tuple[int, ...]]:
-    person = _Person(
+def phone_hash(ctx: Context, phone: str) -> bytes:
+    """The keyed hash used to find tenants by (normalised) phone number."""
+    return ctx.keys.lookup_hash("phone", phone)
+
+
+def checked(data: TenantCreate) -> tuple[Person, tuple[int, ...]]:
+    """The record validated and normalised, and its card numbers (ValidationError if not)."""
+    person = Person(
         name=normalize_name(data.name),
         id_number=normalize_id_number(data.id_number),
         phone=normalize_phone(data.phone),
@@ -77,37 +84,23 @@ def _checked(data: TenantCreate) -> tuple[_Person, tuple[int, ...]]:
 
 def add_tenant(conn: sqlite3.Connection, ctx: Context, data: TenantCreate) -> str:
     """Insert a new tenant (and its cards); return its id. Conflict if the ID number exists."""
-    person, numbers = _checked(data)
+    person, numbers = checked(data)
     if _id_by_hash(conn, id_number_hash(ctx, person.id_number)) is not None:
         raise Conflict("a tenant with this ID number is already registered", field="id_number")
     return _create(conn, ctx, person, numbers, data.status, data.source)
 
 
-def upsert_tenant(conn: sqlite3.Connection, ctx: Context, data: TenantCreate) -> UpsertResult:
-    """Add the tenant, or update the one with the same ID number and give it the new cards.
-
-    Cards are only ever added: a card not listed is kept. A moved-out tenant who is listed
-    again becomes active; a suspended one stays suspended until someone lifts it on purpose.
-    """
-    person, numbers = _checked(data)
-    existing = _id_by_hash(conn, id_number_hash(ctx, person.id_number))
-    if existing is None:
-        tenant_id = _create(conn, ctx, person, numbers, data.status, data.source)
-        return UpsertResult(tenant_id, created=True, cards_added=len(numbers))
-    changed = _write_person(conn, ctx, existing, _person(conn, ctx, existing), person)
-    if _status(conn, existing) == "moved_out":
-        _set_status_row(conn, ctx, existing, "active")
-        changed = True
-    added = sum(cards.attach_card(conn, ctx, existing, n) for n in numbers)
-    if (changed or added) and data.source == "local":
-        announce(conn, ctx, existing, "updated")
-    return UpsertResult(existing, created=False, cards_added=added)
+INSERT_TENANT = (
+    "INSERT INTO tenants (id, name, id_number_sealed, id_number_hash, phone_sealed, phone_hash,"
+    " room, valid_from, valid_until, status, source, created, updated)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
 
 
 def _create(
     conn: sqlite3.Connection,
     ctx: Context,
-    person: _Person,
+    person: Person,
     numbers: tuple[int, ...],
     status: TenantStatus,
     source: str,
@@ -115,31 +108,35 @@ def _create(
     tenant_id = str(uuid.uuid4())
     now = ctx.now_text()
     conn.execute("INSERT OR IGNORE INTO rooms (room, created) VALUES (?, ?)", (person.room, now))
-    conn.execute(
-        "INSERT INTO tenants (id, name, id_number_sealed, id_number_hash, phone_sealed,"
-        " phone_hash, room, valid_from, valid_until, status, source, created, updated)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (tenant_id, person.name, *_sealed(ctx, tenant_id, person), person.room,
-         person.valid_from.isoformat(), person.valid_until.isoformat(), status, source, now,
-         now),
-    )  # fmt: skip
+    conn.execute(INSERT_TENANT, tenant_row(ctx, tenant_id, person, status, source, now))
     for number in numbers:
         cards.attach_card(conn, ctx, tenant_id, number)
     if source == "local":
-        # Built from what was just written rather than read back: bulk imports do this 20,000
-        # times in one transaction.
         held = [(number, "active") for number in numbers]
         _journal_change(conn, ctx, "added", tenant_id, person, status, held)
     return tenant_id
 
 
-def _sealed(ctx: Context, tenant_id: str, person: _Person) -> tuple[bytes, bytes, bytes, bytes]:
+def tenant_row(
+    ctx: Context, tenant_id: str, person: Person, status: str, source: str, now: str
+) -> tuple[Any, ...]:
+    """The parameters of INSERT_TENANT: ID number and phone sealed and hashed."""
+    return (
+        tenant_id, person.name, *sealed_columns(ctx, tenant_id, person), person.room,
+        person.valid_from.isoformat(), person.valid_until.isoformat(), status, source, now, now,
+    )  # fmt: skip
+
+
+def sealed_columns(
+    ctx: Context, tenant_id: str, person: Person
+) -> tuple[bytes, bytes, bytes, bytes]:
+    """id_number_sealed, id_number_hash, phone_sealed, phone_hash, bound to the tenant's id."""
     row_id = tenant_id.encode()
     return (
-        ctx.keys.seal(person.id_number.encode(), _ID_CONTEXT + row_id),
+        ctx.keys.seal(person.id_number.encode(), ID_CONTEXT + row_id),
         id_number_hash(ctx, person.id_number),
-        ctx.keys.seal(person.phone.encode(), _PHONE_CONTEXT + row_id),
-        ctx.keys.lookup_hash("phone", person.phone),
+        ctx.keys.seal(person.phone.encode(), PHONE_CONTEXT + row_id),
+        phone_hash(ctx, person.phone),
     )
 
 
@@ -148,7 +145,7 @@ def update_tenant(
 ) -> bool:
     """Apply the fields set in `changes`; return whether anything changed."""
     current = _person(conn, ctx, tenant_id)
-    person = _Person(
+    person = Person(
         name=current.name if changes.name is None else normalize_name(changes.name),
         id_number=current.id_number
         if changes.id_number is None
@@ -166,7 +163,7 @@ def update_tenant(
 
 
 def _write_person(
-    conn: sqlite3.Connection, ctx: Context, tenant_id: str, current: _Person, person: _Person
+    conn: sqlite3.Connection, ctx: Context, tenant_id: str, current: Person, person: Person
 ) -> bool:
     if current == person:
         return False
@@ -178,7 +175,7 @@ def _write_person(
     conn.execute(
         "UPDATE tenants SET name = ?, id_number_sealed = ?, id_number_hash = ?, phone_sealed = ?,"
         " phone_hash = ?, room = ?, valid_from = ?, valid_until = ?, updated = ? WHERE id = ?",
-        (person.name, *_sealed(ctx, tenant_id, person), person.room,
+        (person.name, *sealed_columns(ctx, tenant_id, person), person.room,
          person.valid_from.isoformat(), person.valid_until.isoformat(), now, tenant_id),
     )  # fmt: skip
     return True
@@ -224,10 +221,17 @@ def _journal_change(
     ctx: Context,
     change: Change,
     tenant_id: str,
-    person: _Person,
+    person: Person,
     status: str,
     held: Sequence[tuple[int, str]],
 ) -> None:
+    journal.append_event(conn, ctx, change_event(change, tenant_id, person, status, held))
+
+
+def change_event(
+    change: Change, tenant_id: str, person: Person, status: str, held: Sequence[tuple[int, str]]
+) -> dict[str, Any]:
+    """The `tenant.changed` event (SPEC 6) carrying the tenant record of SPEC 4."""
     record = {
         "id": tenant_id,
         "name": person.name,
@@ -239,7 +243,7 @@ def _journal_change(
         "status": status,
         "cards": [{"number": number, "status": card_status} for number, card_status in held],
     }
-    journal.append_event(conn, ctx, {"type": "tenant.changed", "change": change, "tenant": record})
+    return {"type": "tenant.changed", "change": change, "tenant": record}
 
 
 def get_tenant(conn: sqlite3.Connection, ctx: Context, tenant_id: str) -> Tenant:
@@ -279,7 +283,7 @@ def search(
         params.append(status)
     if phone:
         where.append("phone_hash = ?")
-        params.append(ctx.keys.lookup_hash("phone", normalize_phone(phone)))
+        params.append(phone_hash(ctx, normalize_phone(phone)))
     sql = _SELECT
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -322,16 +326,16 @@ def _row(conn: sqlite3.Connection, tenant_id: str) -> Any:
     return row
 
 
-def _person(conn: sqlite3.Connection, ctx: Context, tenant_id: str) -> _Person:
+def _person(conn: sqlite3.Connection, ctx: Context, tenant_id: str) -> Person:
     return _open_person(ctx, _row(conn, tenant_id))
 
 
-def _open_person(ctx: Context, row: Any) -> _Person:
+def _open_person(ctx: Context, row: Any) -> Person:
     row_id = row[0].encode()
-    return _Person(
+    return Person(
         name=row[1],
-        id_number=ctx.keys.open(row[2], _ID_CONTEXT + row_id).decode(),
-        phone=ctx.keys.open(row[3], _PHONE_CONTEXT + row_id).decode(),
+        id_number=ctx.keys.open(row[2], ID_CONTEXT + row_id).decode(),
+        phone=ctx.keys.open(row[3], PHONE_CONTEXT + row_id).decode(),
         room=row[4],
         valid_from=date.fromisoformat(row[5]),
         valid_until=date.fromisoformat(row[6]),

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from . import alarms, cards, journal, registry, tenants
+from . import alarms, cards, journal, registry, tenants, upsert
 from .context import Context
 from .errors import StoreError, ValidationError
 from .journal import JournalEntry
@@ -96,7 +96,7 @@ class Transaction:
 
     def upsert_tenant(self, data: TenantCreate) -> UpsertResult:
         """Create the tenant, or update the one with the same ID number."""
-        return tenants.upsert_tenant(self.conn, self._ctx, data)
+        return upsert.upsert_one(self.conn, self._ctx, data)
 
     def update_tenant(self, tenant_id: str, changes: TenantUpdate) -> bool:
         """Change some of a tenant's fields; return whether anything changed."""

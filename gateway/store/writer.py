@@ -21,7 +21,7 @@ from .db import WRITER_BUSY_TIMEOUT_MS
 from .errors import StoreClosed, StoreError
 
 T = TypeVar("T")
-_Job = tuple[Callable[[sqlite3.Connection], Any], "Future[Any]"]
+_Job = tuple[Callable[[sqlite3.Connection], Any], "Future[Any]", bool]
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,13 @@ class Writer:
         """True when called from inside a function the writer is running."""
         return threading.current_thread() is self._thread
 
-    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(conn)` in the writer thread inside BEGIN IMMEDIATE; block until committed."""
+    def submit(self, fn: Callable[[sqlite3.Connection], T], *, lock: bool = True) -> T:
+        """Run `fn(conn)` in the writer thread inside BEGIN IMMEDIATE; block until committed.
+
+        With `lock=False` the transaction is a plain BEGIN: it takes the database's write lock
+        only if `fn` writes to it. For functions that write TEMP tables only (bulk upserts stage
+        their rows so), which other connections and processes never wait for.
+        """
         if self.in_writer_thread():
             # The writer would wait for itself forever.
             raise StoreError("a write was started from inside a transaction; use its tx instead")
@@ -68,7 +73,7 @@ class Writer:
         with self._lock:
             if self._closed:
                 raise StoreClosed("the store is closed")
-            self._queue.put((fn, future))
+            self._queue.put((fn, future, lock))
         return future.result()
 
     def close(self) -> None:
@@ -84,16 +89,18 @@ class Writer:
 
     def _run(self) -> None:
         while (job := self._queue.get()) is not None:
-            fn, future = job
+            fn, future, lock = job
             if future.set_running_or_notify_cancel():
-                self._run_one(fn, future)
+                self._run_one(fn, future, lock)
 
-    def _run_one(self, fn: Callable[[sqlite3.Connection], Any], future: Future[Any]) -> None:
+    def _run_one(
+        self, fn: Callable[[sqlite3.Connection], Any], future: Future[Any], lock: bool
+    ) -> None:
         conn = self._conn
         try:
             # IMMEDIATE takes the write lock now, so a second process writing at the same time
             # is waited for here instead of failing half-way through the function.
-            self._begin("BEGIN IMMEDIATE")
+            self._begin("BEGIN IMMEDIATE" if lock else "BEGIN")
             result = fn(conn)
             if not conn.in_transaction:
                 raise StoreError("the transaction was ended inside the write function")

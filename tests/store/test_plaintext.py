@@ -57,3 +57,17 @@ def test_removed_tenant_name_does_not_linger_in_the_database_file(data_dir: Path
         checkpoint(data_dir)
     # secure_delete zeroes the row; the event that announced it is sealed.
     assert files_containing(data_dir, ["欧阳娜娜"]) == []
+
+
+def test_no_plaintext_after_a_bulk_import(data_dir: Path) -> None:
+    records = [tenant(n, cards=(n,)) for n in range(200)]
+    secrets = [id_number(n) for n in range(200)] + [phone(n) for n in range(200)]
+    with Store.open(data_dir, GATEWAY_ID) as store:
+        assert store.upsert_tenants(records).journaled == 200
+        changed = [replace(r, phone=f"137{n:08d}") for n, r in enumerate(records[:50])]
+        assert store.upsert_tenants(changed).journaled == 50
+        secrets += [f"137{n:08d}" for n in range(50)]
+        assert files_containing(data_dir, secrets) == []
+        checkpoint(data_dir)
+        assert files_containing(data_dir, secrets) == []
+    assert files_containing(data_dir, secrets) == []
