@@ -15,18 +15,18 @@ import io
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TypeVar
+from typing import Never, TypeVar
 
 from tqdm import tqdm
 
 from gateway.store import (
-    Conflict,
+    Problem,
     Store,
     TenantCreate,
-    Transaction,
+    UpsertRejected,
     ValidationError,
     normalize_id_number,
     normalize_phone,
@@ -65,46 +65,59 @@ class CsvImportError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ImportResult:
-    """What a successful import did."""
+    """What a successful import did; the fields after `cards` are for the operator, not compared.
+
+    `updated` counts every row of a person already registered, `unchanged` those of them that
+    were already exactly as listed (nothing written, nothing announced).
+    """
 
     added: int
     updated: int
     cards: int
+    unchanged: int = field(default=0, compare=False)
+    journaled: int = field(default=0, compare=False)  # tenant.changed events for the city
+    lock_seconds: float = field(default=0.0, compare=False)  # door events waited at most this
 
 
 def import_tenants(store: Store, path: Path, progress: bool = False) -> ImportResult:
-    """Validate the whole file, then apply it in one transaction; raise CsvImportError if not."""
+    """Validate the whole file, then apply it all or nothing; raise CsvImportError if not.
+
+    The store prepares every row (hashing, matching, sealing) before it takes the write lock,
+    which it then holds only for the inserts: the doors keep working during an import.
+    """
     data = path.read_bytes()
     if len(data) > MAX_FILE_BYTES:
         raise CsvImportError([RowError(1, "file", f"is larger than {MAX_FILE_BYTES} bytes")])
     rows, errors = parse_tenants(decode(data), progress)
-
-    def apply(tx: Transaction) -> ImportResult:
-        added = updated = cards = 0
-        problems = list(errors)
-        for line, tenant in _progress(rows, progress, "importing"):
-            try:
-                result = tx.upsert_tenant(tenant)
-            except (Conflict, ValidationError) as exc:
-                column = exc.field or "row"
-                message = exc.message if isinstance(exc, ValidationError) else str(exc)
-                problems.append(RowError(line, column, message))
-                continue
-            added += result.created
-            updated += not result.created
-            cards += result.cards_added
-        if problems:
-            # Raising rolls the whole transaction back: all rows or none.
-            raise CsvImportError(problems)
-        return ImportResult(added, updated, cards)
-
-    # Rows that parsed still go through the store when others did not, so conflicts with the
-    # registry (a card held by someone else) are reported in the same run, not the next one.
     if not rows:
         if errors:
             raise CsvImportError(errors)
         return ImportResult(0, 0, 0)
-    return store.transaction(apply)
+    # Rows that parsed still go through the store when others did not (checking only), so
+    # conflicts with the registry (a card held by someone else) are reported in the same
+    # run, not the next one.
+    bars = _StageBars() if progress else None
+    try:
+        result = store.upsert_tenants(
+            [tenant for _, tenant in rows], check_only=bool(errors), progress=bars
+        )
+    except UpsertRejected as exc:
+        raise CsvImportError(errors + [_row_error(rows, p) for p in exc.problems]) from None
+    finally:
+        if bars is not None:
+            bars.close()
+    if errors:
+        raise CsvImportError(errors)
+    return ImportResult(
+        result.added, result.updated, result.cards_added, result.unchanged, result.journaled,
+        result.lock_seconds,
+    )  # fmt: skip
+
+
+def _row_error(rows: list[tuple[int, TenantCreate]], problem: Problem) -> RowError:
+    error = problem.error
+    message = error.message if isinstance(error, ValidationError) else str(error)
+    return RowError(rows[problem.index][0], error.field or "row", message)
 
 
 def decode(data: bytes) -> str:
@@ -297,3 +310,26 @@ def _progress(items: Iterable[T], enabled: bool, what: str) -> Iterable[T]:
     if not enabled:
         return items
     return tqdm(items, desc=what, unit=" rows", file=sys.stderr, leave=False)
+
+
+class _StageBars:
+    """The store's progress(stage, done, total) as one tqdm bar per stage, on stderr."""
+
+    def __init__(self) -> None:
+        self._stage = ""
+        self._bar: tqdm[Never] | None = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        bar = self._bar
+        if stage != self._stage or bar is None:
+            self.close()
+            self._stage = stage
+            bar = self._bar = tqdm(
+                total=total, desc=stage, unit=" rows", file=sys.stderr, leave=False
+            )
+        bar.update(done - bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -13,8 +13,8 @@ from .errors import StoreError
 # locked". Within one process the writer thread never waits: it is the only writer.
 BUSY_TIMEOUT_MS = 5000
 # The writer waits longer: `gateway tenants import` beside the running service holds the
-# write lock for its one transaction, seconds for 20,000 rows on a Pi, and a door event that
-# waits is better than one that fails.
+# write lock for its one transaction (well under a second for 20,000 rows here, more on a
+# Pi), and a door event that waits is better than one that fails.
 WRITER_BUSY_TIMEOUT_MS = 30_000
 # But not in SQLite's busy handler, which backs off to one try every 100 ms: a door event
 # could wait up to 100 ms longer than the import that held the lock. The writer connection's
