@@ -11,8 +11,8 @@ from .errors import ValidationError
 # GB 11643-1999: weights 2^(17-i) mod 11 for the first 17 digits; the ISO 7064 MOD 11-2
 # remainder indexes the check character. It catches every single-digit error and every swap
 # of two adjacent digits, which is what typing a number off a card gets wrong.
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_CHECK_CHARS = "10X98765432"
+ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+CHECK_CHARS = "10X98765432"
 _ID_SHAPE = re.compile(r"[0-9]{17}[0-9X]")
 _MOBILE_SHAPE = re.compile(r"1[0-9]{10}")
 # Excel shows long numbers in scientific notation once a column is not formatted as text.
@@ -21,8 +21,8 @@ _SCIENTIFIC = re.compile(r"[0-9](\.[0-9]+)?[eE]\+?[0-9]+")
 
 def id_check_char(first17: str) -> str:
     """Return the MOD 11-2 check character for the first 17 digits of an ID number."""
-    total = sum(map(operator.mul, map(int, first17), _WEIGHTS))
-    return _CHECK_CHARS[total % 11]
+    total = sum(map(operator.mul, map(int, first17), ID_WEIGHTS))
+    return CHECK_CHARS[total % 11]
 
 
 def normalize_id_number(value: str, field: str = "id_number") -> str:
