@@ -172,8 +172,9 @@ def _tenants_import(config: Config, path: Path) -> int:
         return 2
     finally:
         store.close()
-    print(f"{path}: {result.added} tenant(s) added, {result.updated} updated, "
-          f"{result.cards} card(s)")
+    changed = result.updated - result.unchanged
+    print(f"{path}: {result.added} tenant(s) added, {changed} updated, "
+          f"{result.unchanged} unchanged, {result.cards} card(s)")
     return 0
 
 

@@ -31,6 +31,13 @@ from gateway.service import Gateway
 from gateway.store import JournalEntry, Store, TenantCreate
 
 GATEWAY_ID = "gw-demo-0001"
+_EVENT_LABELS = {
+    "door.forced": "门被强行打开",
+    "door.held_open": "门长时间未关",
+    "reader.offline": "读卡器离线",
+    "reader.online": "读卡器恢复",
+    "reader.tamper": "读卡器被拆动",
+}
 BUILDING = "桃源村 42 栋 (演示 demo)"
 
 
@@ -146,15 +153,32 @@ class _Console:
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
-        self.entries: queue.Queue[JournalEntry] = queue.Queue()
+        self.access: queue.Queue[JournalEntry] = queue.Queue()
         self.names: dict[str, str] = {}
+        self._lock = threading.Lock()
 
     def say(self, text: str = "") -> None:
-        self.out.write(text + "\n")
-        self.out.flush()
+        with self._lock:
+            self.out.write(text + "\n")
+            self.out.flush()
 
     def on_event(self, entry: JournalEntry) -> None:
-        self.entries.put(entry)
+        """Show every event as it is committed (on the gateway's fan-out thread)."""
+        self.show(entry)
+        if entry.body["type"].startswith("access."):
+            self.access.put(entry)
+
+    def wait_for_card(self, number: int, timeout: float) -> JournalEntry | None:
+        """Return the access event for card `number`, skipping older ones."""
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                entry = self.access.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if entry.body.get("credential", {}).get("number") == number:
+                return entry
+        return None
 
     def show(self, entry: JournalEntry) -> None:
         body = entry.body
@@ -167,7 +191,8 @@ class _Console:
         elif kind == "access.denied":
             self.say(f"  ✘ 拒绝 DENIED   {body['reason']} · 门 door {door}  [seq {entry.seq}]")
         else:
-            self.say(f"  • {kind} · {door}  [seq {entry.seq}]")
+            label = _EVENT_LABELS.get(kind, "")
+            self.say(f"  ⚠ {label} {kind} · {door}  [seq {entry.seq}]")
 
 
 def run_demo(broker: str | None = None, web_port: int = 8080, out: TextIO = sys.stdout) -> int:
@@ -273,7 +298,7 @@ def _interact(console: _Console, readers: dict[str, SimulatedReader], tenants: l
         reader = readers[door]
         if words[0] in ("open", "close"):
             main.set_input(0, words[0] == "open")
-            _drain(console, timeout=1.0)
+            time.sleep(0.5)  # its event, if any, prints itself
             continue
         if not words[0].isdigit():
             console.say("  ? 输入 1-5, 卡号, open, close, q")
@@ -281,36 +306,23 @@ def _interact(console: _Console, readers: dict[str, SimulatedReader], tenants: l
         choice = int(words[0])
         if 1 <= choice <= len(tenants):
             tenant = tenants[choice - 1]
-            console.say(f"  刷卡 presenting {tenant.name}'s card {tenant.card} at {door}")
-            reader.present_card(tenant.card, tenant.bits)
+            number, bits = tenant.card, tenant.bits
+            console.say(f"  刷卡 presenting {tenant.name}'s card {number} at {door}")
+        elif choice < 1 << 32:
+            number, bits = choice, 26 if choice < 1 << 24 else 34
+            console.say(f"  刷卡 presenting card {number} at {door}")
         else:
-            bits = 26 if choice < 1 << 24 else 34
-            if choice >= 1 << 32:
-                console.say("  ? 卡号太大 card number too large")
-                continue
-            console.say(f"  刷卡 presenting card {choice} at {door}")
-            reader.present_card(choice, bits)
-        entry = _drain(console, timeout=3.0)
-        if entry is not None and entry.body["type"] == "access.granted":
+            console.say("  ? 卡号太大 card number too large")
+            continue
+        reader.present_card(number, bits)
+        entry = console.wait_for_card(number, timeout=10.0)
+        if entry is None:
+            console.say("    … 尚无结果 no decision yet; it will show when it comes")
+        elif entry.body["type"] == "access.granted":
             command = reader.wait_for_output(timeout=2.0)
             if command is not None:
                 seconds = command.fields.get("timer_count", 0) / 10
                 console.say(f"    锁已打开 lock released for {seconds:g} s (OUT at the reader)")
-
-
-def _drain(console: _Console, timeout: float) -> JournalEntry | None:
-    """Show the events that arrive within `timeout`; return the first access event."""
-    first: JournalEntry | None = None
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic() if first is None else 0.2
-        try:
-            entry = console.entries.get(timeout=max(remaining, 0.0))
-        except queue.Empty:
-            return first
-        console.show(entry)
-        if first is None and entry.body["type"].startswith("access."):
-            first = entry
 
 
 if __name__ == "__main__":  # pragma: no cover

