@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from firmware_bridge.osdp.codec import (
     MAX_FRAME_LEN,
@@ -36,6 +38,22 @@ def test_crc16_by_hand() -> None:
     for _ in range(8):
         crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
     assert crc16(b"\x53") == crc & 0xFFFF
+
+
+def _crc16_bitwise(data: bytes) -> int:
+    crc = 0x1D0F
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+@given(st.binary(max_size=300))
+def test_crc16_matches_the_bitwise_definition(data: bytes) -> None:
+    assert crc16(data) == _crc16_bitwise(data)
+    assert crc16(data[1:], crc16(data[:1])) == crc16(data)  # continues from a partial CRC
 
 
 def test_checksum8() -> None:
