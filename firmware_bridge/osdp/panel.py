@@ -12,7 +12,9 @@ of every POLL). Handlers must therefore be quick: while one runs, no reader is p
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -59,6 +61,31 @@ EventHandler = Callable[[Event], None]
 FrameWrittenHook = Callable[[int, int, int], None]
 
 
+class _Wakeup:
+    """Wake the sleeping bus thread from any thread: a binary semaphore on one lock.
+
+    ``wait(timeout)`` is a single blocking lock acquire (one futex wait), where
+    ``threading.Event.wait`` builds a Condition waiter, a second lock and a deque entry on
+    every call. ``set()`` releases the lock; a wake-up already pending is kept, not doubled,
+    and the wait that finds it returns at once and uses it up.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()  # held = nothing pending
+
+    def set(self) -> None:
+        """Wake the waiter now, or make its next wait return at once."""
+        with contextlib.suppress(RuntimeError):  # already released: a wake-up is pending
+            self._lock.release()
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep until set() or `timeout` s; return True when woken (the wake-up is used up)."""
+        return self._lock.acquire(True, timeout)
+
+
 class ControlPanel:
     """An OSDP control panel driving several readers over one serial port.
 
@@ -96,8 +123,9 @@ class ControlPanel:
             ReaderState(spec.address, spec.scbk, self._timing, mark=mark_byte) for spec in specs
         ]
         self._parser = StreamParser()
-        self._wake = threading.Event()
+        self._wake = _Wakeup()
         self._stopping = threading.Event()
+        self._stop_requested = False  # _stopping.is_set() without a method call per turn
         self._thread: threading.Thread | None = None
         self._round_robin = 0
         self._last_asked: ReaderState | None = None
@@ -117,6 +145,7 @@ class ControlPanel:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the bus thread and close the port; calling it again does nothing."""
+        self._stop_requested = True
         self._stopping.set()
         self._wake.set()
         thread = self._thread
@@ -247,11 +276,12 @@ class ControlPanel:
 
     def _run(self) -> None:
         try:
-            while not self._stopping.is_set():
+            while not self._stop_requested:
                 if not self._link.is_open and not self._open_port():
                     continue
                 try:
-                    self._service_once()
+                    while not self._stop_requested:  # the port stays open until an error
+                        self._service_once()
                 except PortError as error:
                     self._port_failed(f"serial port error: {error}")
         finally:
@@ -282,14 +312,18 @@ class ControlPanel:
     def _service_once(self) -> None:
         now = time.monotonic()
         for state in self._readers:
-            self._apply_requests(state, now)
-            self._emit_all(state.check_offline(now))
-        self._wake.clear()  # before choosing: a command queued from here on wakes the wait
-        reader = self._choose(now)
+            if state.pending_key_request is not None:
+                self._apply_requests(state, now)
+            events = state.check_offline(now)
+            if events:
+                self._emit_all(events)
+        # A command queued from here on wakes the wait below. One queued earlier is chosen now
+        # and leaves its wake-up pending: the next wait returns at once, one pass for nothing.
+        reader, next_due = self._choose(now)
         if reader is None:
-            wait = min((r.due_at() for r in self._readers), default=now + 1.0) - now
+            wait = next_due - now  # > 0: no reader is due
             # Wake at least twice a second to notice readers going offline.
-            self._wake.wait(min(max(wait, 0.0), 0.5))
+            self._wake.wait(wait if wait < 0.5 else 0.5)
             return
         self._transact(reader)
 
@@ -300,22 +334,37 @@ class ControlPanel:
             reader.install_key, reader.key_future = request
             reader.restart(now)
 
-    def _choose(self, now: float) -> ReaderState | None:
-        """Pick the reader whose turn it is: waiting commands first, then the longest due."""
-        count = len(self._readers)
+    def _choose(self, now: float) -> tuple[ReaderState | None, float]:
+        """Pick the reader whose turn it is: waiting commands first, then the longest due.
+
+        Return it (None when no reader is due) and the earliest time any reader is due.
+        """
+        readers = self._readers
+        count = len(readers)
+        if count == 1:  # a bus with one door: no turns to take
+            reader = readers[0]
+            due = reader.due_at() if reader.queue else reader.next_due
+            return (reader if due <= now else None), due
         best: ReaderState | None = None
         best_due = now
+        best_index = 0
+        earliest = math.inf
         for i in range(count):
-            reader = self._readers[(self._round_robin + i) % count]
-            due = reader.due_at()
+            index = (self._round_robin + i) % count
+            reader = readers[index]
+            due = reader.due_at() if reader.queue else reader.next_due  # the same, cheaper
+            if due < earliest:
+                earliest = due
             if due <= now and (best is None or due < best_due):
-                best, best_due = reader, due
+                best, best_due, best_index = reader, due, index
         if best is not None:
-            self._round_robin = (self._readers.index(best) + 1) % count
-        return best
+            self._round_robin = (best_index + 1) % count
+        return best, earliest
 
     def _transact(self, reader: ReaderState) -> None:
-        self._discard_stale()
+        stale = self._link.drain()
+        if stale or self._parser.pending:
+            self._discard_stale(stale)
         out = reader.build_next(time.monotonic())
         written_ns = self._link.write(out.frame)
         self._last_asked = reader
@@ -338,7 +387,8 @@ class ControlPanel:
                 self._link.set_baud(baud)
         if reader.address != old_address:
             self._parser.clear()
-        self._emit_all(events)
+        if events:
+            self._emit_all(events)
 
     def _await_reply(self, reader: ReaderState, out: Outgoing) -> tuple[Frame, int] | None:
         deadline = time.monotonic() + self._timing.reply_timeout
@@ -381,9 +431,8 @@ class ControlPanel:
                 return
         asked.count("wrong_address")
 
-    def _discard_stale(self) -> None:
+    def _discard_stale(self, stale: bytes) -> None:
         """Count and drop what arrived between transactions (late replies, line noise)."""
-        stale = self._link.drain()
         items = (self._parser.feed(stale) if stale else []) + self._parser.flush()
         blame = self._last_asked
         if blame is None:

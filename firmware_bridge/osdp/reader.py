@@ -122,7 +122,7 @@ def next_sequence(seq: int) -> int:
     return 1 if seq in (0, 3) else seq + 1
 
 
-@dataclass
+@dataclass(slots=True)
 class ReaderState:
     """Everything the CP knows about one reader; mutated only on the bus thread."""
 
@@ -186,16 +186,19 @@ class ReaderState:
         return self.phase is Phase.ONLINE
 
     def has_commands(self) -> bool:
-        """Return True when application commands wait."""
-        with self.lock:
-            return bool(self.queue)
+        """Return True when application commands wait.
+
+        No lock: other threads only append, the bus thread only pops, and a deque's length is
+        read atomically. A command appended just after this returned False wakes the loop.
+        """
+        return bool(self.queue)
 
     # --- scheduling ------------------------------------------------------------------------
 
     def due_at(self) -> float:
         """Return the monotonic time this reader next wants the bus."""
-        if self.phase is Phase.ONLINE and self.inflight is None and self.has_commands():
-            return 0.0  # the door path: ahead of everything else
+        if self.queue and self.phase is Phase.ONLINE and self.inflight is None:
+            return 0.0  # the door path: ahead of everything else (queue read as in has_commands)
         return self.next_due
 
     def build_next(self, now: float) -> Outgoing:

@@ -13,6 +13,7 @@ import pytest
 import serial
 
 from firmware_bridge.osdp.link import PortError, SerialLike, SerialLink
+from firmware_bridge.osdp.panel import _Wakeup
 
 
 class WrappedSerial:
@@ -158,3 +159,19 @@ def test_a_vanished_device_raises_a_port_error(pty: tuple[int, str]) -> None:
     finally:
         link.close()
 
+
+def test_wakeup_is_kept_until_waited_for_and_used_once() -> None:
+    wake = _Wakeup()
+    started = time.monotonic()
+    assert wake.wait(0.02) is False
+    assert time.monotonic() - started >= 0.02
+    wake.set()
+    wake.set()  # a second set while one is pending changes nothing
+    assert wake.wait(5.0) is True  # at once
+    assert wake.wait(0.01) is False
+    timer = threading.Timer(0.05, wake.set)
+    timer.start()
+    started = time.monotonic()
+    assert wake.wait(5.0) is True
+    assert time.monotonic() - started < 1.0
+    timer.join()
