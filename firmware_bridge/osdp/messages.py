@@ -306,15 +306,19 @@ def _need(code: Reply, data: bytes, exact: int | None = None, minimum: int = 0) 
         raise ReplyDataError(f"{code.name} needs at least {minimum} data byte(s), got {len(data)}")
 
 
+_REPLIES = {int(reply): reply for reply in Reply}
+"""Reply codes by value: a dict lookup, where ``Reply(code)`` goes through the enum machinery."""
+_ACK = Ack()
+
+
 def decode_reply(code: int, data: bytes) -> ReplyPayload:
     """Decode a reply's (decrypted) data by its code; raise ReplyDataError on a bad shape."""
-    try:
-        reply = Reply(code)
-    except ValueError:
-        raise ReplyDataError(f"unknown reply code 0x{code:02x}") from None
+    reply = _REPLIES.get(code)
+    if reply is None:
+        raise ReplyDataError(f"unknown reply code 0x{code:02x}")
     match reply:
-        case Reply.ACK:
-            return Ack()
+        case Reply.ACK:  # the answer to nearly every POLL: one shared immutable instance
+            return _ACK
         case Reply.BUSY:
             return Busy()
         case Reply.NAK:

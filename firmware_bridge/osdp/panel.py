@@ -379,6 +379,9 @@ class ControlPanel:
             reader.on_timeout(now)
             return
         frame, received_ns = reply
+        if frame is None:  # the plain ACK expected to a plain POLL: no event can follow
+            reader.on_plain_ack(now)
+            return
         old_address = reader.address
         events = reader.on_reply(frame, received_ns, now)
         if reader.new_baud is not None:
@@ -390,7 +393,15 @@ class ControlPanel:
         if events:
             self._emit_all(events)
 
-    def _await_reply(self, reader: ReaderState, out: Outgoing) -> tuple[Frame, int] | None:
+    def _await_reply(
+        self, reader: ReaderState, out: Outgoing
+    ) -> tuple[Frame | None, int] | None:
+        """Wait for the reply to `out`: (frame, received ns), None at the reply timeout.
+
+        The frame is None when the reply is exactly ``out.plain_ack`` with nothing before it
+        (the usual answer to a plain POLL; the parser would find that one frame and nothing
+        else in it).
+        """
         deadline = time.monotonic() + self._timing.reply_timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -400,6 +411,8 @@ class ControlPanel:
             chunk = self._link.read(remaining)
             if not chunk:
                 continue
+            if chunk == out.plain_ack and not self._parser.pending:
+                return None, 0
             found = self._match(reader, out, self._parser.feed(chunk), time.monotonic_ns())
             if found is not None:
                 return found

@@ -20,7 +20,7 @@ from enum import Enum
 from typing import Any
 
 from .. import wiegand
-from .codec import SCS_11, SCS_13, Frame, encode_frame
+from .codec import REPLY_FLAG, SCS_11, SCS_13, Frame, encode_frame
 from .events import (
     CardRead,
     Event,
@@ -49,6 +49,7 @@ from .messages import (
     OutputStatus,
     PdId,
     RawCard,
+    Reply,
     ReplyDataError,
     ReplyPayload,
     decode_reply,
@@ -115,6 +116,8 @@ class Outgoing:
     first_sent: float
     command: PendingCommand | None = None
     attempts: int = 0
+    plain_ack: bytes | None = None
+    """For a plain POLL: the PD's ACK to it, byte for byte (see ReaderState.on_plain_ack)."""
 
 
 def next_sequence(seq: int) -> int:
@@ -153,6 +156,11 @@ class ReaderState:
     queue: deque[PendingCommand] = field(default_factory=deque)
     errors: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    plain_polls: dict[tuple[int, int], tuple[bytes, bytes]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """Plain POLL frames and the ACKs answering them, by (address, sequence): the same bytes
+    every time, built once."""
 
     # --- shared with other threads -----------------------------------------------------------
 
@@ -214,13 +222,25 @@ class ReaderState:
             self.count("command_expired")
             out = None  # replaced below, reusing its sequence number
         if out is None:
-            code, data, block, command = self._next_command(now)
-            out = Outgoing(code, self._frame(code, data, block), self.sequence, now, command)
+            if self.phase is Phase.ONLINE and not self.queue and self.session is None:
+                out = self._plain_poll(now)  # most turns of a reader without a secure channel
+            else:
+                code, data, block, command = self._next_command(now)
+                if code == Command.POLL and self.session is None:
+                    out = self._plain_poll(now)
+                else:
+                    frame = self._frame(code, data, block)
+                    out = Outgoing(code, frame, self.sequence, now, command)
         out.attempts += 1
         self.inflight = out
         return out
 
     def _next_command(self, now: float) -> tuple[int, bytes, bytes | None, PendingCommand | None]:
+        if self.phase is Phase.ONLINE:
+            command = self._pop_command(now) if self.queue else None
+            if command is not None:
+                return command.code, command.data, None, command
+            return Command.POLL, b"", None, None
         match self.phase:
             case Phase.PROBE:
                 self.sequence = 0  # every probe resets the PD, whatever state it is in
@@ -244,10 +264,7 @@ class ReaderState:
                 return Command.LSTAT, b"", None, None
             case Phase.ISTAT:
                 return Command.ISTAT, b"", None, None
-        command = self._pop_command(now)
-        if command is not None:
-            return command.code, command.data, None, command
-        return Command.POLL, b"", None, None
+        raise AssertionError(f"no command for phase {self.phase}")  # pragma: no cover
 
     def _pop_command(self, now: float) -> PendingCommand | None:
         with self.lock:
@@ -268,6 +285,16 @@ class ReaderState:
         return encode_frame(self.address, self.sequence, code, data, security_block=block,
                             mark=self.mark)
 
+    def _plain_poll(self, now: float) -> Outgoing:
+        """Return a plain POLL, its bytes and those of the ACK answering it built only once."""
+        key = (self.address, self.sequence)
+        frames = self.plain_polls.get(key)
+        if frames is None:
+            poll = encode_frame(self.address, self.sequence, Command.POLL, mark=self.mark)
+            ack = encode_frame(self.address | REPLY_FLAG, self.sequence, Reply.ACK)
+            frames = self.plain_polls[key] = (poll, ack)
+        return Outgoing(Command.POLL, frames[0], self.sequence, now, plain_ack=frames[1])
+
     def _handshake_key(self) -> tuple[bytes, int]:
         if self.install_key is not None:
             return SCBK_D, 0
@@ -280,6 +307,18 @@ class ReaderState:
         return self.scbk is not None or self.install_key is not None
 
     # --- outcomes -------------------------------------------------------------------------
+
+    def on_plain_ack(self, now: float) -> None:
+        """The PD answered a plain POLL (``Outgoing.plain_ack``) with exactly that ACK.
+
+        The reply a plain reader sends to nearly every POLL, recognised by the bus loop by
+        comparing bytes: this does what ``on_reply`` does for it (nothing to decode, no
+        event, no command to resolve), without parsing the same eight bytes again each time.
+        """
+        self.inflight = None
+        self.sequence = 1 if self.sequence == 3 else self.sequence + 1  # next_sequence(), inlined
+        self.last_heard = now
+        self.next_due = now + self.timing.poll_interval
 
     def on_timeout(self, now: float) -> None:
         """No valid reply came in time: resend later, or start over if bring-up stalled."""
@@ -432,6 +471,8 @@ class ReaderState:
     def _on_payload(
         self, payload: ReplyPayload, sent: Outgoing | None, received_ns: int, now: float
     ) -> list[Event]:
+        if self.phase is Phase.ONLINE:  # every poll: skip the bring-up cases
+            return self._online_reply(payload, sent, received_ns, now)
         match self.phase:
             case Phase.PROBE:
                 if isinstance(payload, PdId):
@@ -473,8 +514,6 @@ class ReaderState:
                 if isinstance(payload, InputStatus):
                     self.inputs = payload.inputs
                 return self._come_online(now)
-            case Phase.ONLINE:
-                return self._online_reply(payload, sent, received_ns, now)
         return []
 
     def _advance(self, phase: Phase) -> list[Event]:
@@ -514,6 +553,10 @@ class ReaderState:
         self, payload: ReplyPayload, sent: Outgoing | None, received_ns: int, now: float
     ) -> list[Event]:
         command = sent.command if sent is not None else None
+        if isinstance(payload, (Ack, OutputStatus)):  # the answer to nearly every poll
+            if command is not None and command.future is not None:
+                command.future.set_result(payload)
+            return []
         if isinstance(payload, RawCard):
             try:
                 card = wiegand.decode(payload.bit_count, payload.data)
@@ -537,10 +580,6 @@ class ReaderState:
             if command.future is not None:
                 command.future.set_result(payload)
             self.restart(now)
-            return []
-        if isinstance(payload, (Ack, OutputStatus)):
-            if command is not None and command.future is not None:
-                command.future.set_result(payload)
             return []
         self.count("unexpected_reply")
         return []

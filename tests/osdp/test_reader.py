@@ -141,6 +141,52 @@ def test_plain_reply_inside_the_secure_channel_drops_it() -> None:
     assert reader.phase is Phase.PROBE
 
 
+def _protocol_state(reader: ReaderState) -> tuple[object, ...]:
+    return (reader.phase, reader.sequence, reader.inflight, reader.last_heard, reader.next_due,
+            reader.announced, dict(reader.errors))
+
+
+def test_a_plain_ack_recognised_by_its_bytes_does_what_parsing_it_does() -> None:
+    parsed, recognised = ReaderState(1, None, BusTiming()), ReaderState(1, None, BusTiming())
+    bring_online(parsed)
+    bring_online(recognised)
+    for turn in range(7):  # the sequence goes round 1, 2, 3, 1, ... more than once
+        now = 1.0 + turn / 10
+        out = parsed.build_next(now)
+        same = recognised.build_next(now)
+        assert out.frame == same.frame == encode_frame(1, out.sequence, Command.POLL)
+        assert out.plain_ack == encode_frame(0x81, out.sequence, 0x40)
+        assert parsed.on_reply(parse_frame(out.plain_ack), 0, now) == []
+        recognised.on_plain_ack(now)
+        assert _protocol_state(recognised) == _protocol_state(parsed)
+
+
+def test_cached_poll_frames_follow_an_address_change() -> None:
+    reader = ReaderState(1, None, BusTiming())
+    bring_online(reader)
+    reader.build_next(1.0)
+    reader.on_plain_ack(1.0)
+    reader.address = 9  # as after a COM reply, once brought up again at the new address
+    out = reader.build_next(2.0)
+    assert out.frame == encode_frame(9, out.sequence, Command.POLL)
+    assert out.plain_ack == encode_frame(0x89, out.sequence, 0x40)
+
+
+def test_secure_polls_and_commands_expect_no_plain_ack() -> None:
+    reader = ReaderState(1, secure.SCBK_D, BusTiming())
+    session = secure.SecureSession(secure.SCBK_D, rnd_a=bytes(8))
+    session.established = True
+    reader.session, reader.phase, reader.announced = session, Phase.ONLINE, True
+    out = reader.build_next(0.0)
+    assert out.code == Command.POLL
+    assert out.plain_ack is None
+    assert parse_frame(out.frame).mac is not None
+    plain = ReaderState(1, None, BusTiming())
+    bring_online(plain)
+    plain.queue.append(PendingCommand(Command.OUT, bytes([0, 5, 50, 0]), queued_at=1.0))
+    assert plain.build_next(1.0).plain_ack is None
+
+
 @pytest.mark.parametrize("module", [codec, crc, wiegand, secure, panel])
 def test_docstring_examples(module: object) -> None:
     result = doctest.testmod(module)  # type: ignore[arg-type]
