@@ -7,6 +7,9 @@ address | 0x80, the last reply resent when a command is repeated with the same s
 number), as a real reader does in 1-3 ms. It runs in a child process on a pseudo-terminal, so
 the CPU figure is the control panel's alone. A pty has no baud rate: bytes are paced to the
 line speed in both directions, as ``SimulatedBus(baud=...)`` does (8N1, 10 bits a byte).
+In the ``SECURE_CASES`` (left out with ``--no-secure``) the readers have a key and answer
+inside the secure channel, as the gateway's readers do; the reader's side of the channel is
+written here from OSDP 2.2 annex D, with its own AES calls, not with the panel's code.
 
 For each case (line speed × readers on the bus × poll interval) a ``ControlPanel`` polls for
 ``--seconds`` after bring-up, and the bench reports polls per second per reader, the CPU of the
@@ -17,7 +20,7 @@ the RAW reply to the first POLL that has fully arrived after it; the delay runs 
 time to ``on_event`` receiving the ``CardRead``. Card times are drawn in advance, so they fall
 at random points of the poll cycle.
 
-    .venv/bin/python -m bench.bus_cpu                 # about 4 minutes
+    .venv/bin/python -m bench.bus_cpu                 # about 4.5 minutes
     .venv/bin/python -m bench.bus_cpu --seconds 3     # shorter runs
 """
 
@@ -39,6 +42,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
 from bench._common import machine, percentiles, save
 from firmware_bridge.osdp import (
     BusTiming,
@@ -48,13 +53,32 @@ from firmware_bridge.osdp import (
     ReaderOnline,
     ReaderSpec,
 )
-from firmware_bridge.osdp.codec import REPLY_FLAG, Frame, StreamParser, encode_frame
+from firmware_bridge.osdp.codec import (
+    REPLY_FLAG,
+    SCS_11,
+    SCS_12,
+    SCS_13,
+    SCS_14,
+    SCS_16,
+    SCS_17,
+    SCS_18,
+    Frame,
+    StreamParser,
+    encode_frame,
+    encode_header,
+    frame_length,
+)
 from firmware_bridge.osdp.messages import Command, NakReason, Reply
+from firmware_bridge.osdp.secure import pad, session_keys, unpad
 from firmware_bridge.wiegand import encode
 
 INTERVALS_MS = (0, 5, 10, 20, 50)
 READER_COUNTS = (1, 4)
 BAUDS = (115200, 9600)
+SECURE_CASES = ((115200, 1, 10), (115200, 1, 20), (115200, 4, 10), (115200, 4, 20))
+"""(baud, readers, poll interval ms) measured again with every reader in the secure channel."""
+SCBK = bytes(range(0x40, 0x50))
+"""The key of every reader in the secure cases."""
 CARD_GAP_S = (0.1, 0.2)
 """A card every 100-200 ms on the bus, on a random reader."""
 CARD_QUIET_END_S = 0.3
@@ -84,30 +108,132 @@ def wire_s(count: int, baud: int) -> float:
 # --- the fast reader (child process) ----------------------------------------------------------
 
 
+def _ecb(key: bytes, block: bytes) -> bytes:
+    enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()  # single blocks, by the spec
+    return enc.update(block) + enc.finalize()
+
+
+def _cbc(key: bytes, iv: bytes, data: bytes, *, decrypt: bool = False) -> bytes:
+    cipher = Cipher(algorithms.AES(key), modes.CBC(iv))
+    context = cipher.decryptor() if decrypt else cipher.encryptor()
+    return context.update(data) + context.finalize()
+
+
+def _not(block: bytes) -> bytes:
+    return bytes(b ^ 0xFF for b in block)
+
+
+class PdChannel:
+    """The reader's side of one secure channel (OSDP 2.2 annex D, SCBK only)."""
+
+    def __init__(self, scbk: bytes, rnd_a: bytes) -> None:
+        self.rnd_a = rnd_a
+        self.rnd_b = os.urandom(8)
+        self.s_enc, self.s_mac1, self.s_mac2 = session_keys(scbk, rnd_a)
+        self.c_mac = self.r_mac = bytes(16)
+        self.established = False
+
+    def client_cryptogram(self) -> bytes:
+        """Return AES(S-ENC, RND.A ‖ RND.B), sent in CCRYPT."""
+        return _ecb(self.s_enc, self.rnd_a + self.rnd_b)
+
+    def initial_rmac(self, server_cryptogram: bytes) -> bytes | None:
+        """Check the CP's SCRYPT cryptogram; return RMAC_I and open the channel, or None."""
+        if server_cryptogram != _ecb(self.s_enc, self.rnd_b + self.rnd_a):
+            return None
+        self.r_mac = _ecb(self.s_mac2, _ecb(self.s_mac1, server_cryptogram))
+        self.established = True
+        return self.r_mac
+
+    def mac(self, message: bytes, iv: bytes) -> bytes:
+        """Return the full MAC: AES-CBC under S-MAC1, the last block under S-MAC2."""
+        if len(message) % 16:
+            message = pad(message)
+        if len(message) > 16:
+            iv = _cbc(self.s_mac1, iv, message[:-16])[-16:]
+        return _cbc(self.s_mac2, iv, message[-16:])
+
+
+# --- the fast reader (child process) ----------------------------------------------------------
+
+
 @dataclass
 class FastReader:
     """One simulated PD: answers from its state at once; cards queued with their times."""
 
     address: int
+    scbk: bytes | None = None
+    """With a key the reader works inside the secure channel; without, it refuses it."""
     cards: list[tuple[int, int]] = field(default_factory=list)
     """(available monotonic_ns, card number), in time order."""
     next_card: int = 0
     last_command: bytes = b""
     last_reply: bytes = b""
+    channel: PdChannel | None = None
 
     def answer(self, frame: Frame, arrived_ns: int) -> bytes:
         """Return the reply to a command that had fully arrived at `arrived_ns`."""
         if frame.sequence != 0 and frame.raw == self.last_command:
             return self.last_reply  # a retry: the reply was lost, send it again
-        code, data = self._reply(frame, arrived_ns)
-        reply = encode_frame(self.address | REPLY_FLAG, frame.sequence, code, data)
+        if frame.sequence == 0:
+            self.channel = None  # sequence 0 resets the reader and ends its session
+        if self.scbk is not None:
+            reply = self._secure_answer(frame, self.scbk, arrived_ns)
+        elif frame.security_block is not None:
+            reply = self._plain(frame, Reply.NAK, bytes([NakReason.SC_UNSUPPORTED]))
+        else:
+            reply = self._plain(frame, *self._reply(frame.code, arrived_ns))
         self.last_command, self.last_reply = frame.raw, reply
         return reply
 
-    def _reply(self, frame: Frame, arrived_ns: int) -> tuple[int, bytes]:
-        if frame.security_block is not None:
-            return Reply.NAK, bytes([NakReason.SC_UNSUPPORTED])
-        match frame.code:
+    def _plain(self, frame: Frame, code: int, data: bytes, block: bytes | None = None) -> bytes:
+        return encode_frame(self.address | REPLY_FLAG, frame.sequence, code, data,
+                            security_block=block)
+
+    def _secure_answer(self, frame: Frame, scbk: bytes, arrived_ns: int) -> bytes:
+        block, channel = frame.security_block, self.channel
+        refuse = bytes([NakReason.SC_CONDITIONS])
+        if block is None:  # ID and CAP come before the channel; nothing plain after it
+            if channel is not None and channel.established:
+                self.channel = None
+                return self._plain(frame, Reply.NAK, refuse)
+            return self._plain(frame, *self._reply(frame.code, arrived_ns))
+        if block[1] == SCS_11:  # CHLNG: RND.A
+            self.channel = channel = PdChannel(scbk, frame.data)
+            data = bytes(8) + channel.rnd_b + channel.client_cryptogram()  # cUID, RND.B, crypt.
+            return self._plain(frame, Reply.CCRYPT, data, bytes([3, SCS_12, 1]))
+        if block[1] == SCS_13 and channel is not None:  # SCRYPT: the CP's cryptogram
+            rmac_i = channel.initial_rmac(frame.data)
+            if rmac_i is None:
+                self.channel = None
+                return self._plain(frame, Reply.NAK, refuse)
+            return self._plain(frame, Reply.RMAC_I, rmac_i, bytes([3, SCS_14, 1]))
+        if channel is None or not channel.established or frame.mac is None:
+            return self._plain(frame, Reply.NAK, refuse)
+        full = channel.mac(frame.mac_input, channel.r_mac)
+        if full[:4] != frame.mac:
+            self.channel = None
+            return self._plain(frame, Reply.NAK, refuse)
+        channel.c_mac = full
+        # Command data (SCS_17) is encrypted with IV = NOT(last R-MAC); the bench needs none.
+        if block[1] == SCS_17:
+            unpad(_cbc(channel.s_enc, _not(channel.r_mac), frame.data, decrypt=True))
+        code, data = self._reply(frame.code, arrived_ns)
+        if data:  # SCS_18: encrypted with IV = NOT(this command's MAC)
+            reply_block = bytes([2, SCS_18])
+            payload = _cbc(channel.s_enc, _not(channel.c_mac), pad(data))
+        else:
+            reply_block, payload = bytes([2, SCS_16]), b""
+        body = reply_block + bytes([code]) + payload
+        me = self.address | REPLY_FLAG
+        head = encode_header(me, frame.sequence, frame_length(len(body), with_mac=True),
+                             security=True)
+        channel.r_mac = channel.mac(head + body, channel.c_mac)
+        return encode_frame(me, frame.sequence, code, payload, security_block=reply_block,
+                            mac=channel.r_mac[:4])
+
+    def _reply(self, command: int, arrived_ns: int) -> tuple[int, bytes]:
+        match command:
             case Command.POLL:
                 if self.next_card < len(self.cards) and self.cards[self.next_card][0] <= arrived_ns:
                     number = self.cards[self.next_card][1]
@@ -135,12 +261,14 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def serve(conn: Connection, baud: int, addresses: list[int], seed: int) -> None:
+def serve(
+    conn: Connection, baud: int, addresses: list[int], seed: int, scbk: bytes | None = None
+) -> None:
     """Child process: a bus of fast readers on a pty; cards from "go" until "stop"."""
     master, slave = os.openpty()
     tty.setraw(master)
     tty.setraw(slave)
-    readers = {address: FastReader(address) for address in addresses}
+    readers = {address: FastReader(address, scbk) for address in addresses}
     parser = StreamParser()
     rng = random.Random(seed)
     presented: list[tuple[int, int, int]] = []  # (number, address, available ns)
@@ -228,24 +356,28 @@ class Recorder:
 
 
 def run_case(
-    baud: int, readers: int, interval_ms: int, seconds: float, seed: int
+    baud: int, readers: int, interval_ms: int, seconds: float, seed: int, *, secure: bool = False
 ) -> dict[str, Any]:
     """Measure one case; return its figures."""
     addresses = list(range(1, readers + 1))
+    scbk = SCBK if secure else None
     context = multiprocessing.get_context("spawn")
     conn, child_conn = context.Pipe()
-    child = context.Process(target=serve, args=(child_conn, baud, addresses, seed), daemon=True)
+    child = context.Process(target=serve, args=(child_conn, baud, addresses, seed, scbk),
+                            daemon=True)
     child.start()
     port = conn.recv()
     recorder = Recorder()
     recorder.expected = set(addresses)
-    cp = ControlPanel(port, baud, [ReaderSpec(a) for a in addresses], recorder.on_event,
+    cp = ControlPanel(port, baud, [ReaderSpec(a, scbk) for a in addresses], recorder.on_event,
                       on_frame_written=recorder.on_frame_written,
                       timing=BusTiming(poll_interval=interval_ms / 1000))
     cp.start()
     try:
         if not recorder.all_online.wait(10):
             raise RuntimeError(f"readers not online: {sorted(recorder.online)} of {addresses}")
+        if secure and not all(cp.status(a).secure for a in addresses):
+            raise RuntimeError("readers online without the secure channel")
         time.sleep(SETTLE_S)
         errors_before = {a: dict(cp.status(a).errors) for a in addresses}
         cpu_before = _cpu_s()
@@ -277,6 +409,7 @@ def run_case(
     total_polls = len(written)
     return {
         "baud": baud,
+        "channel": "secure" if secure else "plain",
         "readers": readers,
         "poll_interval_ms": interval_ms,
         "seconds": round(elapsed, 2),
@@ -303,15 +436,16 @@ def _diff(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
 def table(cases: list[dict[str, Any]]) -> str:
     """The figures as a Markdown table."""
     lines = [
-        "| baud | readers | interval ms | polls/s/reader | CPU % of a core | µs CPU/poll "
-        "| worst poll gap ms | card pick-up p50 / p95 / p99 / max ms (n) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| baud | channel | readers | interval ms | polls/s/reader | CPU % of a core "
+        "| µs CPU/poll | worst poll gap ms | card pick-up p50 / p95 / p99 / max ms (n) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for c in cases:
         p = c["card_pickup_ms"]
         card = (f"{p['p50']} / {p['p95']} / {p['p99']} / {p['max']} ({p['n']})" if p else "-")
         lines.append(
-            f"| {c['baud']} | {c['readers']} | {c['poll_interval_ms']} "
+            f"| {c['baud']} | {c.get('channel', 'plain')} | {c['readers']} "
+            f"| {c['poll_interval_ms']} "
             f"| {c['polls_per_s_per_reader']} | {c['cpu_percent_one_core']} "
             f"| {c['cpu_us_per_poll']} | {c['worst_poll_gap_ms']} | {card} |"
         )
@@ -325,29 +459,32 @@ def main() -> None:
     parser.add_argument("--baud", type=int, nargs="+", default=list(BAUDS))
     parser.add_argument("--readers", type=int, nargs="+", default=list(READER_COUNTS))
     parser.add_argument("--interval-ms", type=int, nargs="+", default=list(INTERVALS_MS))
+    parser.add_argument("--no-secure", action="store_true",
+                        help="leave out the secure-channel cases (SECURE_CASES)")
     args = parser.parse_args()
     if args.seconds <= CARD_QUIET_END_S + 0.5:
         parser.error(f"--seconds must be above {CARD_QUIET_END_S + 0.5}")
     about = machine()
     started = time.monotonic()
+    plan = [(baud, readers, interval_ms, False) for baud in args.baud
+            for readers in args.readers for interval_ms in args.interval_ms]
+    if not args.no_secure:
+        plan += [(baud, readers, interval_ms, True) for baud, readers, interval_ms in SECURE_CASES]
     cases = []
-    seed = 1
-    for baud in args.baud:
-        for readers in args.readers:
-            for interval_ms in args.interval_ms:
-                case = run_case(baud, readers, interval_ms, args.seconds, seed)
-                seed += 1
-                cases.append(case)
-                print(f"{baud:>6} baud, {readers} reader(s), {interval_ms:>2} ms: "
-                      f"{case['polls_per_s_per_reader']:>6} polls/s/reader, "
-                      f"CPU {case['cpu_percent_one_core']:>5} %, "
-                      f"worst gap {case['worst_poll_gap_ms']} ms, "
-                      f"pick-up p95 {case['card_pickup_ms'].get('p95')} ms", flush=True)
+    for seed, (baud, readers, interval_ms, secure) in enumerate(plan, start=1):
+        case = run_case(baud, readers, interval_ms, args.seconds, seed, secure=secure)
+        cases.append(case)
+        print(f"{baud:>6} baud, {case['channel']:>6}, {readers} reader(s), {interval_ms:>2} ms: "
+              f"{case['polls_per_s_per_reader']:>6} polls/s/reader, "
+              f"CPU {case['cpu_percent_one_core']:>5} %, "
+              f"worst gap {case['worst_poll_gap_ms']} ms, "
+              f"pick-up p95 {case['card_pickup_ms'].get('p95')} ms", flush=True)
     print(table(cases))
     save("bus_cpu", {
         "what": "ControlPanel against fast simulated readers (own codec, answer as soon as a "
                 "frame has arrived) in a child process on a pty, paced to the baud rate; plain "
-                "mode. CPU is the panel process's user + system time over the window (setup "
+                "mode, and the secure channel (AES-128, MAC on every message) where channel is "
+                "secure. CPU is the panel process's user + system time over the window (setup "
                 "excluded), in % of one core. Poll gap: between two frames written to the same "
                 "reader. Card pick-up: card available at the reader → on_event gets CardRead; "
                 "cards every 100-200 ms on a random reader, during the same window.",
