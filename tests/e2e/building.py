@@ -15,13 +15,7 @@ from zoneinfo import ZoneInfo
 from firmware_bridge.osdp.simulator import SimulatedBus, SimulatedReader
 from gateway.config import Config, load_config
 from gateway.store import Store, TenantCreate
-from gateway.store.validation import id_check_char
-
-
-def id_number(n: int) -> str:
-    """The n-th distinct valid resident ID number."""
-    first17 = f"440305{date(1960, 1, 1) + timedelta(days=n):%Y%m%d}{n % 1000:03d}"
-    return first17 + id_check_char(first17)
+from tests.store.factories import id_number
 
 
 def building_today() -> date:

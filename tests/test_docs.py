@@ -1,0 +1,27 @@
+"""Documentation that cannot drift: every command of `gateway` is in the README."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gateway.cli import build_parser
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def _commands(parser: argparse.ArgumentParser, prefix: str = "gateway") -> list[str]:
+    found: list[str] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                nested = _commands(sub, f"{prefix} {name}")
+                found.extend(nested or [f"{prefix} {name}"])
+    return found
+
+
+def test_every_command_is_in_the_readme() -> None:
+    commands = _commands(build_parser())
+    assert "gateway tenants import" in commands
+    missing = [c for c in commands if c.split(" ", 1)[1] not in README]
+    assert missing == []
