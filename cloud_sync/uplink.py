@@ -1,0 +1,522 @@
+"""One gateway's MQTT session with the city broker: events up, acks and commands down.
+
+The journal is the only queue. paho keeps its session and its outgoing queue in memory, so a
+process that dies loses them; here an event leaves the pending set only when the platform's
+`P/ack` covers it, never on a PUBACK (a broker can acknowledge and then crash before saving).
+After every (re)connect the session starts again from the acknowledged watermark, which is why
+each connection gets a fresh paho client: the old one would also replay its in-memory queue.
+
+An `UplinkSession` is driven by one `Runner` thread (see runner.py), which owns its paho client:
+paho is not thread-safe. Other threads talk to a session only through `Runner.call_soon`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from .backoff import Backoff
+from .topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+class Journal(Protocol):
+    """What the session needs from the gateway's event journal."""
+
+    def pending(self, after_seq: int, limit: int) -> Sequence[tuple[int, bytes]]:
+        """Unacknowledged events above `after_seq`, in seq order: (seq, JSON bytes)."""
+        ...
+
+    def acknowledge(self, seq: int) -> None:
+        """The platform stored every event up to `seq`."""
+        ...
+
+    def acked_seq(self) -> int:
+        """The acknowledgement watermark."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """Extra fields of the status message: `registry_version`, `queue_depth`."""
+        ...
+
+
+class Snapshots(Protocol):
+    """Entry snapshots waiting to go up; large, so they only travel when no event waits."""
+
+    def next_snapshot(self, after: str | None) -> tuple[str, bytes] | None:
+        """The next (event_id, JPEG) not yet sent, after event id `after` (None: the first)."""
+        ...
+
+    def snapshot_sent(self, event_id: str) -> None:
+        """The broker accepted it."""
+        ...
+
+
+# A command's envelope bytes → the result object `{"counter", "ok", "error"}`. Runs on a
+# worker thread, never on the session's: a registry update can take a second.
+CommandHandler = Callable[[bytes], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """PEM files for TLS with a client certificate."""
+
+    ca_file: str
+    cert_file: str
+    key_file: str
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkSettings:
+    """Where to connect and how; the defaults are the production ones."""
+
+    host: str
+    port: int
+    gateway_id: str
+    topic_prefix: str = "rental/v1"
+    version: str = "0"
+    tls: TlsFiles | None = None
+    keepalive: int = 30
+    session_expiry: int = 7 * 24 * 3600
+    connect_timeout: float = 10.0
+    # Events published but not yet PUBACKed. Mosquitto's own default window is 20 per
+    # client; a larger one only queues inside the broker (see docs/uplink.md for the figures).
+    window: int = 100
+    batch: int = 500  # events read from the journal at a time
+    status_interval: float = 300.0
+    # No ack progress for this long while events wait, with nothing in flight: the platform
+    # lost them (a broker restored from an old save, say); send again from the watermark.
+    ack_timeout: float = 60.0
+    backoff_base: float = 1.0
+    backoff_cap: float = 120.0
+
+    @property
+    def topics(self) -> Topics:
+        """This gateway's topics."""
+        return Topics(self.topic_prefix, self.gateway_id)
+
+
+@dataclass(slots=True)
+class UplinkStats:
+    """Counters for health reports, benchmarks and tests."""
+
+    connects: int = 0
+    connect_failures: int = 0
+    disconnects: int = 0
+    published: int = 0
+    resent: int = 0  # events published again after a reconnect or an ack timeout
+    refused: int = 0  # PUBACKs with a failure reason code (ACL, quota)
+    acks: int = 0
+    bad_acks: int = 0
+    commands: int = 0
+    snapshots: int = 0
+    connected_since: float | None = None
+    last_error: str = ""
+    first_connected_at: float | None = None
+
+
+@dataclass(slots=True)
+class _Connection:
+    """State that lives exactly as long as one paho client."""
+
+    client: mqtt.Client
+    started: float
+    connected: bool = False
+    cursor: int = 0  # highest seq published on this connection
+    inflight: dict[int, int] = field(default_factory=dict)  # mid → seq (0: status/result)
+    floor_sent: int = -1  # the `acked` user property last attached to an event
+    snapshot_mid: int | None = None
+    snapshot_id: str | None = None
+    buffer: deque[tuple[int, bytes]] = field(default_factory=deque)
+
+
+class UplinkSession:
+    """The MQTT session of one gateway. Every method runs on its runner's thread."""
+
+    def __init__(
+        self,
+        settings: UplinkSettings,
+        journal: Journal,
+        commands: Callable[[bytes, Callable[[dict[str, Any]], None]], None] | None = None,
+        snapshots: Snapshots | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Describe the session; nothing connects until the runner calls `service()`.
+
+        `commands(envelope, reply)` is given each `P/cmd` message and must call `reply(result)`
+        later from any thread through the runner (the Runner wires that up).
+        """
+        self.settings = settings
+        self.topics = settings.topics
+        self.journal = journal
+        self.commands = commands
+        self.snapshots = snapshots
+        self.stats = UplinkStats()
+        self._clock = clock
+        self._backoff = Backoff(base=settings.backoff_base, cap=settings.backoff_cap)
+        self._conn: _Connection | None = None
+        self._next_attempt = 0.0
+        self._next_status = 0.0
+        self._last_ack_progress = 0.0
+        self._acked = -1
+        self._closing = False
+        # Set by the runner that drives this session.
+        self.on_socket_change: Callable[[UplinkSession], None] = lambda _s: None
+        self.call_soon: Callable[[Callable[[], None]], None] = lambda fn: fn()
+
+    # ------------------------------------------------------------------ runner interface
+
+    def socket(self) -> Any:
+        """The connected socket for the runner's selector, or None."""
+        return self._conn.client.socket() if self._conn is not None else None
+
+    def want_write(self) -> bool:
+        """Whether paho has bytes waiting for the socket."""
+        return self._conn is not None and self._conn.client.want_write()
+
+    @property
+    def connected(self) -> bool:
+        """A CONNACK accepted this connection and it has not dropped since."""
+        return self._conn is not None and self._conn.connected
+
+    def on_readable(self) -> None:
+        """The socket has bytes: let paho read them (callbacks run here)."""
+        if self._conn is not None:
+            self._check(self._conn.client.loop_read(max_packets=100), "read")
+
+    def on_writable(self) -> None:
+        """The socket can take bytes."""
+        if self._conn is not None:
+            self._check(self._conn.client.loop_write(), "write")
+
+    def service(self) -> float:
+        """Connect when due, keep alive, publish what waits; return seconds until due again."""
+        now = self._clock()
+        if self._closing:
+            return 1.0
+        conn = self._conn
+        if conn is None:
+            if now >= self._next_attempt:
+                self._connect(now)
+            return max(0.05, self._next_attempt - now) if self._conn is None else 0.2
+        if not conn.connected:
+            if now - conn.started > self.settings.connect_timeout:
+                self._drop(f"no CONNACK within {self.settings.connect_timeout:.0f} s")
+            return 0.2
+        self._check(conn.client.loop_misc(), "keepalive")
+        if self._conn is None:
+            return 0.05
+        self._pump(now)
+        if now >= self._next_status:
+            self._publish_status("online")
+        return 0.5
+
+    def kick(self) -> None:
+        """New events were journaled: publish them now rather than at the next sweep."""
+        if self._conn is not None and self._conn.connected:
+            self._pump(self._clock())
+
+    def reply(self, result: dict[str, Any], response_topic: str | None, correlation: bytes | None,
+              ) -> None:  # fmt: skip
+        """Publish a command result (runner thread)."""
+        if self._conn is None or not self._conn.connected:
+            log.warning("command result %r lost: not connected", result)
+            return
+        props = _properties(PacketTypes.PUBLISH)
+        if correlation is not None:
+            props.CorrelationData = correlation
+        topic = response_topic if response_topic and _under(response_topic, self.topics.base) \
+            else self.topics.cmd_result  # fmt: skip
+        info = self._conn.client.publish(
+            topic, json.dumps(result, separators=(",", ":")), qos=1, properties=props
+        )
+        self._conn.inflight[info.mid] = 0
+
+    def close(self) -> None:
+        """Say offline (retained) and disconnect; the runner then forgets the session."""
+        self._closing = True
+        conn = self._conn
+        if conn is None:
+            return
+        if conn.connected:
+            info = self._publish_status("offline")
+            conn.client.disconnect()
+            deadline = time.monotonic() + 2.0
+            # Flush the offline status and the DISCONNECT with a blocking write loop.
+            while conn.client.want_write() and time.monotonic() < deadline:
+                if conn.client.loop_write() != mqtt.MQTT_ERR_SUCCESS:
+                    break
+                time.sleep(0.01)
+            del info
+        self._forget_socket()
+
+    # ---------------------------------------------------------------- connection
+
+    def _connect(self, now: float) -> None:
+        s = self.settings
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=s.gateway_id,
+            protocol=mqtt.MQTTv5,
+            reconnect_on_failure=False,
+        )
+        client.connect_timeout = s.connect_timeout
+        # paho's own queue would only duplicate the journal; it must never drop silently.
+        client.max_inflight_messages_set(s.window + 10)
+        if s.tls is not None:
+            context = ssl.create_default_context(cafile=s.tls.ca_file)
+            context.load_cert_chain(s.tls.cert_file, s.tls.key_file)
+            client.tls_set_context(context)
+        else:
+            client.username_pw_set(s.gateway_id)
+        client.will_set(self.topics.status, self._status_payload("offline"), qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        props = _properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = s.session_expiry
+        self._conn = _Connection(client, now)
+        try:
+            client.connect(s.host, s.port, keepalive=s.keepalive, clean_start=False,
+                           properties=props)  # fmt: skip
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            self.stats.connect_failures += 1
+            self._conn = None
+            self._retry_later(f"connect to {s.host}:{s.port} failed: {exc}")
+            return
+        self.on_socket_change(self)
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:  # fmt: skip
+        conn = self._conn
+        if conn is None or conn.client is not client:
+            return
+        if reason.is_failure:
+            self.stats.connect_failures += 1
+            self._drop(f"broker refused the connection: {reason}")
+            return
+        conn.connected = True
+        self.stats.connects += 1
+        now = self._clock()
+        self.stats.connected_since = now
+        if self.stats.first_connected_at is None:
+            self.stats.first_connected_at = now
+        self._backoff.reset()
+        # A restarted broker may have forgotten the session: subscribe on every connect.
+        client.subscribe([(self.topics.ack, 1), (self.topics.cmd, 1)])
+        acked = self.journal.acked_seq()
+        conn.cursor = acked
+        self._acked = acked
+        self._last_ack_progress = now
+        log.info("uplink connected to %s:%d; sending from seq %d", self.settings.host,
+                 self.settings.port, acked + 1)  # fmt: skip
+        self._publish_status("online")
+        self._pump(now)
+
+    def _on_disconnect(
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:  # fmt: skip
+        conn = self._conn
+        if conn is None or conn.client is not client:
+            return
+        self._drop(f"disconnected: {reason}")
+
+    def _drop(self, why: str) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        if conn.connected:
+            self.stats.disconnects += 1
+        self._conn = None
+        conn.client.on_disconnect = None
+        try:
+            sock = conn.client.socket()
+            if sock is not None:
+                sock.close()
+        except OSError:
+            pass
+        self._forget_socket()
+        if not self._closing:
+            self._retry_later(why)
+
+    def _retry_later(self, why: str) -> None:
+        delay = self._backoff.next_delay()
+        self._next_attempt = self._clock() + delay
+        self.stats.last_error = why
+        log.warning("uplink: %s; next attempt in %.1f s", why, delay)
+
+    def _forget_socket(self) -> None:
+        self.on_socket_change(self)
+
+    def _check(self, rc: MQTTErrorCode, what: str) -> None:
+        if rc != mqtt.MQTT_ERR_SUCCESS and self._conn is not None:
+            self._drop(f"{what}: {mqtt.error_string(rc)}")
+
+    # -------------------------------------------------------------------- sending
+
+    def _pump(self, now: float) -> None:
+        """Fill the in-flight window from the journal; then a snapshot if nothing waits."""
+        conn = self._conn
+        assert conn is not None
+        events = sum(1 for seq in conn.inflight.values() if seq > 0)
+        if (
+            events == 0
+            and not conn.buffer
+            and self._acked < conn.cursor
+            and now - self._last_ack_progress > self.settings.ack_timeout
+        ):
+            log.warning("no ack for events %d..%d in %.0f s: sending them again",
+                        self._acked + 1, conn.cursor, self.settings.ack_timeout)  # fmt: skip
+            self.stats.resent += conn.cursor - self._acked
+            conn.cursor = self._acked
+            self._last_ack_progress = now
+        while events < self.settings.window:
+            if not conn.buffer:
+                conn.buffer.extend(self.journal.pending(conn.cursor, self.settings.batch))
+                if not conn.buffer:
+                    break
+            seq, body = conn.buffer.popleft()
+            if seq <= conn.cursor:
+                continue
+            props = None
+            if conn.floor_sent != self._acked:
+                # The consumer's floor for this gateway: every seq up to it is stored centrally
+                # already. Sent when it moves, not on every event: paho's Properties cost
+                # more than the rest of a publish.
+                props = _properties(PacketTypes.PUBLISH)
+                props.UserProperty = [("acked", str(self._acked))]
+                conn.floor_sent = self._acked
+            info = conn.client.publish(self.topics.events, body, qos=1, properties=props)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                self._drop(f"publish failed: {mqtt.error_string(info.rc)}")
+                return
+            conn.inflight[info.mid] = seq
+            conn.cursor = seq
+            self.stats.published += 1
+            events += 1
+        if events == 0 and not conn.buffer and conn.snapshot_mid is None:
+            self._send_snapshot(conn)
+
+    def _send_snapshot(self, conn: _Connection) -> None:
+        if self.snapshots is None:
+            return
+        item = self.snapshots.next_snapshot(conn.snapshot_id)
+        if item is None:
+            return
+        event_id, jpeg = item
+        info = conn.client.publish(self.topics.snapshot(event_id), jpeg, qos=1)
+        conn.snapshot_mid = info.mid
+        conn.snapshot_id = event_id
+
+    def _publish_status(self, state: str) -> mqtt.MQTTMessageInfo | None:
+        conn = self._conn
+        if conn is None:
+            return None
+        self._next_status = self._clock() + self.settings.status_interval
+        info = conn.client.publish(self.topics.status, self._status_payload(state), qos=1,
+                                   retain=True)  # fmt: skip
+        conn.inflight[info.mid] = 0
+        return info
+
+    def _status_payload(self, state: str) -> bytes:
+        extra = self.journal.status()
+        body = {
+            "state": state,
+            "ts": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "version": self.settings.version,
+            "registry_version": extra.get("registry_version"),
+            "queue_depth": extra.get("queue_depth", 0),
+        }
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    def _on_publish(
+        self, client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:  # fmt: skip
+        conn = self._conn
+        if conn is None or conn.client is not client:
+            return
+        if mid == conn.snapshot_mid:
+            conn.snapshot_mid = None
+            if not reason.is_failure and conn.snapshot_id is not None and self.snapshots:
+                self.snapshots.snapshot_sent(conn.snapshot_id)
+                self.stats.snapshots += 1
+            return
+        seq = conn.inflight.pop(mid, None)
+        if reason.is_failure:
+            # Not stored by the broker (ACL, quota): the event stays pending and is sent again
+            # after the ack timeout; paho's is_published() would have said True here.
+            self.stats.refused += 1
+            self.stats.last_error = f"broker refused seq {seq}: {reason}"
+            log.error("broker refused publish of seq %s: %s", seq, reason)
+        # Called from inside loop_read: the next events go out on the runner's next service.
+
+    # ------------------------------------------------------------------ receiving
+
+    def _on_message(self, client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        conn = self._conn
+        if conn is None or conn.client is not client:
+            return
+        if msg.topic == self.topics.ack:
+            self._on_ack(bytes(msg.payload))
+        elif msg.topic == self.topics.cmd:
+            self._on_command(msg)
+        else:
+            log.warning("message on unexpected topic %s ignored", msg.topic)
+
+    def _on_ack(self, payload: bytes) -> None:
+        try:
+            data = json.loads(payload)
+            seq = data["seq"] if isinstance(data, dict) and len(data) == 1 else None
+        except (ValueError, KeyError):
+            seq = None
+        if type(seq) is not int or seq < 0:
+            self.stats.bad_acks += 1
+            log.warning("ignoring malformed ack %r", payload[:100])
+            return
+        self.stats.acks += 1
+        if seq <= self._acked:
+            return
+        self.journal.acknowledge(seq)
+        self._acked = self.journal.acked_seq()
+        self._last_ack_progress = self._clock()
+
+    def _on_command(self, msg: mqtt.MQTTMessage) -> None:
+        self.stats.commands += 1
+        if self.commands is None:
+            log.warning("command received but this session takes none")
+            return
+        props = msg.properties
+        response = getattr(props, "ResponseTopic", None) if props is not None else None
+        correlation = getattr(props, "CorrelationData", None) if props is not None else None
+
+        def reply(result: dict[str, Any]) -> None:  # from the command worker's thread
+            self.call_soon(lambda: self.reply(result, response, correlation))
+
+        self.commands(bytes(msg.payload), reply)
+
+
+def _properties(packet_type: int) -> Properties:
+    return Properties(packet_type)  # type: ignore[no-untyped-call]
+
+
+def _under(topic: str, base: str) -> bool:
+    return topic.startswith(base + "/") and "+" not in topic and "#" not in topic
