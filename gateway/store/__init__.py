@@ -22,6 +22,14 @@ from .models import (
 )
 from .registry import CardGrant, IssuedVisitorCode, VisitorCode, VisitorCodeResult
 from .store import Store
+from .sync import (
+    RegistryApplied,
+    RegistryInvalid,
+    RegistryProblem,
+    RegistryRejected,
+    VersionGap,
+    VersionNotNewer,
+)
 from .tx import Transaction
 from .upsert import BulkUpsertResult, Problem, UpsertRejected
 from .validation import mask_id_number, mask_phone, normalize_id_number, normalize_phone
@@ -41,6 +49,10 @@ __all__ = [
     "KeyFileError",
     "NotFound",
     "Problem",
+    "RegistryApplied",
+    "RegistryInvalid",
+    "RegistryProblem",
+    "RegistryRejected",
     "Role",
     "Store",
     "StoreClosed",
@@ -55,6 +67,8 @@ __all__ = [
     "UpsertResult",
     "User",
     "ValidationError",
+    "VersionGap",
+    "VersionNotNewer",
     "VisitorCode",
     "VisitorCodeResult",
     "mask_id_number",

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import passwords
-from . import alarms, cards, entries, journal, registry, tenants, upsert, users
+from . import alarms, cards, entries, journal, registry, sync, tenants, upsert, users
 from .alarms import Alarm
 from .context import Context, utc_now
 from .crypto import Keys, load_or_create_key
@@ -32,6 +32,7 @@ from .journal import JournalEntry
 from .models import Card, CardStatus, Tenant, TenantCreate, TenantStatus, TenantUpdate, User
 from .registry import CardGrant, IssuedVisitorCode, VisitorCode, VisitorCodeResult
 from .schema import apply_migrations
+from .sync import RegistryApplied
 from .tx import Transaction
 from .upsert import BulkUpsertResult, Progress
 from .writer import Writer
@@ -451,6 +452,45 @@ class Store:
     def set_user_disabled(self, username: str, disabled: bool) -> User:
         """Disable or re-enable a login."""
         return self.transaction(lambda tx: users.set_disabled(tx.conn, username, disabled))
+
+    # City downlink (SPEC 7)
+
+    def claim_command_counter(self, counter: int) -> bool:
+        """Accept a signed command's counter if it is above the last accepted one.
+
+        True: it is now the last accepted one, committed (synchronous=FULL) before this
+        returns, so the command may run. False: a replay or a reordered command, nothing
+        written.
+        """
+        checked = sync.check_counter(counter)
+        return self.transaction(lambda tx: sync.claim_counter(tx, checked))
+
+    def command_counter(self) -> int:
+        """The last accepted command counter (0 before the first)."""
+        return sync.command_counter(self.reader())
+
+    def registry_version(self) -> int | None:
+        """The city registry version applied last; None (null in `P/status`) before any."""
+        return sync.registry_version(self.reader())
+
+    def apply_registry(
+        self,
+        version: int,
+        base_version: int | None,
+        tenants: Sequence[Mapping[str, Any]],
+        removed: Sequence[str] = (),
+    ) -> RegistryApplied:
+        """Apply the city's `registry.apply`: a full set (`base_version` None) or a delta.
+
+        All or nothing, holding the write lock only for the final writes (see sync.py).
+        Raises VersionGap (the delta is not for this registry's version), VersionNotNewer
+        (`version` not above it: already_applied or stale_version) or RegistryInvalid (every
+        bad record); each has `.error`, the word for the command result.
+        """
+        with self._bulk_lock:  # bulk registry writes one at a time
+            return sync.apply_registry(
+                self.ctx, self.reader, self.transaction, version, base_version, tenants, removed
+            )
 
 
 def _hash_new_password(password: str, username: str) -> str:
