@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cloud_sync.envelope import load_public_key
 from firmware_bridge.osdp import (
     BusTiming,
     CardRead,
@@ -34,11 +35,13 @@ from firmware_bridge.osdp import (
 )
 from gateway import __version__
 from gateway.clock import clock_synchronised, rfc3339
+from gateway.commands import CommandExecutor
 from gateway.config import Config
 from gateway.decisions import CardRecord
 from gateway.door import DoorController, DoorSettings, VisitorCodeOutcome
 from gateway.sdnotify import Notifier
 from gateway.store import JournalEntry, Store
+from gateway.uplink import Uplink
 from gateway.web.app import create_app
 from gateway.web.server import WebServer
 
@@ -181,6 +184,7 @@ class Gateway:
         self.doors: dict[str, DoorController] = {}
         self.store: Store | None = None
         self.web: WebServer | None = None
+        self.uplink: Uplink | None = None
         self._registry: _StoreRegistry | None = None
         self._started = time.monotonic()
         self._last_tick = time.monotonic()
@@ -238,13 +242,33 @@ class Gateway:
                 controllers[door.address] = controller
                 self.doors[door.name] = controller
             self._buses.append(_Bus(bus.name, panel, controllers))
+        if cfg.mqtt is not None:
+            executor = CommandExecutor(
+                gateway_id=cfg.gateway.id,
+                public_key=load_public_key(cfg.mqtt.command_public_key),
+                store=self.store,
+                doors=dict(self.doors),
+                lockdown=self._registry,
+                record=journal.record,
+                stamp=self._clock.stamp,
+            )
+            self.uplink = Uplink(cfg, self.store, executor)
+            self.add_listener(lambda _entry: self._kick_uplink())
+            self.uplink.start()
         for bus_ in self._buses:
             bus_.panel.start()
         log.info("gateway %s started: %d door(s) on %d bus(es)", cfg.gateway.id,
                  len(self.doors), len(self._buses))
 
+    def _kick_uplink(self) -> None:
+        if self.uplink is not None:
+            self.uplink.kick()
+
     def stop(self) -> None:
         """Close everything; safe to call twice."""
+        if self.uplink is not None:
+            self.uplink.stop()
+            self.uplink = None
         if self.web is not None:
             self.web.stop()
             self.web = None
@@ -328,6 +352,7 @@ class Gateway:
             "uptime_seconds": round(time.monotonic() - self._started, 1),
             "buses": buses,
             "doors": doors,
+            "uplink": None if self.uplink is None else self.uplink.health(),
         }
 
 

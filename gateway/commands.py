@@ -1,0 +1,195 @@
+"""Signed commands from the city (SPEC 7): check, claim the counter, act, journal the outcome.
+
+Runs on a worker thread of its own, one command at a time in arrival order: a registry update
+can hold the store for a second, and neither the door path nor the uplink's network loop may
+wait for that. The counter is committed before anything is done, so a command replayed after a
+crash, a broker redelivery or an attacker's recording is refused even if the first run died
+half-way.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from cloud_sync.envelope import Command, CommandRejected, open_command
+from gateway.store import RegistryRejected, Store
+
+log = logging.getLogger(__name__)
+
+# Longest remote unlock: a delivery held at the door, not a door left open for the day.
+MAX_UNLOCK_SECONDS = 600
+Reply = Callable[[dict[str, Any]], None]
+
+
+class Door(Protocol):
+    """The part of a door a command may use."""
+
+    def unlock(self, seconds: float, reason: str, extra: dict[str, Any]) -> int: ...
+
+
+class Lockdown(Protocol):
+    """Where the lockdown flag lives for the doors."""
+
+    def set_lockdown(self, on: bool) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed(Exception):
+    """An accepted command that could not be carried out; `error` is a result word."""
+
+    error: str
+    detail: str
+
+
+class CommandExecutor:
+    """Take command envelopes from any thread; execute them in order on a worker thread."""
+
+    def __init__(
+        self,
+        *,
+        gateway_id: str,
+        public_key: Ed25519PublicKey,
+        store: Store,
+        doors: dict[str, Door],
+        lockdown: Lockdown,
+        record: Callable[[dict[str, Any]], int],
+        stamp: Callable[[], dict[str, Any]],
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """`record(event)` journals an event (and sends it up); `stamp()` gives ts fields."""
+        self._gateway_id = gateway_id
+        self._key = public_key
+        self._store = store
+        self._doors = doors
+        self._lockdown = lockdown
+        self._record = record
+        self._stamp = stamp
+        self._now = now
+        self._queue: queue.SimpleQueue[tuple[bytes, Reply] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the worker thread."""
+        self._thread = threading.Thread(target=self._run, name="commands", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Finish the command being run and stop; queued ones are left (they expire)."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def submit(self, envelope: bytes, reply: Reply) -> None:
+        """Queue an envelope; `reply(result)` is called from the worker when it is done."""
+        self._queue.put((envelope, reply))
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            envelope, reply = item
+            result = self.execute(envelope)
+            try:
+                reply(result)
+            except Exception:  # the result is lost, the command's event is not
+                log.exception("sending a command result failed")
+
+    # --------------------------------------------------------------------- execute
+
+    def execute(self, envelope: bytes) -> dict[str, Any]:
+        """Run one envelope to completion; return the result `{"counter", "ok", "error"}`."""
+        try:
+            command = open_command(envelope, self._key, gateway_id=self._gateway_id,
+                                   now=self._now())  # fmt: skip
+        except CommandRejected as rejected:
+            return self._rejected(rejected.counter, None, rejected.reason, rejected.detail)
+        try:
+            action = self._prepare(command)
+        except _Failed as failed:
+            return self._rejected(command.counter, command.cmd, failed.error, failed.detail)
+        if not self._store.claim_command_counter(command.counter):
+            return self._rejected(
+                command.counter, command.cmd, "replayed",
+                f"counter {command.counter} is not above the last accepted"
+                f" ({self._store.command_counter()})",
+            )  # fmt: skip
+        try:
+            details = action()
+        except _Failed as failed:
+            return self._rejected(command.counter, command.cmd, failed.error, failed.detail)
+        self._record({
+            "type": "command.executed", **self._stamp(), "counter": command.counter,
+            "cmd": command.cmd, **details,
+        })  # fmt: skip
+        log.info("command %d (%s) executed", command.counter, command.cmd)
+        return {"counter": command.counter, "ok": True, "error": None}
+
+    def _rejected(self, counter: int | None, cmd: str | None, error: str, detail: str,
+                  ) -> dict[str, Any]:  # fmt: skip
+        log.warning("command %s rejected: %s (%s)", counter, error, detail)
+        event: dict[str, Any] = {
+            "type": "command.rejected", **self._stamp(), "counter": counter, "cmd": cmd,
+            "reason": error, "detail": detail[:200],
+        }  # fmt: skip
+        self._record(event)
+        return {"counter": counter, "ok": False, "error": error}
+
+    def _prepare(self, command: Command) -> Callable[[], dict[str, Any]]:
+        """Check the arguments (before the counter is spent); return the action."""
+        args = command.args
+        if command.cmd == "unlock":
+            door_name, seconds = args.get("door"), args.get("seconds")
+            door = self._doors.get(door_name) if isinstance(door_name, str) else None
+            if door is None:
+                raise _Failed("unknown_door", f"no door named {door_name!r}")
+            if not isinstance(seconds, int | float) or isinstance(seconds, bool) \
+                    or not 0 < seconds <= MAX_UNLOCK_SECONDS:  # fmt: skip
+                raise _Failed("bad_args", f"seconds must be a number in (0, {MAX_UNLOCK_SECONDS}]")
+            duration = float(seconds)
+            counter = command.counter
+
+            def unlock() -> dict[str, Any]:
+                door.unlock(duration, "remote_unlock",
+                            {"credential": {"kind": "command", "counter": counter}})  # fmt: skip
+                return {"door": door_name, "seconds": seconds}
+
+            return unlock
+        if command.cmd == "lockdown":
+            on = args.get("on")
+            if type(on) is not bool:
+                raise _Failed("bad_args", '"on" must be true or false')
+
+            def lockdown() -> dict[str, Any]:
+                self._lockdown.set_lockdown(on)
+                return {"on": on}
+
+            return lockdown
+        return self._registry_apply(args)
+
+    def _registry_apply(self, args: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+        version, base = args.get("version"), args.get("base_version")
+        tenants, removed = args.get("tenants", []), args.get("removed", [])
+        if type(version) is not int or version < 1:
+            raise _Failed("bad_args", "version must be a positive integer")
+        if base is not None and type(base) is not int:
+            raise _Failed("bad_args", "base_version must be an integer or null")
+        if not isinstance(tenants, list) or not isinstance(removed, list):
+            raise _Failed("bad_args", "tenants and removed must be lists")
+
+        def apply() -> dict[str, Any]:
+            try:
+                applied = self._store.apply_registry(
+                    version=version, base_version=base, tenants=tenants, removed=removed
+                )
+            except RegistryRejected as rejected:  # version_gap, invalid_registry, stale_version…
+                raise _Failed(rejected.error, str(rejected)) from None
+            return {"version": version, "base_version": base, **applied.summary()}
+
+        return apply
