@@ -489,8 +489,9 @@ class Store:
         """
         with self._bulk_lock:  # bulk registry writes one at a time
             return sync.apply_registry(
-                self.ctx, self.reader, self.transaction, version, base_version, tenants, removed
-            )
+                self.ctx, self.reader, self.transaction, self.acked_seq, version, base_version,
+                tenants, removed,
+            )  # fmt: skip
 
 
 def _hash_new_password(password: str, username: str) -> str:

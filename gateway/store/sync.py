@@ -38,7 +38,7 @@ from datetime import date
 from functools import partial
 from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
-from . import journal, tenants
+from . import tenants
 from .context import Context
 from .errors import Conflict, StoreError, ValidationError
 from .models import CARD_STATUSES, TENANT_STATUSES, CardStatus, TenantStatus
@@ -86,7 +86,6 @@ _PENDING = (
     "SELECT DISTINCT tenant_id FROM events"
     " WHERE seq > ? AND type = 'tenant.changed' AND tenant_id IS NOT NULL"
 )
-_CHANGED_SINCE = "SELECT 1 FROM events WHERE seq >= ? AND type = 'tenant.changed' LIMIT 1"
 # The writes under the lock are one statement per table over JSON arrays (and, for the sealed
 # columns, byte strings of fixed-size fields cut apart with substr()): SQLite runs each in C,
 # instead of the writer taking the GIL back for every row from the service's busy threads.
@@ -477,7 +476,6 @@ class _Plan:
     current: int | None
     scope: dict[str, Any]  # the parameters of _READ
     read: tuple[str, str] = field(repr=False)  # what _READ returned
-    next_seq: int  # tenant.changed events from this seq on were not seen by the plan
     now: str
     registered: dict[str, _Row] = field(default_factory=dict, repr=False)
     held: dict[int, tuple[str, str]] = field(default_factory=dict, repr=False)  # holder, status
@@ -502,12 +500,14 @@ def plan_registry(
     checked: _Checked,
     version: int,
     base_version: int | None,
+    acked: int,
 ) -> _Plan:
     """Read one snapshot, check the versions, decide and seal every write; write nothing.
 
-    Raises VersionGap or VersionNotNewer first (a wrong version says more than its records),
-    then RegistryInvalid with every record problem, those found here against the registry
-    included.
+    `acked` is the acknowledgement watermark (`Store.acked_seq()`): tenants with a
+    `tenant.changed` event above it are kept as they are. Raises VersionGap or VersionNotNewer
+    first (a wrong version says more than its records), then RegistryInvalid with every record
+    problem, those found here against the registry included.
     """
     with _snapshot(conn):
         current = registry_version(conn)
@@ -516,9 +516,8 @@ def plan_registry(
             raise RegistryInvalid(checked.problems)
         scope = _scope(checked, full=base_version is None)
         read = _read(conn, scope)
-        pending = {row[0] for row in conn.execute(_PENDING, (journal.acked_seq(conn),))}
-        next_seq = journal.next_seq(conn)
-    plan = _Plan(version, base_version, current, scope, read, next_seq, ctx.now_text())
+        pending = {row[0] for row in conn.execute(_PENDING, (acked,))}
+    plan = _Plan(version, base_version, current, scope, read, ctx.now_text())
     for row in json.loads(read[0]):
         row[1:3] = bytes.fromhex(row[1]), bytes.fromhex(row[2])
         plan.registered[row[0]] = _Row(*row)
@@ -713,11 +712,13 @@ def write_plan(tx: Transaction, plan: _Plan) -> None:
 
 
 def _verify(conn: sqlite3.Connection, plan: _Plan) -> None:
-    """_StalePlan unless the version, and every tenant and card the plan read, are unchanged."""
+    """_StalePlan unless the version, and every tenant and card the plan read, are unchanged.
+
+    A local change to one of them changes its row too, so it is caught here, and the next
+    plan finds its `tenant.changed` event pending.
+    """
     if registry_version(conn) != plan.current:
         raise _StalePlan("the registry version changed since the plan was made")
-    if conn.execute(_CHANGED_SINCE, (plan.next_seq,)).fetchone() is not None:
-        raise _StalePlan("a tenant was changed here since the plan was made")
     if _read(conn, plan.scope) != plan.read:
         raise _StalePlan("tenants or cards changed since the plan was made")
 
@@ -732,32 +733,38 @@ def apply_registry(
     ctx: Context,
     reader: Callable[[], sqlite3.Connection],
     transaction: RunTransaction,
+    acked_seq: Callable[[], int],
     version: int,
     base_version: int | None,
     records: Sequence[Mapping[str, Any]],
     removed: Sequence[str],
 ) -> RegistryApplied:
-    """Check, plan on `reader()`, write through `transaction`; plan again if it went stale."""
+    """Check, plan on `reader()`, write through `transaction`; plan again if it went stale.
+
+    `acked_seq()` is called in this thread before each plan: a watermark read a moment early
+    is only lower, which keeps more tenants as they are, never fewer.
+    """
     version, base_version = check_versions(version, base_version)
     checked = check_records(ctx, records, removed)
     started = 0.0  # when the transaction began (set in the writer thread)
 
-    def write(tx: Transaction, plan: _Plan | None) -> _Plan:
+    def write(tx: Transaction, plan: _Plan | None, acked: int) -> _Plan:
         nonlocal started
         started = time.perf_counter()
         if plan is None:  # planned under the lock: nothing can move meanwhile
-            plan = plan_registry(tx.conn, ctx, checked, version, base_version)
+            plan = plan_registry(tx.conn, ctx, checked, version, base_version, acked)
         write_plan(tx, plan)
         return plan
 
     for attempt in range(1, PLAN_ATTEMPTS + 1):
-        plan = plan_registry(reader(), ctx, checked, version, base_version)
+        acked = acked_seq()
+        plan = plan_registry(reader(), ctx, checked, version, base_version, acked)
         try:
-            transaction(partial(write, plan=plan))
+            transaction(partial(write, plan=plan, acked=acked))
         except _StalePlan:
             continue
         return _result(plan, time.perf_counter() - started, attempt)
-    plan = transaction(partial(write, plan=None))
+    plan = transaction(partial(write, plan=None, acked=acked_seq()))
     return _result(plan, time.perf_counter() - started, PLAN_ATTEMPTS + 1)
 
 
