@@ -1,0 +1,24 @@
+"""The city platform's reference consumer: stores gateway events durably, then acknowledges them.
+
+See platform.py for the in-process API, cli.py for `rental-platform`, docs/platform.md for the
+ack rule and the broker's ACL.
+"""
+
+from .platform import (
+    CommandNotAccepted,
+    Platform,
+    PlatformSettings,
+    PlatformStats,
+    TlsFiles,
+)
+from .store import CommandRecord, StoredEvent
+
+__all__ = [
+    "CommandNotAccepted",
+    "CommandRecord",
+    "Platform",
+    "PlatformSettings",
+    "PlatformStats",
+    "StoredEvent",
+    "TlsFiles",
+]
