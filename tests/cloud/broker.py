@@ -12,7 +12,7 @@
 
 With a PKI the broker requires a client certificate, takes its common name as the username and
 the client id (`use_identity_as_username`, `use_username_as_clientid`) and enforces
-`acl_text()`: each gateway on its own topics, the platform identity on every gateway's.
+`acl_text()`: each gateway on its own topics, the platform identities on every gateway's.
 Mosquitto only saves what it acknowledged every `autosave_interval` seconds, so a `kill()`
 between two saves really forgets messages; `stop()` (SIGTERM) saves first.
 """
@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -34,15 +35,19 @@ PREFIX = "rental/v1"
 PLATFORM = "platform"
 
 
-def acl_text(prefix: str = PREFIX, platform: str = PLATFORM) -> str:
+def acl_text(prefix: str = PREFIX, platforms: Sequence[str] = (PLATFORM,)) -> str:
     """The ACL file: gateways write their uplink leaves and read their downlink ones.
+
+    configs/mosquitto/acl ships exactly `acl_text()` (a test keeps them equal).
 
     Mosquitto 2.0's file ACL allows every SUBSCRIBE (shared ones included) and checks `read`
     against each message's topic when it delivers it, so `$share/{group}/...` needs no rule of
     its own: the platform's `topic read {prefix}/+/#` covers what a shared subscription gets.
-    `pattern` lines apply to every user, the platform too: no gateway may be named `platform`.
+    `pattern` lines apply to every user, the platform too: no gateway may be named like a
+    platform identity. Each consumer instance needs an identity (certificate) of its own: with
+    `use_username_as_clientid` two processes sharing one would keep taking the session over.
     """
-    return "\n".join([
+    lines = [
         "# Gateways: %u is the certificate's common name, i.e. the gateway id.",
         f"pattern write {prefix}/%u/status",
         f"pattern write {prefix}/%u/events",
@@ -50,14 +55,18 @@ def acl_text(prefix: str = PREFIX, platform: str = PLATFORM) -> str:
         f"pattern write {prefix}/%u/cmd/result",
         f"pattern read {prefix}/%u/ack",
         f"pattern read {prefix}/%u/cmd",
-        "",
-        "# The central platform: everything up, acks and commands down.",
-        f"user {platform}",
-        f"topic read {prefix}/+/#",
-        f"topic write {prefix}/+/ack",
-        f"topic write {prefix}/+/cmd",
-        "",
-    ])
+    ]
+    lines += ["", "# The central platform, one user per consumer instance: everything up, acks",
+              "# and commands down."]
+    for platform in platforms:
+        lines += [
+            f"user {platform}",
+            f"topic read {prefix}/+/#",
+            f"topic write {prefix}/+/ack",
+            f"topic write {prefix}/+/cmd",
+            "",
+        ]
+    return "\n".join(lines)
 
 
 class Broker:
@@ -74,7 +83,7 @@ class Broker:
         max_queued_messages: int = 100_000,
         max_inflight_messages: int = 1000,
         prefix: str = PREFIX,
-        platform: str = PLATFORM,
+        platforms: Sequence[str] = (PLATFORM,),
         extra_config: str = "",
     ) -> None:
         self.folder = folder
@@ -83,7 +92,7 @@ class Broker:
         self.max_queued_messages = max_queued_messages
         self.max_inflight_messages = max_inflight_messages
         self.prefix = prefix
-        self.platform = platform
+        self.platforms = tuple(platforms)
         self.extra_config = extra_config
         self.port = 0  # chosen by the first start(), kept by restart()
         self.process: subprocess.Popen[bytes] | None = None
@@ -136,7 +145,7 @@ class Broker:
             self.port = _free_port()
         self.config_file.write_text(self.config_text())
         if self.tls:
-            self.acl_file.write_text(acl_text(self.prefix, self.platform))
+            self.acl_file.write_text(acl_text(self.prefix, self.platforms))
         self.process = subprocess.Popen(
             [MOSQUITTO, "-c", str(self.config_file)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -210,7 +219,7 @@ class Broker:
             lines.append("allow_anonymous true")
         if self.extra_config:
             lines.append(self.extra_config)
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines)
 
     # -- internals -------------------------------------------------------------------------
 

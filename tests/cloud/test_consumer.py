@@ -24,6 +24,7 @@ from cloud_sync.topics import Topics
 
 from .broker import Broker
 from .mqtt import MqttProbe
+from .pki import Pki
 
 GW1, GW2 = "gw-test-0001", "gw-test-0002"
 ROOT = Path(__file__).resolve().parents[2]
@@ -408,6 +409,27 @@ def test_over_tls_with_identities_and_acls(tls_broker: Broker, tmp_path: Path) -
                                    json.dumps({"counter": counter, "ok": True, "error": None}))
         assert platform.wait_result(GW1, counter).ok is True
     gateway.close()
+
+
+def test_two_tls_instances_each_with_its_own_identity(tmp_path: Path, pki: Pki) -> None:
+    with Broker(tmp_path / "broker", pki=pki, platforms=("platform-a", "platform-b")) as broker:
+        platforms = []
+        for name in ("platform-a", "platform-b"):
+            files = broker.credentials(name)
+            tls = TlsFiles(str(broker.ca_file), str(files.cert), str(files.key))
+            platforms.append(Platform(PlatformSettings(
+                host=broker.host, port=broker.port, db_path=tmp_path / "city.db", tls=tls,
+                ack_interval=0.02)).start())
+        for platform in platforms:
+            platform.wait_connected()
+        gateway = Gateway(broker, GW1)
+        gateway.send(*range(1, 401), wait=False)
+        gateway.wait_ack(400, timeout=20)
+        assert all(p.stats.stored > 0 for p in platforms)
+        assert all(p.stats.disconnects == 0 for p in platforms)  # no takeover between them
+        gateway.close()
+        for platform in platforms:
+            platform.stop()
 
 
 # -- the command line ---------------------------------------------------------------------------
