@@ -26,7 +26,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..envelope import load_private_key, public_key_text
-from .platform import CommandNotAccepted, Platform, PlatformSettings, TlsFiles
+from .platform import CommandNotAccepted, Platform, PlatformSettings, TlsFiles, retire_session
 
 log = logging.getLogger("rental-platform")
 
@@ -57,19 +57,26 @@ def build_parser() -> argparse.ArgumentParser:
     connection.add_argument("--cert", type=Path, help="this client's certificate (PEM)")
     connection.add_argument("--key", type=Path, help="this client's private key (PEM)")
     connection.add_argument("--prefix", default="rental/v1", help="topic prefix")
-    connection.add_argument("--db", type=Path, required=True, help="the platform's SQLite file")
     connection.add_argument("--client-id", default=f"rental-platform-{socket.gethostname()}",
                             help="MQTT client id, stable across restarts, one per instance"
                                  " (under TLS the broker uses the certificate's name)")
 
-    run = commands.add_parser("run", parents=[connection],
+    database = argparse.ArgumentParser(add_help=False)
+    database.add_argument("--db", type=Path, required=True, help="the platform's SQLite file")
+
+    run = commands.add_parser("run", parents=[connection, database],
                               help="consume events until SIGTERM or Ctrl-C")
     run.add_argument("--group", default="rental-platform",
                      help="shared subscription group: instances in one group split the load")
     run.add_argument("--stats-interval", type=float, default=10.0,
                      help="seconds between two log lines of counters (0: none)")
 
-    send = commands.add_parser("send", parents=[connection],
+    commands.add_parser(
+        "retire", parents=[connection],
+        help="end a removed instance's session (its --client-id, or under TLS its"
+             " certificate), so that its share of events goes to the others")
+
+    send = commands.add_parser("send", parents=[connection, database],
                                help="sign and send one command, print its result")
     send.add_argument("--signing-key", type=Path, required=True,
                       help="private key file made by keygen")
@@ -102,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         if args.command == "run":
             return _run(settings, args.stats_interval)
+        if args.command == "retire":
+            retire_session(settings)
+            print(f"session {settings.client_id} ended")
+            return 0
         return _send(settings, args)
     except UsageError as error:
         print(f"rental-platform: {error}", file=sys.stderr)
@@ -144,7 +155,8 @@ def _settings(args: argparse.Namespace) -> PlatformSettings:
         tls = TlsFiles(str(args.ca), str(args.cert), str(args.key))
     key = read_signing_key(args.signing_key) if getattr(args, "signing_key", None) else None
     return PlatformSettings(
-        host=args.host, port=args.port or (8883 if args.tls else 1883), db_path=args.db,
+        host=args.host, port=args.port or (8883 if args.tls else 1883),
+        db_path=getattr(args, "db", None) or Path(os.devnull),  # retire stores nothing
         client_id=args.client_id, group=getattr(args, "group", "rental-platform"),
         prefix=args.prefix, tls=tls, signing_key=key, consume=args.command == "run",
     )

@@ -739,6 +739,34 @@ class Platform:
         outgoing.mid = info.mid
 
 
+def retire_session(settings: PlatformSettings, timeout: float = 10.0) -> None:
+    """End an instance's session on the broker for good, and with it the events queued there.
+
+    Mosquitto 2.0.11 keeps handing a shared subscription's messages to members that are
+    offline, so an instance that is gone holds back its share (and every ack behind the first
+    of them) until it returns or its session expires. Connecting once with clean_start and no
+    expiry discards that session; the gateways send what it held again after their ack timeout.
+    """
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id,
+                         protocol=mqtt.MQTTv5, reconnect_on_failure=False)
+    if settings.tls is not None:
+        context = ssl.create_default_context(cafile=settings.tls.ca_file)
+        context.load_cert_chain(settings.tls.cert_file, settings.tls.key_file)
+        client.tls_set_context(context)
+    answers: list[ReasonCode] = []
+    client.on_connect = lambda _c, _u, _f, reason, _p: answers.append(reason)
+    client.connect(settings.host, settings.port, keepalive=settings.keepalive, clean_start=True)
+    deadline = time.monotonic() + timeout
+    while not answers:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no CONNACK from {settings.host}:{settings.port}")
+        client.loop(0.1)
+    if answers[0].is_failure:
+        raise ConnectionRefusedError(f"broker refused the connection: {answers[0]}")
+    client.disconnect()
+    client.loop(0.1)
+
+
 def _floor(text: str) -> int | None:
     """The `acked` user property as a watermark, or None if it is not one."""
     if not text.isascii() or not text.isdigit() or len(text) > 18:

@@ -183,6 +183,26 @@ def test_two_instances_share_the_load_and_ack_correctly(make_platform: MakePlatf
         gw.close()
 
 
+def test_an_absent_instance_holds_its_share_until_retired(make_platform: MakePlatform,
+                                                          gateway: Gateway,
+                                                          broker: Broker) -> None:
+    """Mosquitto 2.0.11 hands shared-subscription messages to offline members too."""
+    first = make_platform(ack_interval=0.02)
+    absent = make_platform(ack_interval=0.02, client_id="platform-gone")
+    absent.stop()
+    gateway.send(*range(1, 101))
+    first.wait_for(lambda: first.stats.stored + first.stats.duplicates >= 40)
+    time.sleep(0.5)
+    assert first.stats.stored < 100  # the absent one's share waits in its session
+    assert max(gateway.acks()) < 100
+
+    retired = _cli("retire", "--port", str(broker.port), "--client-id", "platform-gone")
+    assert retired.returncode == 0, retired.stderr
+    gateway.send(*range(1, 101))  # what a gateway does after its ack timeout
+    gateway.wait_ack(100)
+    assert [e.seq for e in first.events_for(GW1)] == list(range(1, 101))
+
+
 def test_bad_messages_are_rejected_without_harm(make_platform: MakePlatform,
                                                 gateway: Gateway) -> None:
     platform = make_platform(ack_interval=0.0)
