@@ -21,7 +21,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,10 @@ class Plan:
     consumers: int = 1  # instances per broker, one shared subscription group
     per_worker: int = 1500
     connect_rate: float = 0.0  # sessions handed to the runners per second, 0: as fast as they go
-    connecting_max: int = 200  # per worker: sessions waiting for their CONNACK at once
+    # Fleet-wide: sessions waiting for their CONNACK at once. Mosquitto 2.0 listens with a
+    # backlog of 100; past it the kernel drops handshakes and the clients' retransmissions
+    # (1 s, 2 s, 4 s...) outlast the 10 s connect timeout.
+    connecting: int = 100
     idle_seconds: float = 10.0
     backlog_events: int = 0  # made while the consumers are down, to time their catch-up
     seed: int = 1
@@ -71,18 +73,19 @@ def peak_rss_kib(pid: int) -> int:
 class Probe:
     """CPU share and memory of a group of processes over one window."""
 
-    pids: dict[str, list[int]]
+    pids: dict[str, Callable[[], list[int]]]  # read again at each window: consumers restart
     started: float = 0.0
     cpu: dict[int, float] = field(default_factory=dict)
 
     def begin(self) -> None:
         self.started = time.monotonic()
-        self.cpu = {pid: cpu_seconds(pid) for group in self.pids.values() for pid in group}
+        self.cpu = {pid: cpu_seconds(pid) for group in self.pids.values() for pid in group()}
 
     def end(self) -> dict[str, Any]:
         wall = time.monotonic() - self.started
         out: dict[str, Any] = {"seconds": round(wall, 1)}
-        for name, group in self.pids.items():
+        for name, pids in self.pids.items():
+            group = pids()
             used = sum(cpu_seconds(pid) - self.cpu[pid] for pid in group)
             out[name] = {"cpu_percent": round(100 * used / wall, 1),
                          "rss_mib": round(sum(rss_kib(pid) for pid in group) / 1024, 1)}
@@ -152,6 +155,17 @@ class Fleet:
                 process.kill()
 
 
+TCP_COUNTERS = ("ListenOverflows", "ListenDrops", "TCPSynRetrans", "TCPTimeouts")
+
+
+def tcp_counters() -> dict[str, int]:
+    """Machine-wide TCP counters that show a broker's accept queue overflowing."""
+    lines = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines()
+             if line.startswith("TcpExt:")]
+    counters = dict(zip(lines[0][1:], map(int, lines[1][1:]), strict=True))
+    return {name: counters.get(name, 0) for name in TCP_COUNTERS}
+
+
 def wait_until(check: Callable[[], bool], timeout: float, every: float = 0.25) -> bool:
     deadline = time.monotonic() + timeout
     while not check():
@@ -181,8 +195,9 @@ def run(plan: Plan, folder: Path) -> dict[str, Any]:
     """One run of `plan` with its brokers, consumers and databases under `folder`."""
     result: dict[str, Any] = {"plan": asdict(plan)}
     with brokers_running(folder, plan.brokers) as brokers, ExitStack() as stack:
+        db_path = folder / "platform" / "platform.db"
         instances = [
-            stack.enter_context(consumer.Instance(broker, folder / f"consumer-{b}-{n}", n))
+            stack.enter_context(consumer.Instance(broker, db_path, f"platform-{b}-{n}"))
             for b, broker in enumerate(brokers) for n in range(plan.consumers)
         ]
         for instance in instances:
@@ -191,29 +206,35 @@ def run(plan: Plan, folder: Path) -> dict[str, Any]:
         result["broker_rss_kib_empty"] = sum(rss_kib(pid) for pid in broker_pids)
         fleet = Fleet(plan, brokers)
         try:
-            result.update(_drive(plan, fleet, brokers, instances, broker_pids))
+            result.update(_drive(plan, fleet, instances, broker_pids))
         finally:
             fleet.stop()
-    result["consumer_db_bytes"] = sum(i.db_bytes() for i in instances)
+    # The consumers have stopped: every event they received is in the database.
+    result["events"].update(_stored_figures(db_path, result.pop("_windows"), result["_last_seq"]))
+    del result["_last_seq"]
+    result["consumer_stats"] = {i.client_id: i.stats for i in instances}
+    result["consumer_db_bytes"] = consumer.db_bytes(db_path)
     result["broker_log_warnings"] = [
         line for b in brokers for line in b.log().splitlines()
         if "rror" in line or "arning" in line][:20]
     return result
 
 
-def _drive(plan: Plan, fleet: Fleet, brokers: list[Broker], instances: list[consumer.Instance],
+def _drive(plan: Plan, fleet: Fleet, instances: list[consumer.Instance],
            broker_pids: list[int]) -> dict[str, Any]:  # fmt: skip
     out: dict[str, Any] = {"workers": len(fleet.processes)}
-    probe_pids = {"broker": broker_pids, "workers": fleet.pids,
-                  "consumers": [i.pid for i in instances]}
+    probe_pids: dict[str, Callable[[], list[int]]] = {
+        "broker": lambda: broker_pids, "workers": lambda: fleet.pids,
+        "consumers": lambda: [i.pid for i in instances]}
 
     # Connect every gateway.
     probe = Probe(probe_pids)
     probe.begin()
+    tcp_before = tcp_counters()
     started = time.monotonic()
     fleet.ask("ramp", share=lambda n: {
         "per_second": plan.connect_rate * fleet.sizes[n] / plan.gateways,
-        "connecting_max": plan.connecting_max})
+        "connecting_max": max(1, plan.connecting * fleet.sizes[n] // plan.gateways)})
     curve: list[tuple[float, int]] = []
 
     def all_connected() -> bool:
@@ -226,6 +247,8 @@ def _drive(plan: Plan, fleet: Fleet, brokers: list[Broker], instances: list[cons
         "all_connected": connected,
         "progress": curve[:: max(1, len(curve) // 40)] + curve[-1:],
         "during": probe.end(),
+        "tcp_counters_machine_wide": {
+            k: v - tcp_before.get(k, 0) for k, v in tcp_counters().items()},
     }
     if not connected:
         raise RuntimeError(f"only {curve[-1][1]} of {plan.gateways} gateways connected")
@@ -256,7 +279,9 @@ def _drive(plan: Plan, fleet: Fleet, brokers: list[Broker], instances: list[cons
 
     reports = fleet.ask("report")
     out["connect"].update(_connect_figures(reports, started, plan.gateways))
-    out["events"] = _event_figures(reports, instances, windows)
+    out["events"] = _gateway_figures(reports, windows)
+    out["_windows"] = windows
+    out["_last_seq"] = {g: n for r in reports for g, n in r["last_seq"].items()}
     out["worker_rss_mib"] = [round(r["rss_kib"] / 1024, 1) for r in reports]
     out["worker_rss_kib_per_session"] = round(
         sum(r["rss_kib"] - b["rss_kib_empty"] for r, b in zip(reports, fleet.built, strict=True))
@@ -273,8 +298,8 @@ def _drained(fleet: Fleet) -> bool:
 
 
 def _backlog(plan: Plan, fleet: Fleet, instances: list[consumer.Instance],
-             probe_pids: dict[str, list[int]], windows: dict[str, tuple[float, float]],
-             ) -> dict[str, Any]:  # fmt: skip
+             probe_pids: dict[str, Callable[[], list[int]]],
+             windows: dict[str, tuple[float, float]]) -> dict[str, Any]:
     for instance in instances:
         instance.pause()
     made_before = fleet.total("generated")
@@ -286,11 +311,13 @@ def _backlog(plan: Plan, fleet: Fleet, instances: list[consumer.Instance],
     # Every event at the broker before the consumers come back.
     wait_until(lambda: all(p["connected_now"] for p in fleet.ask("progress")), timeout=5)
     time.sleep(2)
-    probe = Probe(probe_pids)
-    probe.begin()
     resumed = time.time()
     for instance in instances:
-        instance.resume()
+        instance.start()
+    probe = Probe(probe_pids)
+    probe.begin()
+    for instance in instances:
+        instance.wait_ready()
     drained = wait_until(lambda: _drained(fleet), timeout=300)
     windows["backlog"] = (begun, time.time())
     out = probe.end()
@@ -314,56 +341,63 @@ def _connect_figures(reports: list[dict[str, Any]], started: float, gateways: in
     return out
 
 
-def _event_figures(reports: list[dict[str, Any]], instances: list[consumer.Instance],
-                   windows: dict[str, tuple[float, float]]) -> dict[str, Any]:
-    last_seq: dict[str, int] = {}
-    for report in reports:
-        last_seq.update(report["last_seq"])
-    stored: dict[str, set[int]] = defaultdict(set)
-    latency: dict[str, list[float]] = defaultdict(list)
-    received_in: dict[str, list[float]] = defaultdict(list)
-    rows = 0
-    for instance in instances:
-        for gateway, seq, ts, received in instance.stored():
-            rows += 1
-            stored[gateway].add(seq)
-            made = datetime.fromisoformat(ts).timestamp()
-            for phase, (begun, ended) in windows.items():
-                if begun <= made <= ended:
-                    latency[phase].append((received - made) * 1000)
-                    received_in[phase].append(received)
-                    break
-    made_total = sum(last_seq.values())
-    lost = sum(1 for g, last in last_seq.items() for s in range(1, last + 1) if s not in stored[g])
-    extra = sum(1 for g, seqs in stored.items() for s in seqs if s > last_seq.get(g, 0))
+def _gateway_figures(reports: list[dict[str, Any]], windows: dict[str, tuple[float, float]],
+                     ) -> dict[str, Any]:  # fmt: skip
+    """What the gateways saw: events sent (again), and each event's ack round trip."""
     acked: dict[str, list[float]] = defaultdict(list)
     for report in reports:
         for phase, made, at in report["acked"]:
             acked[phase].append((at - made) * 1000)
-    phases: dict[str, Any] = {}
-    for phase in windows:
-        times = sorted(received_in[phase])
-        span = times[-1] - times[0] if len(times) > 1 else 0.0
-        phases[phase] = {
-            "events": len(latency[phase]),
-            "made_to_stored_ms": percentiles(latency[phase]),
-            "made_to_acked_at_gateway_ms": percentiles(acked[phase]),
-            "ingest_events_per_second": round(len(times) / span, 1) if span else None,
-        }
+    made_total = sum(n for r in reports for n in r["last_seq"].values())
     published = sum(r["published"] for r in reports)
     return {
         "made": made_total,
-        "stored_unique": sum(len(s) for s in stored.values()),
-        "stored_rows": rows,
-        "lost": lost,
-        "unknown_stored": extra,
         "published": published,
-        "sent_again": published - made_total,
+        "published_again": published - made_total,
         "resent_after_ack_timeout": sum(r["resent"] for r in reports),
         "refused": sum(r["refused"] for r in reports),
         "acks_received": sum(r["acks"] for r in reports),
         "last_errors": sorted({e for r in reports for e in r["last_errors"]})[:10],
-        "phases": phases,
+        "phases": {phase: {"made_to_acked_at_gateway_ms": percentiles(acked[phase])}
+                   for phase in windows},
+    }
+
+
+def _stored_figures(db_path: Path, windows: dict[str, tuple[float, float]],
+                    last_seq: dict[str, int]) -> dict[str, Any]:
+    """What the consumers stored: every event made must be there once; latency; ingest rate."""
+    seqs: dict[str, set[int]] = defaultdict(set)
+    written_at: dict[str, list[float]] = defaultdict(list)
+    to_received: dict[str, list[float]] = defaultdict(list)
+    to_stored: dict[str, list[float]] = defaultdict(list)
+    rows = 0
+    for gateway, seq, made, got, written in consumer.stored(db_path):
+        rows += 1
+        seqs[gateway].add(seq)
+        for phase, (begun, ended) in windows.items():
+            if begun <= made <= ended:
+                to_received[phase].append((got - made) * 1000)
+                to_stored[phase].append((written - made) * 1000)
+                written_at[phase].append(written)
+                break
+    lost = sum(1 for g, last in last_seq.items() for s in range(1, last + 1) if s not in seqs[g])
+    phases: dict[str, Any] = {}
+    for phase in windows:
+        times = sorted(written_at[phase])
+        span = times[-1] - times[0] if len(times) > 1 else 0.0
+        phases[phase] = {
+            "events_stored": len(times),
+            "made_to_received_ms": percentiles(to_received[phase]),
+            "made_to_stored_ms": percentiles(to_stored[phase]),
+            "ingest_events_per_second": round(len(times) / span, 1) if span else None,
+        }
+    return {
+        "stored": rows,
+        "lost": lost,
+        "stored_but_never_made": sum(
+            1 for g, found in seqs.items() for s in found if s > last_seq.get(g, 0)),
+        "duplicates_dropped_by_consumer": consumer.duplicates(db_path),
+        "stored_phases": phases,
     }
 
 
@@ -378,6 +412,10 @@ def main() -> None:
     parser.add_argument("--per-worker", type=int, default=1500, help="sessions per process")
     parser.add_argument("--connect-rate", type=float, default=0.0,
                         help="sessions started per second, fleet-wide (0: as fast as they go)")
+    parser.add_argument("--connecting", type=int, default=100,
+                        help="fleet-wide cap on sessions waiting for their CONNACK")
+    parser.add_argument("--idle", type=float, default=10.0,
+                        help="seconds with every gateway connected and no event")
     parser.add_argument("--backlog", type=int, default=0,
                         help="events made while the consumers are down, to time the catch-up")
     parser.add_argument("--quick", action="store_true", help="500 gateways, 20 s phases")
@@ -388,7 +426,8 @@ def main() -> None:
     plan = Plan(gateways=args.gateways, rate=args.rate, peak=args.peak, seconds=args.seconds,
                 brokers=args.brokers, consumers=args.consumers, per_worker=args.per_worker,
                 connect_rate=args.connect_rate, backlog_events=args.backlog,
-                idle_seconds=5.0 if args.quick else 10.0)  # fmt: skip
+                connecting=args.connecting,
+                idle_seconds=min(args.idle, 5.0) if args.quick else args.idle)  # fmt: skip
     name = args.name or f"fleet_{args.gateways}"
     info = machine()
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:

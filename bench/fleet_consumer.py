@@ -1,64 +1,75 @@
-"""The central consumer as the fleet benchmark runs it: one process per instance.
+"""The reference consumer (`cloud_sync.consumer.Platform`) as the fleet benchmark runs it.
+
+Each instance is its own process, as `rental-platform run` would be; every instance of a run
+shares one database and one shared-subscription group. The process is what `rental-platform
+run` does, plus a file saying it has subscribed and its counters written out when it stops:
+
+    .venv/bin/python -m bench.fleet_consumer --port 1883 --db city.db --client-id platform-0
+
+In the parent:
 
     with Instance(broker, folder, 0) as instance:
-        instance.wait_ready()        # subscribed
+        instance.wait_ready()            # subscribed
         instance.pause(); instance.resume()
-        rows = list(instance.stored())   # (gateway_id, seq, ts, received epoch seconds)
+    rows = list(stored(folder / "platform.db"))
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
+from typing import Any
 
+from cloud_sync.consumer import Platform, PlatformSettings
 from tests.cloud.broker import Broker
+
+GROUP = "city"
 
 
 class Instance:
-    """One consumer process with its own database, in a shared subscription group."""
+    """One consumer process; its session (and what the broker queues for it) outlives it."""
 
-    def __init__(self, broker: Broker, folder: Path, number: int) -> None:
+    def __init__(self, broker: Broker, db_path: Path, client_id: str) -> None:
         self.broker = broker
-        self.folder = folder
-        self.number = number
+        self.db_path = db_path
+        self.client_id = client_id
         self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def db_path(self) -> Path:
-        return self.folder / "events.db"
+        self.stats: dict[str, Any] = {}  # its PlatformStats, summed over its runs
 
     @property
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
 
+    def _file(self, suffix: str) -> Path:
+        return self.db_path.with_name(f"{self.client_id}.{suffix}")
+
     def start(self) -> Instance:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._ready_file.unlink(missing_ok=True)
-        log = (self.folder / "consumer.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.fleet_standin", "--host", self.broker.host,
-             "--port", str(self.broker.port), "--db", str(self.db_path),
-             "--client-id", f"platform-{self.number}"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        log.close()
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._file("ready").unlink(missing_ok=True)
+        with self._file("log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bench.fleet_consumer", "--host", self.broker.host,
+                 "--port", str(self.broker.port), "--db", str(self.db_path),
+                 "--client-id", self.client_id],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
         return self
 
-    @property
-    def _ready_file(self) -> Path:
-        return Path(str(self.db_path) + ".ready")
-
     def wait_ready(self, timeout: float = 30.0) -> None:
-        """Until the instance has subscribed."""
+        """Until the instance's subscriptions are acknowledged."""
         deadline = time.monotonic() + timeout
-        while not self._ready_file.exists():
+        while not self._file("ready").exists():
             if self.process is None or self.process.poll() is not None:
                 raise RuntimeError("consumer exited:\n" + self.log())
             if time.monotonic() > deadline:
@@ -66,11 +77,11 @@ class Instance:
             time.sleep(0.05)
 
     def log(self) -> str:
-        path = self.folder / "consumer.log"
+        path = self._file("log")
         return path.read_text(errors="replace") if path.exists() else ""
 
     def pause(self) -> None:
-        """Stop the process; its session stays at the broker, which queues for it."""
+        """Stop the process; the broker keeps queueing its share for its session."""
         self.stop()
 
     def resume(self) -> None:
@@ -83,20 +94,16 @@ class Instance:
             return
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-    def stored(self) -> Iterator[tuple[str, int, str, float]]:
-        """Every event stored: gateway id, seq, the event's ts, when the consumer received it."""
-        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True) as db:
-            yield from db.execute(
-                "SELECT gateway_id, seq, json_extract(body, '$.ts'), received FROM events")
-
-    def db_bytes(self) -> int:
-        """The database's size on disk, WAL included."""
-        return sum(p.stat().st_size for p in self.folder.glob("events.db*"))
+        path = self._file("stats.json")
+        if path.exists():
+            for key, value in json.loads(path.read_text()).items():
+                if isinstance(value, int):
+                    self.stats[key] = self.stats.get(key, 0) + value
+            path.unlink()
 
     def __enter__(self) -> Instance:
         return self.start()
@@ -104,3 +111,55 @@ class Instance:
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def stored(db_path: Path) -> Iterator[tuple[str, int, float, float, float]]:
+    """Every event stored: gateway id, seq, its ts, when received, when its batch was written."""
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
+        yield from db.execute(
+            "SELECT gateway_id, seq, ts_epoch, received_at, stored_at FROM events")
+
+
+def duplicates(db_path: Path) -> int:
+    """Events received again and dropped by the dedupe, as the database counts them."""
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
+        return int(db.execute("SELECT coalesce(sum(duplicates), 0) FROM gateways").fetchone()[0])
+
+
+def db_bytes(db_path: Path) -> int:
+    """The database's size on disk, WAL included."""
+    return sum(p.stat().st_size for p in db_path.parent.glob(db_path.name + "*"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="one reference consumer instance")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--db", type=Path, required=True)
+    parser.add_argument("--client-id", required=True)
+    args = parser.parse_args()
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    platform = Platform(PlatformSettings(host=args.host, port=args.port, db_path=args.db,
+                                         client_id=args.client_id, group=GROUP)).start()
+    ready = args.db.with_name(f"{args.client_id}.ready")
+    try:
+        platform.wait_connected(30)
+        ready.touch()
+        while not stop.wait(0.5) and platform.running:
+            pass
+    finally:
+        platform.stop(timeout=30)
+        args.db.with_name(f"{args.client_id}.stats.json").write_text(
+            json.dumps(asdict(platform.stats)))
+    if platform.failure is not None:
+        raise SystemExit(f"consumer stopped after a failure: {platform.failure}")
+
+
+if __name__ == "__main__":
+    main()

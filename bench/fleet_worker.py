@@ -145,21 +145,20 @@ class Worker:
 
         def add_all() -> None:
             started = time.monotonic()
+            waiting: list[UplinkSession] = []
             for n, session in enumerate(self.sessions):
                 if per_second > 0:
                     delay = started + n / per_second - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
-                while n - self.connected() >= connecting_max and not self._stop.is_set():
-                    time.sleep(0.005)
+                while len(waiting) >= connecting_max and not self._stop.is_set():
+                    time.sleep(0.01)
+                    waiting = [s for s in waiting if s.stats.first_connected_at is None]
                 self.runner.call_soon(lambda s=session: self.runner.add(s))  # type: ignore[misc]
+                waiting.append(session)
                 self.added = n + 1
 
         threading.Thread(target=add_all, name="ramp", daemon=True).start()
-
-    def connected(self) -> int:
-        """Sessions whose first CONNACK came (read from another thread: a count for pacing)."""
-        return sum(1 for s in self.sessions if s.stats.first_connected_at is not None)
 
     def _generate(self) -> None:
         while not self._stop.is_set():
