@@ -25,6 +25,10 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from cloud_sync.consumer import Platform, PlatformSettings
+from cloud_sync.envelope import public_key_text
 from firmware_bridge.osdp.simulator import SimulatedBus, SimulatedReader
 from gateway.config import Config, load_config
 from gateway.service import Gateway
@@ -75,7 +79,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _write_config(folder: Path, port: str, web_port: int, main_key: bytes) -> Path:
+def _write_config(folder: Path, port: str, web_port: int, main_key: bytes,
+                  mqtt: str = "") -> Path:
     keys = folder / "keys"
     keys.mkdir(mode=0o700)
     (keys / "main.scbk").write_text(main_key.hex() + "\n")
@@ -118,7 +123,7 @@ unlock_seconds = 3
 [web]
 host = "127.0.0.1"
 port = {web_port}
-""")
+{mqtt}""")
     return path
 
 
@@ -197,10 +202,12 @@ class _Console:
 
 def run_demo(broker: str | None = None, web_port: int = 8080, out: TextIO = sys.stdout) -> int:
     """Run the demo building until Ctrl-C (or SIGTERM); returns the exit code."""
+    target = None
     if broker is not None:
-        print("gateway demo: --broker needs the MQTT uplink, which this version does not have "
-              "yet", file=sys.stderr)
-        return 2
+        target = _parse_broker(broker)
+        if target is None:
+            print(f"gateway demo: --broker wants HOST:PORT, not {broker!r}", file=sys.stderr)
+            return 2
     try:
         import osdp  # noqa: F401  (libosdp, for the simulated readers)
     except ImportError:
@@ -228,7 +235,20 @@ def run_demo(broker: str | None = None, web_port: int = 8080, out: TextIO = sys.
             readers[name] = reader.start()
             cleanup.callback(reader.stop)
         port = web_port or _free_port()
-        config = load_config(_write_config(Path(tmp), bus.port, port, main_key))
+        platform = None
+        mqtt = ""
+        if target is not None:
+            # The city's side, in this process: the reference consumer stores what arrives
+            # and signs commands with a key made for this demo.
+            signing_key = Ed25519PrivateKey.generate()
+            mqtt = _mqtt_section(*target, public_key_text(signing_key))
+            platform = Platform(PlatformSettings(
+                host=target[0], port=target[1], db_path=Path(tmp) / "platform.db",
+                client_id=f"rental-platform-demo-{os.getpid()}", signing_key=signing_key,
+            ))  # fmt: skip
+            platform.start()
+            cleanup.callback(platform.stop)
+        config = load_config(_write_config(Path(tmp), bus.port, port, main_key, mqtt))
         passwords = _seed(config, tenants, today)
         gateway = Gateway(config)
         gateway.add_listener(console.on_event)
@@ -236,15 +256,52 @@ def run_demo(broker: str | None = None, web_port: int = 8080, out: TextIO = sys.
         try:
             gateway.start()
             threading.Thread(target=_tick, args=(gateway, stop), daemon=True).start()
-            _introduce(console, gateway, passwords, tenants)
+            _introduce(console, gateway, passwords, tenants, broker)
             _wait_online(gateway)
             if gateway.store is not None:
                 for tenant in gateway.store.search_tenants(limit=100):
                     console.names[tenant.id] = tenant.name
-            _interact(console, readers, tenants, stop)
+            if platform is not None:
+                threading.Thread(target=_report_city, args=(console, gateway, platform, stop),
+                                 daemon=True).start()  # fmt: skip
+            _interact(console, readers, tenants, stop, platform)
         except KeyboardInterrupt:
             console.say("\n再见 bye")
     return 0
+
+
+def _parse_broker(text: str) -> tuple[str, int] | None:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host.strip("[]"), int(port)
+
+
+def _mqtt_section(host: str, port: int, public_key: str) -> str:
+    return f"""
+[mqtt]
+host = {json.dumps(host)}
+port = {port}
+tls = false
+topic_prefix = "rental/v1"
+command_public_key = "{public_key}"
+keepalive_seconds = 10
+"""
+
+
+def _report_city(console: _Console, gateway: Gateway, platform: Platform,
+                 stop: threading.Event) -> None:
+    """Say when the city has stored and acknowledged events (every second, on change)."""
+    shown = (-1, -1)
+    while not stop.wait(1.0):
+        store = gateway.store
+        if store is None:
+            return
+        now = (platform.stats.stored, store.acked_seq())
+        if now != shown:
+            shown = now
+            console.say(f"  ☁ 城市平台已存 city platform stored {now[0]} event(s);"
+                        f" 网关已确认至 acknowledged up to seq {now[1]}")
 
 
 def _tick(gateway: Gateway, stop: threading.Event) -> None:
@@ -261,7 +318,7 @@ def _wait_online(gateway: Gateway, timeout: float = 10.0) -> None:
 
 
 def _introduce(console: _Console, gateway: Gateway, passwords: dict[str, str],
-               tenants: list[DemoTenant]) -> None:
+               tenants: list[DemoTenant], broker: str | None = None) -> None:
     say = console.say
     url = gateway.web.url if gateway.web else "(web off)"
     say(f"模拟楼栋 Simulated building: {BUILDING}  ({GATEWAY_ID})")
@@ -273,12 +330,17 @@ def _introduce(console: _Console, gateway: Gateway, passwords: dict[str, str],
     say("租户 Tenants:")
     for i, t in enumerate(tenants, 1):
         say(f"  {i}) {t.name}  {t.room}  卡 card {t.card:<11} {t.note}")
+    if broker is not None:
+        say(f"城市平台 City broker: {broker} (events up, signed commands down)")
     say("输入 Type: 1-5 (刷该租户的卡 present that tenant's card), a card number, "
         "'back 1' (后门 back door), 'open' / 'close' (门磁 door contact), 'q' to quit.")
+    if broker is not None:
+        say("  城市命令 City commands: 'unlock' (远程开门 remote unlock), "
+            "'lockdown on' / 'lockdown off' (封锁 lockdown)")
 
 
 def _interact(console: _Console, readers: dict[str, SimulatedReader], tenants: list[DemoTenant],
-              stop: threading.Event) -> None:
+              stop: threading.Event, platform: Platform | None = None) -> None:
     main = readers["main"]
     while not stop.is_set():
         console.out.write("> ")
@@ -292,6 +354,9 @@ def _interact(console: _Console, readers: dict[str, SimulatedReader], tenants: l
             continue
         if words[0] in ("q", "quit", "exit"):
             return
+        if words[0] in ("unlock", "lockdown"):
+            _city_command(console, platform, words)
+            continue
         door = "main"
         if words[0] in ("back", "main") and len(words) > 1:
             door, words = words[0], words[1:]
@@ -323,6 +388,27 @@ def _interact(console: _Console, readers: dict[str, SimulatedReader], tenants: l
             if command is not None:
                 seconds = command.fields.get("timer_count", 0) / 10
                 console.say(f"    锁已打开 lock released for {seconds:g} s (OUT at the reader)")
+
+
+def _city_command(console: _Console, platform: Platform | None, words: list[str]) -> None:
+    if platform is None:
+        console.say("  ? 需要 --broker: city commands need gateway demo --broker HOST:PORT")
+        return
+    if words[0] == "unlock":
+        cmd, args = "unlock", {"door": "main", "seconds": 5}
+    elif len(words) == 2 and words[1] in ("on", "off"):
+        cmd, args = "lockdown", {"on": words[1] == "on"}
+    else:
+        console.say("  ? lockdown on | lockdown off")
+        return
+    try:
+        counter = platform.send_command(GATEWAY_ID, cmd, args)
+        result = platform.wait_result(GATEWAY_ID, counter, timeout=15)
+    except (TimeoutError, RuntimeError) as exc:
+        console.say(f"  ✘ 命令未送达 command not delivered: {exc}")
+        return
+    word = "已执行 executed" if result.ok else f"被拒绝 rejected ({result.error})"
+    console.say(f"  ☁ 城市命令 city command {cmd} #{counter}: {word}")
 
 
 if __name__ == "__main__":  # pragma: no cover
