@@ -25,3 +25,14 @@ def test_every_command_is_in_the_readme() -> None:
     assert "gateway tenants import" in commands
     missing = [c for c in commands if c.split(" ", 1)[1] not in README]
     assert missing == []
+
+
+def test_every_mqtt_topic_is_documented() -> None:
+    from cloud_sync.topics import Topics
+
+    topics = Topics("rental/v1", "gw")
+    leaves = [topics.status, topics.events, topics.snapshot("{event_id}"), topics.ack, topics.cmd,
+              topics.cmd_result]  # fmt: skip
+    uplink = (Path(__file__).resolve().parent.parent / "docs" / "uplink.md").read_text()
+    missing = [t for t in leaves if "P/" + t.removeprefix("rental/v1/gw/") not in uplink]
+    assert missing == []
