@@ -34,6 +34,15 @@ class GatewayConfig(Section):
         description="IANA time zone name used for validity dates and local times on the page.",
     )
 
+    @field_validator("id")
+    @classmethod
+    def _not_a_platform_identity(cls, value: str) -> str:
+        # The broker's ACL patterns apply to every user; a gateway named like a platform
+        # identity would be granted the platform's topics (configs/mosquitto/acl).
+        if value == "platform" or value.startswith("rental-platform"):
+            raise invalid(f'"{value}" is reserved for the city platform; choose a gateway id')
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_time_zone(cls, value: str) -> str:

@@ -21,6 +21,15 @@ def test_bad_gateway_id(tmp_path: Path, bad_id: str) -> None:
     )
 
 
+@pytest.mark.parametrize("reserved", ["platform", "rental-platform-1"])
+def test_platform_identities_are_not_gateway_ids(tmp_path: Path, reserved: str) -> None:
+    path = write(tmp_path, MINIMAL.replace('"gw-test-01"', f'"{reserved}"'))
+
+    [problem] = problems(path)
+    assert problem.startswith("gateway.id: ")
+    assert "reserved for the city platform" in problem
+
+
 @pytest.mark.parametrize("good_id", ["gw1", "440305-0042", "g" * 64])
 def test_good_gateway_id(tmp_path: Path, good_id: str) -> None:
     path = write(tmp_path, MINIMAL.replace('"gw-test-01"', f'"{good_id}"'))
