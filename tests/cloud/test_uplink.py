@@ -286,3 +286,46 @@ def test_backoff_is_jittered_capped_and_reset() -> None:
     assert min(buckets) > 0.15 * 7024 / 8
     backoff.reset()
     assert backoff.next_delay() <= 1.0
+
+
+class MemorySnapshots:
+    """Snapshots waiting to go up, in event order; `on_sent` runs when the broker took one."""
+
+    def __init__(self, items: list[tuple[str, bytes]],
+                 on_sent: Callable[[str], None] = lambda _id: None) -> None:  # fmt: skip
+        self.items = items
+        self.sent: list[str] = []
+        self.on_sent = on_sent
+
+    def next_snapshot(self, after: str | None) -> tuple[str, bytes] | None:
+        waiting = [i for i in self.items if i[0] not in self.sent]
+        return waiting[0] if waiting else None
+
+    def snapshot_sent(self, event_id: str) -> None:
+        self.sent.append(event_id)
+        self.on_sent(event_id)
+
+
+def test_snapshots_travel_only_when_no_event_waits(broker: Broker) -> None:
+    probe = MqttProbe.connect(broker)
+    probe.subscribe(f"{P}/#")
+    journal = MemoryJournal(300)
+    jpeg = bytes(random.Random(1).getrandbits(8) for _ in range(256 * 1024))
+
+    def more_events(event_id: str) -> None:
+        if event_id == "ev-0":  # events journaled while the first snapshot was on the wire
+            journal.append(50)
+
+    snapshots = MemorySnapshots([(f"ev-{n}", jpeg) for n in range(4)], more_events)
+    session = UplinkSession(settings(broker.host, broker.port, window=20), journal,
+                            snapshots=snapshots)  # fmt: skip
+    with running(session):
+        assert wait_until(lambda: len(snapshots.sent) == 4)
+        assert wait_until(lambda: len(seqs(probe)) == 350)
+    kinds = ["event" if m.topic.endswith("/events") else "snapshot"
+             for m in probe.messages if not m.topic.endswith("/status")]  # fmt: skip
+    # The backlog first, then one snapshot, then the 50 events that arrived meanwhile jump
+    # ahead of the three snapshots still waiting.
+    assert kinds == ["event"] * 300 + ["snapshot"] + ["event"] * 50 + ["snapshot"] * 3
+    assert next(m.payload for m in probe.messages if "/snapshots/" in m.topic) == jpeg
+    probe.close()
