@@ -51,6 +51,7 @@ class Plan:
     connecting: int = 100
     idle_seconds: float = 10.0
     backlog_events: int = 0  # made while the consumers are down, to time their catch-up
+    backlog_seconds: float = 20.0  # ... over this long
     seed: int = 1
     keepalive: int = 30
 
@@ -206,14 +207,15 @@ def run(plan: Plan, folder: Path) -> dict[str, Any]:
         result["broker_rss_kib_empty"] = sum(rss_kib(pid) for pid in broker_pids)
         fleet = Fleet(plan, brokers)
         try:
-            result.update(_drive(plan, fleet, instances, broker_pids))
+            result.update(_drive(plan, fleet, instances, broker_pids,
+                                 result["broker_rss_kib_empty"]))
         finally:
             fleet.stop()
     # The consumers have stopped: every event they received is in the database.
     result["events"].update(_stored_figures(db_path, result.pop("_windows"), result["_last_seq"]))
     del result["_last_seq"]
     result["consumer_stats"] = {i.client_id: i.stats for i in instances}
-    result["consumer_db_bytes"] = consumer.db_bytes(db_path)
+    result["consumer_db"] = consumer.db_sizes(db_path)
     result["broker_log_warnings"] = [
         line for b in brokers for line in b.log().splitlines()
         if "rror" in line or "arning" in line][:20]
@@ -221,7 +223,7 @@ def run(plan: Plan, folder: Path) -> dict[str, Any]:
 
 
 def _drive(plan: Plan, fleet: Fleet, instances: list[consumer.Instance],
-           broker_pids: list[int]) -> dict[str, Any]:  # fmt: skip
+           broker_pids: list[int], empty_broker_kib: int) -> dict[str, Any]:  # fmt: skip
     out: dict[str, Any] = {"workers": len(fleet.processes)}
     probe_pids: dict[str, Callable[[], list[int]]] = {
         "broker": lambda: broker_pids, "workers": lambda: fleet.pids,
@@ -258,6 +260,8 @@ def _drive(plan: Plan, fleet: Fleet, instances: list[consumer.Instance],
     time.sleep(plan.idle_seconds)
     out["idle"] = probe.end()
     out["idle"]["connected_now"] = fleet.total("connected_now")
+    out["idle"]["broker_kib_per_connection"] = round(
+        (sum(rss_kib(pid) for pid in broker_pids) - empty_broker_kib) / plan.gateways, 2)
 
     # The load phases.
     windows: dict[str, tuple[float, float]] = {}
@@ -304,13 +308,14 @@ def _backlog(plan: Plan, fleet: Fleet, instances: list[consumer.Instance],
         instance.pause()
     made_before = fleet.total("generated")
     begun = time.time()
-    fleet.set_rate("backlog", plan.backlog_events / 20)  # made over 20 s
-    wait_until(lambda: fleet.total("generated") - made_before >= plan.backlog_events, timeout=120)
+    fleet.set_rate("backlog", plan.backlog_events / plan.backlog_seconds)
+    wait_until(lambda: fleet.total("generated") - made_before >= plan.backlog_events,
+               timeout=plan.backlog_seconds * 5)
     fleet.set_rate("backlog", 0)
     made = fleet.total("generated") - made_before
     # Every event at the broker before the consumers come back.
     wait_until(lambda: all(p["connected_now"] for p in fleet.ask("progress")), timeout=5)
-    time.sleep(2)
+    time.sleep(1)
     resumed = time.time()
     for instance in instances:
         instance.start()

@@ -34,6 +34,7 @@ from cloud_sync.consumer import Platform, PlatformSettings
 from tests.cloud.broker import Broker
 
 GROUP = "city"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Instance:
@@ -62,7 +63,7 @@ class Instance:
                 [sys.executable, "-m", "bench.fleet_consumer", "--host", self.broker.host,
                  "--port", str(self.broker.port), "--db", str(self.db_path),
                  "--client-id", self.client_id],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
             )  # fmt: skip
         return self
 
@@ -126,9 +127,26 @@ def duplicates(db_path: Path) -> int:
         return int(db.execute("SELECT coalesce(sum(duplicates), 0) FROM gateways").fetchone()[0])
 
 
-def db_bytes(db_path: Path) -> int:
-    """The database's size on disk, WAL included."""
-    return sum(p.stat().st_size for p in db_path.parent.glob(db_path.name + "*"))
+def db_sizes(db_path: Path) -> dict[str, Any]:
+    """Bytes on disk: the file after a checkpoint, each table with its indexes (dbstat), and
+    the events' JSON bodies alone. Call once every instance has stopped."""
+    with sqlite3.connect(db_path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        tables = dict(db.execute(
+            "SELECT coalesce(m.tbl_name, d.name), sum(d.pgsize) FROM dbstat d"
+            " LEFT JOIN sqlite_master m ON m.name = d.name GROUP BY 1").fetchall())
+        events, body = db.execute(
+            "SELECT count(*), coalesce(sum(length(CAST(body AS BLOB))), 0) FROM events"
+        ).fetchone()
+    file_bytes = sum(p.stat().st_size for p in db_path.parent.glob(db_path.name + "*"))
+    return {
+        "file_bytes": file_bytes,
+        "table_bytes": tables,
+        "events": events,
+        "event_json_bytes_mean": round(body / events, 1) if events else None,
+        "events_table_bytes_per_event": round(tables.get("events", 0) / events, 1)
+        if events else None,
+    }
 
 
 def main() -> None:
