@@ -174,3 +174,27 @@ def test_forged_and_replayed_commands_change_nothing(city: City) -> None:
     time.sleep(0.5)
     assert [c for c in reader.commands[before:] if c.kind == "output"] == []
     probe.close()
+
+
+def test_a_local_registration_goes_up_as_tenant_changed(city: City) -> None:
+    from datetime import date
+
+    from gateway.store import TenantCreate
+
+    store = city.gateway.store
+    assert store is not None
+    tenant = store.add_tenant(TenantCreate(
+        name="本地登记", id_number=id_number(901), phone="13900009999", room="902",
+        valid_from=date(2026, 1, 1), valid_until=date(2030, 1, 1), cards=(9_200_001,),
+    ))  # fmt: skip
+    store.remove_tenant(tenant.id)
+
+    def changes() -> list[dict[str, Any]]:
+        return [e for e in city.stored("tenant.changed") if e["tenant"]["id"] == tenant.id]
+
+    assert wait_until(lambda: len(changes()) == 2)
+    added, removed = changes()
+    assert (added["change"], removed["change"]) == ("added", "removed")
+    assert added["tenant"]["id"] == tenant.id
+    assert added["tenant"]["id_number"] == id_number(901)  # the city needs who it is
+    assert added["tenant"]["cards"] == [{"number": 9_200_001, "status": "active"}]
