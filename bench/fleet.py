@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import tempfile
 import time
 from collections import defaultdict
@@ -31,6 +32,8 @@ from bench.fleet_worker import rss_kib, serve
 from tests.cloud.broker import Broker
 
 TICKS = 100  # os.sysconf("SC_CLK_TCK") on Linux
+# PlatformStats counters reported per second for each window.
+COUNTERS = ("received", "stored", "duplicates", "statuses", "batches", "acks_sent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,21 +73,44 @@ def peak_rss_kib(pid: int) -> int:
     return 0
 
 
+def machine_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of every CPU since boot, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 @dataclass(slots=True)
 class Probe:
-    """CPU share and memory of a group of processes over one window."""
+    """CPU share and memory of groups of processes over one window, the consumers' counters,
+    and how busy the whole machine was (other jobs share it)."""
 
     pids: dict[str, Callable[[], list[int]]]  # read again at each window: consumers restart
+    counters: Callable[[], dict[str, int]] = dict
     started: float = 0.0
     cpu: dict[int, float] = field(default_factory=dict)
+    machine: tuple[int, int] = (0, 0)
+    consumed: dict[str, int] = field(default_factory=dict)
 
     def begin(self) -> None:
         self.started = time.monotonic()
         self.cpu = {pid: cpu_seconds(pid) for group in self.pids.values() for pid in group()}
+        self.machine = machine_busy()
+        self.consumed = self.counters()
 
     def end(self) -> dict[str, Any]:
         wall = time.monotonic() - self.started
-        out: dict[str, Any] = {"seconds": round(wall, 1)}
+        busy, total = machine_busy()
+        out: dict[str, Any] = {
+            "seconds": round(wall, 1),
+            "machine_busy_percent_of_all_cpus": round(
+                100 * (busy - self.machine[0]) / max(1, total - self.machine[1]), 1),
+            "load_1min": round(os.getloadavg()[0], 2),
+        }
+        consumed = self.counters()
+        out["consumer_counters_per_second"] = {
+            k: round((v - self.consumed.get(k, 0)) / wall, 1) for k, v in consumed.items()
+            if k in COUNTERS}
         for name, pids in self.pids.items():
             group = pids()
             used = sum(cpu_seconds(pid) - self.cpu[pid] for pid in group)
@@ -214,7 +240,7 @@ def run(plan: Plan, folder: Path) -> dict[str, Any]:
     # The consumers have stopped: every event they received is in the database.
     result["events"].update(_stored_figures(db_path, result.pop("_windows"), result["_last_seq"]))
     del result["_last_seq"]
-    result["consumer_stats"] = {i.client_id: i.stats for i in instances}
+    result["consumer_stats"] = {i.client_id: i.counters() for i in instances}
     result["consumer_db"] = consumer.db_sizes(db_path)
     result["broker_log_warnings"] = [
         line for b in brokers for line in b.log().splitlines()
@@ -229,8 +255,15 @@ def _drive(plan: Plan, fleet: Fleet, instances: list[consumer.Instance],
         "broker": lambda: broker_pids, "workers": lambda: fleet.pids,
         "consumers": lambda: [i.pid for i in instances]}
 
+    def counters() -> dict[str, int]:
+        summed: dict[str, int] = defaultdict(int)
+        for instance in instances:
+            for name, value in instance.counters().items():
+                summed[name] += value
+        return summed
+
     # Connect every gateway.
-    probe = Probe(probe_pids)
+    probe = Probe(probe_pids, counters)
     probe.begin()
     tcp_before = tcp_counters()
     started = time.monotonic()
@@ -279,7 +312,7 @@ def _drive(plan: Plan, fleet: Fleet, instances: list[consumer.Instance],
 
     # Backlog: the consumers are down while the gateways send, then catch up.
     if plan.backlog_events:
-        out["backlog"] = _backlog(plan, fleet, instances, probe_pids, windows)
+        out["backlog"] = _backlog(plan, fleet, instances, Probe(probe_pids, counters), windows)
 
     reports = fleet.ask("report")
     out["connect"].update(_connect_figures(reports, started, plan.gateways))
@@ -302,8 +335,7 @@ def _drained(fleet: Fleet) -> bool:
 
 
 def _backlog(plan: Plan, fleet: Fleet, instances: list[consumer.Instance],
-             probe_pids: dict[str, Callable[[], list[int]]],
-             windows: dict[str, tuple[float, float]]) -> dict[str, Any]:
+             probe: Probe, windows: dict[str, tuple[float, float]]) -> dict[str, Any]:
     for instance in instances:
         instance.pause()
     made_before = fleet.total("generated")
@@ -319,7 +351,6 @@ def _backlog(plan: Plan, fleet: Fleet, instances: list[consumer.Instance],
     resumed = time.time()
     for instance in instances:
         instance.start()
-    probe = Probe(probe_pids)
     probe.begin()
     for instance in instances:
         instance.wait_ready()
@@ -419,8 +450,9 @@ def main() -> None:
                         help="sessions started per second, fleet-wide (0: as fast as they go)")
     parser.add_argument("--connecting", type=int, default=100,
                         help="fleet-wide cap on sessions waiting for their CONNACK")
-    parser.add_argument("--idle", type=float, default=10.0,
-                        help="seconds with every gateway connected and no event")
+    parser.add_argument("--idle", type=float, default=40.0,
+                        help="seconds with every gateway connected and no event (keepalive"
+                             " pings start 30 s after connecting)")
     parser.add_argument("--backlog", type=int, default=0,
                         help="events made while the consumers are down, to time the catch-up")
     parser.add_argument("--quick", action="store_true", help="500 gateways, 20 s phases")

@@ -45,7 +45,7 @@ class Instance:
         self.db_path = db_path
         self.client_id = client_id
         self.process: subprocess.Popen[bytes] | None = None
-        self.stats: dict[str, Any] = {}  # its PlatformStats, summed over its runs
+        self._earlier: dict[str, int] = {}  # PlatformStats counters of its stopped runs
 
     @property
     def pid(self) -> int:
@@ -99,12 +99,18 @@ class Instance:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        self._earlier = self.counters()
+        self._file("stats.json").unlink(missing_ok=True)
+
+    def counters(self) -> dict[str, int]:
+        """Its PlatformStats counters over all its runs so far (written every 0.2 s)."""
         path = self._file("stats.json")
-        if path.exists():
-            for key, value in json.loads(path.read_text()).items():
-                if isinstance(value, int):
-                    self.stats[key] = self.stats.get(key, 0) + value
-            path.unlink()
+        try:
+            latest = json.loads(path.read_text()) if path.exists() else {}
+        except ValueError:  # caught between write and rename: cannot happen, but cheap
+            latest = {}
+        names = set(self._earlier) | {k for k, v in latest.items() if isinstance(v, int)}
+        return {k: self._earlier.get(k, 0) + int(latest.get(k, 0)) for k in sorted(names)}
 
     def __enter__(self) -> Instance:
         return self.start()
@@ -166,15 +172,21 @@ def main() -> None:
     platform = Platform(PlatformSettings(host=args.host, port=args.port, db_path=args.db,
                                          client_id=args.client_id, group=GROUP)).start()
     ready = args.db.with_name(f"{args.client_id}.ready")
+    counters = args.db.with_name(f"{args.client_id}.stats.json")
+
+    def write_counters() -> None:
+        temporary = counters.with_suffix(".tmp")
+        temporary.write_text(json.dumps(asdict(platform.stats)))
+        temporary.replace(counters)
+
     try:
         platform.wait_connected(30)
         ready.touch()
-        while not stop.wait(0.5) and platform.running:
-            pass
+        while not stop.wait(0.2) and platform.running:
+            write_counters()
     finally:
         platform.stop(timeout=30)
-        args.db.with_name(f"{args.client_id}.stats.json").write_text(
-            json.dumps(asdict(platform.stats)))
+        write_counters()
     if platform.failure is not None:
         raise SystemExit(f"consumer stopped after a failure: {platform.failure}")
 
