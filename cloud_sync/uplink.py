@@ -29,7 +29,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from .backoff import Backoff
+from .tls import TlsFiles, tls_pending
 from .topics import Topics
+
+__all__ = ["Journal", "Snapshots", "TlsFiles", "UplinkSession", "UplinkSettings", "UplinkStats"]
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +72,6 @@ class Snapshots(Protocol):
 # A command's envelope bytes → the result object `{"counter", "ok", "error"}`. Runs on a
 # worker thread, never on the session's: a registry update can take a second.
 CommandHandler = Callable[[bytes], dict[str, Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class TlsFiles:
-    """PEM files for TLS with a client certificate."""
-
-    ca_file: str
-    cert_file: str
-    key_file: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +189,16 @@ class UplinkSession:
 
     def on_readable(self) -> None:
         """The socket has bytes: let paho read them (callbacks run here)."""
-        if self._conn is not None:
-            self._check(self._conn.client.loop_read(max_packets=100), "read")
+        # paho reads about one packet per call; TLS may hold more, already decrypted, where
+        # select() cannot see it: keep reading until the TLS buffer is empty too, or an ack
+        # could sit there until the next keepalive.
+        for _ in range(1000):
+            conn = self._conn
+            if conn is None:
+                return
+            self._check(conn.client.loop_read(), "read")
+            if self._conn is not conn or not tls_pending(conn.client.socket()):
+                return
 
     def on_writable(self) -> None:
         """The socket can take bytes."""
@@ -278,9 +280,7 @@ class UplinkSession:
         # paho's own queue would only duplicate the journal; it must never drop silently.
         client.max_inflight_messages_set(s.window + 10)
         if s.tls is not None:
-            context = ssl.create_default_context(cafile=s.tls.ca_file)
-            context.load_cert_chain(s.tls.cert_file, s.tls.key_file)
-            client.tls_set_context(context)
+            client.tls_set_context(s.tls.context())
         else:
             client.username_pw_set(s.gateway_id)
         client.will_set(self.topics.status, self._status_payload("offline"), qos=1, retain=True)

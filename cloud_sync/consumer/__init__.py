@@ -4,12 +4,12 @@ See platform.py for the in-process API, cli.py for `rental-platform`, docs/platf
 ack rule and the broker's ACL.
 """
 
+from ..tls import TlsFiles
 from .platform import (
     CommandNotAccepted,
     Platform,
     PlatformSettings,
     PlatformStats,
-    TlsFiles,
 )
 from .store import CommandRecord, StoredEvent
 

@@ -26,7 +26,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..envelope import load_private_key, public_key_text
-from .platform import CommandNotAccepted, Platform, PlatformSettings, TlsFiles, retire_session
+from ..tls import TlsFiles
+from .platform import CommandNotAccepted, Platform, PlatformSettings, retire_session
 
 log = logging.getLogger("rental-platform")
 

@@ -45,6 +45,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ..envelope import seal_command
+from ..tls import TlsFiles, tls_pending
 from ..topics import Topics, fleet_filter, gateway_of
 from . import store
 from .store import CommandRecord, Incoming, StoredEvent
@@ -52,15 +53,6 @@ from .store import CommandRecord, Incoming, StoredEvent
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class TlsFiles:
-    """PEM files for TLS with a client certificate; its common name is the MQTT identity."""
-
-    ca_file: str
-    cert_file: str
-    key_file: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,11 +468,11 @@ class Platform:
             readers.append(sock)
             if client.want_write():
                 writers.append(sock)
-            if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            if tls_pending(sock):
                 timeout = 0.0
         readable, writable, _ = select.select(readers, writers, [], timeout)
         if client is not None and sock is not None:
-            if sock in readable or (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+            if sock in readable or tls_pending(sock):
                 self._read_socket(client, sock)
             if self._client is client and sock in writable:
                 self._check(client, client.loop_write(), "write")
@@ -516,7 +508,7 @@ class Platform:
             self._check(client, client.loop_read(), "read")
             if self._client is not client:
                 return
-            if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            if tls_pending(sock):
                 continue
             if not select.select([sock], [], [], 0)[0]:
                 return
@@ -532,9 +524,7 @@ class Platform:
                              protocol=mqtt.MQTTv5, manual_ack=True, reconnect_on_failure=False)
         client.connect_timeout = s.connect_timeout
         if s.tls is not None:
-            context = ssl.create_default_context(cafile=s.tls.ca_file)
-            context.load_cert_chain(s.tls.cert_file, s.tls.key_file)
-            client.tls_set_context(context)
+            client.tls_set_context(s.tls.context())
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -750,9 +740,7 @@ def retire_session(settings: PlatformSettings, timeout: float = 10.0) -> None:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id,
                          protocol=mqtt.MQTTv5, reconnect_on_failure=False)
     if settings.tls is not None:
-        context = ssl.create_default_context(cafile=settings.tls.ca_file)
-        context.load_cert_chain(settings.tls.cert_file, settings.tls.key_file)
-        client.tls_set_context(context)
+        client.tls_set_context(settings.tls.context())
     answers: list[ReasonCode] = []
     client.on_connect = lambda _c, _u, _f, reason, _p: answers.append(reason)
     client.connect(settings.host, settings.port, keepalive=settings.keepalive, clean_start=True)
