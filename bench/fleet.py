@@ -57,6 +57,7 @@ class Plan:
     backlog_seconds: float = 20.0  # ... over this long
     seed: int = 1
     keepalive: int = 30
+    ack_timeout: float = 60.0  # UplinkSettings' default
 
 
 def cpu_seconds(pid: int) -> float:
@@ -131,7 +132,7 @@ class Fleet:
         workers = max(len(brokers), -(-plan.gateways // plan.per_worker))
         workers += (-workers) % len(brokers)  # the same number of workers on each broker
         first = 0
-        settings = {"keepalive": plan.keepalive}
+        settings = {"keepalive": plan.keepalive, "ack_timeout": plan.ack_timeout}
         for n in range(workers):
             count = plan.gateways // workers + (1 if n < plan.gateways % workers else 0)
             broker = brokers[n % len(brokers)]
@@ -455,6 +456,8 @@ def main() -> None:
                              " pings start 30 s after connecting)")
     parser.add_argument("--backlog", type=int, default=0,
                         help="events made while the consumers are down, to time the catch-up")
+    parser.add_argument("--ack-timeout", type=float, default=60.0,
+                        help="the sessions' ack_timeout (UplinkSettings; 60 s by default)")
     parser.add_argument("--quick", action="store_true", help="500 gateways, 20 s phases")
     parser.add_argument("--name", default="", help="result file bench/results/NAME.json")
     args = parser.parse_args()
@@ -463,7 +466,7 @@ def main() -> None:
     plan = Plan(gateways=args.gateways, rate=args.rate, peak=args.peak, seconds=args.seconds,
                 brokers=args.brokers, consumers=args.consumers, per_worker=args.per_worker,
                 connect_rate=args.connect_rate, backlog_events=args.backlog,
-                connecting=args.connecting,
+                connecting=args.connecting, ack_timeout=args.ack_timeout,
                 idle_seconds=min(args.idle, 5.0) if args.quick else args.idle)  # fmt: skip
     name = args.name or f"fleet_{args.gateways}"
     info = machine()
