@@ -394,7 +394,8 @@ class UplinkSession:
                 if not conn.buffer:
                     break
             seq, body = conn.buffer.popleft()
-            if seq <= conn.cursor:
+            # An ack that came while the event waited here covers it: no longer pending.
+            if seq <= conn.cursor or seq <= self._acked:
                 continue
             props = None
             if conn.floor_sent != self._acked:

@@ -32,17 +32,20 @@ from __future__ import annotations
 
 import json
 import random
+import select
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud_sync.envelope import public_key_text
+from cloud_sync.uplink import UplinkSession, UplinkSettings
 
 from .broker import Broker
 from .mqtt import MqttProbe
@@ -330,3 +333,69 @@ def _count(probe: MqttProbe) -> int:
 def _seqs(probe: MqttProbe) -> list[int]:
     return [json.loads(m.payload)["seq"] for m in probe.received(EVENTS_TOPIC)]
 
+
+class ListJournal:
+    """`cloud_sync.uplink.Journal` over a list of events, for driving one session by hand."""
+
+    def __init__(self, count: int) -> None:
+        self.events = [json.dumps({"gateway_id": GW, "seq": n}).encode()
+                       for n in range(1, count + 1)]
+        self.acked = 0
+
+    def pending(self, after_seq: int, limit: int) -> Sequence[tuple[int, bytes]]:
+        start = max(after_seq, self.acked)
+        return [(start + 1 + n, body) for n, body in enumerate(self.events[start:start + limit])]
+
+    def acknowledge(self, seq: int) -> None:
+        self.acked = max(self.acked, min(seq, len(self.events)))
+
+    def acked_seq(self) -> int:
+        return self.acked
+
+    def status(self) -> dict[str, Any]:
+        return {"registry_version": None, "queue_depth": len(self.events) - self.acked}
+
+
+def drive(session: UplinkSession, until: Callable[[], bool], *, pump: bool,
+          timeout: float = 10.0) -> None:
+    """Be the session's runner on this thread until `until()`: socket I/O, and with `pump`
+    also `service()`, the only call besides a CONNACK that publishes events."""
+    deadline = time.monotonic() + timeout
+    while not until():
+        assert time.monotonic() < deadline, f"timed out; {session.stats}"
+        if pump:
+            session.service()
+        sock = session.socket()
+        if sock is None:
+            time.sleep(0.01)
+            continue
+        writable = [sock] if session.want_write() else []
+        readable, writable, _ = select.select([sock], writable, [], 0.02)
+        if readable:
+            session.on_readable()
+        if writable:
+            session.on_writable()
+
+
+def test_events_acknowledged_while_they_wait_in_the_batch_are_not_published(
+    broker: Broker,
+) -> None:
+    """Seen in the backlog test: restarted, the gateway sent a whole batch (500) of events the
+    platform had acknowledged meanwhile, since the batch read from the journal was published
+    to its end whatever the acks said."""
+    probe = MqttProbe.connect(broker)
+    probe.subscribe(EVENTS_TOPIC)
+    journal = ListJournal(1000)
+    session = UplinkSession(UplinkSettings(broker.host, broker.port, GW, window=5, batch=500),
+                            journal)
+    try:
+        # The CONNACK sends the first window (1..5); 6..500 wait in the batch.
+        drive(session, lambda: session.connected, pump=True)
+        drive(session, lambda: _count(probe) == 5 and not session.want_write(), pump=False)
+        probe.publish_wait(f"rental/v1/{GW}/ack", b'{"seq": 400}')
+        drive(session, lambda: journal.acked == 400 and not session.want_write(), pump=False)
+        drive(session, lambda: _count(probe) >= 10, pump=True)
+    finally:
+        session.close()
+        probe.close()
+    assert _seqs(probe)[:10] == [1, 2, 3, 4, 5, 401, 402, 403, 404, 405]
