@@ -112,7 +112,7 @@ class UplinkStats:
     connect_failures: int = 0
     disconnects: int = 0
     published: int = 0
-    resent: int = 0  # events published again after a reconnect or an ack timeout
+    resent: int = 0  # events sent again after an ack timeout (not those after a reconnect)
     refused: int = 0  # PUBACKs with a failure reason code (ACL, quota)
     acks: int = 0
     bad_acks: int = 0
