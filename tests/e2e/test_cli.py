@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from gateway.store import Store
-from tests.e2e.building import building, id_number
+from tests.e2e.building import building
+from tests.store.factories import id_number
 
 GATEWAY = [sys.executable, "-m", "gateway.cli"]
 

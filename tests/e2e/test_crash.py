@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 
 from gateway.store import TenantCreate
-from tests.e2e.building import Building, building, building_today, id_number
+from tests.e2e.building import Building, building, building_today
+from tests.store.factories import id_number
 
 ROUNDS = 3
 CARDS_PER_ROUND = 150
