@@ -36,6 +36,9 @@ __all__ = ["Journal", "Snapshots", "TlsFiles", "UplinkSession", "UplinkSettings"
 
 log = logging.getLogger(__name__)
 
+_NO_MATCHING_SUBSCRIBERS = 0x10
+_UNHEARD_RETRY = 5.0  # seconds; doubles up to the ack timeout while it keeps happening
+
 
 class Journal(Protocol):
     """What the session needs from the gateway's event journal."""
@@ -114,6 +117,7 @@ class UplinkStats:
     published: int = 0
     resent: int = 0  # events sent again after an ack timeout (not those after a reconnect)
     refused: int = 0  # PUBACKs with a failure reason code (ACL, quota)
+    unheard: int = 0  # events the broker accepted with "no matching subscribers" (0x10)
     acks: int = 0
     bad_acks: int = 0
     commands: int = 0
@@ -166,6 +170,9 @@ class UplinkSession:
         self._next_attempt = 0.0
         self._next_status = 0.0
         self._last_ack_progress = 0.0
+        # Seconds to wait before resending events published to nobody (PUBACK 0x10); None
+        # while that has not happened since the last ack.
+        self._unheard: float | None = None
         self._acked = -1
         self._closing = False
         # Set by the runner that drives this session.
@@ -377,17 +384,22 @@ class UplinkSession:
         conn = self._conn
         assert conn is not None
         events = sum(1 for seq in conn.inflight.values() if seq > 0)
+        # Events the broker said nobody subscribed to (0x10) are lost unless sent again; do
+        # that soon, but back off while it keeps happening (a platform that is down).
+        timeout = self.settings.ack_timeout if self._unheard is None else self._unheard
         if (
             events == 0
             and not conn.buffer
             and self._acked < conn.cursor
-            and now - self._last_ack_progress > self.settings.ack_timeout
+            and now - self._last_ack_progress > timeout
         ):
             log.warning("no ack for events %d..%d in %.0f s: sending them again",
-                        self._acked + 1, conn.cursor, self.settings.ack_timeout)  # fmt: skip
+                        self._acked + 1, conn.cursor, timeout)  # fmt: skip
             self.stats.resent += conn.cursor - self._acked
             conn.cursor = self._acked
             self._last_ack_progress = now
+            if self._unheard is not None:
+                self._unheard = min(self.settings.ack_timeout, self._unheard * 2)
         while events < self.settings.window:
             if not conn.buffer:
                 conn.buffer.extend(self.journal.pending(conn.cursor, self.settings.batch))
@@ -462,6 +474,13 @@ class UplinkSession:
                 self.stats.snapshots += 1
             return
         seq = conn.inflight.pop(mid, None)
+        if seq and reason.value == _NO_MATCHING_SUBSCRIBERS:
+            # Accepted and dropped: no platform consumer was subscribed (a broker restarted
+            # without its sessions, before the consumers came back). Waiting the full ack
+            # timeout would hold these events back for a minute.
+            self.stats.unheard += 1
+            if self._unheard is None:
+                self._unheard = _UNHEARD_RETRY
         if reason.is_failure:
             # Not stored by the broker (ACL, quota): the event stays pending and is sent again
             # after the ack timeout; paho's is_published() would have said True here.
@@ -499,6 +518,7 @@ class UplinkSession:
         self.journal.acknowledge(seq)
         self._acked = self.journal.acked_seq()
         self._last_ack_progress = self._clock()
+        self._unheard = None
 
     def _on_command(self, msg: mqtt.MQTTMessage) -> None:
         self.stats.commands += 1

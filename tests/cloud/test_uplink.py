@@ -329,3 +329,20 @@ def test_snapshots_travel_only_when_no_event_waits(broker: Broker) -> None:
     assert kinds == ["event"] * 300 + ["snapshot"] + ["event"] * 50 + ["snapshot"] * 3
     assert next(m.payload for m in probe.messages if "/snapshots/" in m.topic) == jpeg
     probe.close()
+
+
+def test_events_published_to_nobody_are_sent_again_soon(broker: Broker) -> None:
+    # A broker restarted without its sessions accepts events before the platform has
+    # subscribed again, with PUBACK 0x10 "no matching subscribers", and drops them.
+    journal = MemoryJournal(5)
+    session = UplinkSession(settings(broker.host, broker.port, ack_timeout=600.0), journal)
+    with running(session):
+        assert wait_until(lambda: session.stats.unheard == 5)
+        probe = MqttProbe.connect(broker)
+        probe.subscribe(f"{P}/events")
+        # Far sooner than the ack timeout of 10 minutes.
+        probe.wait_for(lambda: len(seqs(probe)) == 5, 20)
+        probe.publish_wait(f"{P}/ack", b'{"seq": 5}')
+        assert wait_until(lambda: journal.acked_seq() == 5)
+    assert seqs(probe) == [1, 2, 3, 4, 5]
+    probe.close()
