@@ -2,6 +2,12 @@
 
 Every event the gateway produces is a row here before anything else happens with it; the
 uplink reads `pending()` and the central platform's ack moves one watermark forward.
+
+An append writes the event's row and nothing else, so its commit is one page of the events
+table (plus, now and then, the pages a growing table needs). What police queries and the
+event_id check look events up by is indexed afterwards, a block of INDEX_BLOCK events at a time
+(`index_next_block`, run by the writer thread when it is idle); the events above
+`indexed_seq` are few and read directly (entries.py).
 """
 
 from __future__ import annotations
@@ -46,6 +52,23 @@ _CARD_MAX = 2**32 - 1
 
 _SELECT = "SELECT seq, event_id, body, sealed_body FROM events"
 _ACKED = "(SELECT value FROM meta WHERE key = 'acked_seq')"
+# The highest seq ever used: the highest row, or a higher one deleted since (schema m0002).
+_LAST_SEQ = (
+    "SELECT max(coalesce((SELECT max(seq) FROM events), 0),"
+    " coalesce((SELECT value FROM meta WHERE key = 'seq_floor'), 0))"
+)
+# Every event up to this seq is in event_keys and event_times; the ones above are not yet.
+# (The SQL marked noqa: S608 formats in only constants like this one, never a value.)
+INDEXED = "(SELECT value FROM meta WHERE key = 'indexed_seq')"
+# Events per block of event_keys (block = seq // INDEX_BLOCK): a query probes each block once,
+# and reads the events of the block not yet complete (at most this many) directly. About 12 h
+# of a building's events. Part of the stored format: another value needs the keys rebuilt.
+INDEX_BLOCK = 1024
+# The block numbers present, lowest to highest, for a recursive CTE named `blocks(b)`.
+BLOCKS = (
+    "blocks(b) AS (SELECT (SELECT min(block) FROM event_keys) UNION ALL"
+    " SELECT b + 1 FROM blocks WHERE b < (SELECT max(block) FROM event_keys))"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +102,8 @@ class PreparedEvent:
     # The body's JSON after `"seq":N,` (every key the journal and the caller set but seq), in
     # UTF-8: half the memory of the str for Chinese names, and what gets sealed anyway.
     tail: bytes = field(repr=False)
+    # The caller chose the event_id (else it is a fresh UUID4): it must be checked for reuse.
+    chosen_id: bool = False
 
     def text(self, gateway_id: str, seq: int) -> str:
         """The exact body JSON with this seq (as json.dumps would write the whole body)."""
@@ -116,6 +141,7 @@ INSERT_EVENT = (
 
 def prepare_event(ctx: Context, event: Mapping[str, Any]) -> PreparedEvent:
     """Validate `event`, fill in ts and event_id, and encode everything but the seq."""
+    chosen_id = isinstance(event, Mapping) and event.get("event_id") is not None
     fields, ts_ms = _validated(event, ctx)
     columns = _query_columns(fields)
     rest: dict[str, Any] = {
@@ -135,7 +161,7 @@ def prepare_event(ctx: Context, event: Mapping[str, Any]) -> PreparedEvent:
         rest["event_id"], rest["ts"], ts_ms, rest["type"],
         (columns["door"], columns["card"], columns["tenant_id"], columns["room"],
          columns["result"], columns["reason"]),
-        tail,
+        tail, chosen_id,
     )  # fmt: skip
 
 
@@ -144,12 +170,10 @@ def append_event(
 ) -> JournalEntry:
     """Validate `event`, give it the next seq and write it, with the alarm `alarm` if given."""
     prepared = prepare_event(ctx, event)
+    if prepared.chosen_id:
+        _check_unused(conn, [prepared.event_id])
     seq = next_seq(conn)
-    row = prepared.row(ctx, seq)
-    try:
-        conn.execute(INSERT_EVENT, row)
-    except sqlite3.IntegrityError:
-        raise Conflict(f"event_id {prepared.event_id} is already in the journal") from None
+    conn.execute(INSERT_EVENT, prepared.row(ctx, seq))
     door, card, _, room, _, _ = prepared.columns
     if alarm is not None:
         alarms.raise_alarm(
@@ -175,21 +199,43 @@ def append_prepared(
     at `first_seq`; they are used when that is still the next seq, and rebuilt otherwise (an
     event appended meanwhile by another writer took it).
     """
+    _check_unused(conn, [event.event_id for event in events if event.chosen_id])
     seq = next_seq(conn)
     if rows is None or first_seq != seq:
         rows = [event.row(ctx, seq + n) for n, event in enumerate(events)]
-    try:
-        conn.executemany(INSERT_EVENT, rows)
-    except sqlite3.IntegrityError:
-        raise Conflict("an event_id is already in the journal") from None
+    conn.executemany(INSERT_EVENT, rows)
 
 
 def next_seq(conn: sqlite3.Connection) -> int:
     """The seq the next event gets (call inside the writing transaction)."""
-    # sqlite_sequence holds the highest seq ever assigned, even if that row was deleted since;
-    # reading it inside our write transaction makes seq+1 race-free.
-    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-    return (row[0] if row else 0) + 1
+    # Read inside our write transaction, seq+1 is race-free. It is above every seq ever used,
+    # also one whose row was deleted since (seq_floor): consumers dedupe on seq.
+    return last_seq(conn) + 1
+
+
+def last_seq(conn: sqlite3.Connection) -> int:
+    """The highest seq ever given to an event (0 before the first)."""
+    return int(conn.execute(_LAST_SEQ).fetchone()[0])
+
+
+def _check_unused(conn: sqlite3.Connection, event_ids: list[str]) -> None:
+    """Conflict if one of these caller-chosen event_ids is journaled already (or repeated).
+
+    Generated ones are UUID4s, unique without looking. The table has no UNIQUE index (one more
+    page in every commit): indexed events are found through event_keys, one probe per block,
+    the few above indexed_seq directly.
+    """
+    if len(set(event_ids)) < len(event_ids):
+        raise Conflict("an event_id is repeated in the events appended")
+    for event_id in event_ids:
+        found = conn.execute(
+            f"WITH RECURSIVE {BLOCKS} SELECT EXISTS (SELECT 1 FROM blocks JOIN event_keys AS k"  # noqa: S608
+            " ON k.block = blocks.b AND k.kind = 'e' AND k.value = ?1) OR EXISTS (SELECT 1"
+            f" FROM events WHERE seq > {INDEXED} AND event_id = ?1)",
+            (event_id,),
+        ).fetchone()[0]
+        if found:
+            raise Conflict(f"event_id {event_id} is already in the journal")
 
 
 def _validated(event: Mapping[str, Any], ctx: Context) -> tuple[dict[str, Any], int]:
@@ -345,8 +391,7 @@ def acknowledge(conn: sqlite3.Connection, upto_seq: int) -> int:
     if type(upto_seq) is not int or upto_seq < 0:
         raise ValidationError("seq", "must be a non-negative integer")
     row = conn.execute(
-        "UPDATE meta SET value = max(value, min(?, coalesce("
-        "(SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)))"
+        f"UPDATE meta SET value = max(value, min(?, ({_LAST_SEQ})))"  # noqa: S608
         " WHERE key = 'acked_seq' RETURNING value",
         (upto_seq,),
     ).fetchone()
@@ -357,12 +402,75 @@ def delete_acked_before(conn: sqlite3.Connection, before: datetime, batch: int) 
     """Delete up to `batch` acknowledged events older than `before`; return how many.
 
     Unacknowledged events are kept whatever their age: they have not reached the city yet.
+    Their index entries go with them.
     """
     if before.tzinfo is None:
         raise ValidationError("before", "must be timezone-aware")
+    upto = acked_seq(conn)
+    # Old events are found through the time index, those not indexed yet directly.
+    doomed = conn.execute(
+        "SELECT seq, ts_ms FROM (SELECT t.seq, t.ts_ms FROM event_times AS t"  # noqa: S608
+        " WHERE t.ts_ms < ?1 AND t.seq <= ?2 UNION ALL SELECT seq, ts_ms FROM events"
+        f" WHERE seq > {INDEXED} AND seq <= ?2 AND ts_ms < ?1) ORDER BY seq LIMIT ?3",
+        (epoch_ms(before), upto, batch),
+    ).fetchall()
+    if not doomed:
+        return 0
+    seqs = json.dumps([seq for seq, _ in doomed])
     cursor = conn.execute(
-        "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ts_ms < ?"
-        " AND seq <= (SELECT value FROM meta WHERE key = 'acked_seq') ORDER BY seq LIMIT ?)",
-        (epoch_ms(before), batch),
+        "DELETE FROM events WHERE seq IN (SELECT value FROM json_each(?))", (seqs,)
     )
-    return cursor.rowcount
+    conn.executemany("DELETE FROM event_times WHERE ts_ms = ? AND seq = ?",
+                     [(ts_ms, seq) for seq, ts_ms in doomed])  # fmt: skip
+    conn.execute(
+        "DELETE FROM event_keys WHERE block BETWEEN ? AND ?"
+        " AND seq IN (SELECT value FROM json_each(?))",
+        (doomed[0][0] // INDEX_BLOCK, doomed[-1][0] // INDEX_BLOCK, seqs),
+    )
+    return int(cursor.rowcount)
+
+
+def index_due(conn: sqlite3.Connection) -> bool:
+    """Whether a complete block of events waits to be indexed (a cheap read, no transaction)."""
+    row = conn.execute(
+        f"SELECT {INDEXED}, coalesce((SELECT max(seq) FROM events), 0),"  # noqa: S608
+        " coalesce((SELECT value FROM meta WHERE key = 'seq_floor'), 0)"
+    ).fetchone()
+    if row[0] is None:
+        return False  # a database without the block index (being migrated)
+    return bool(_block_end(row[0]) <= max(row[1], row[2]))
+
+
+def index_next_block(conn: sqlite3.Connection) -> bool:
+    """Index the next complete block of events, in the caller's transaction; False if none.
+
+    Its keys are written in key order after the last block, its times mostly after the
+    newest: new pages filled one after another, not a page here and there for every event.
+    """
+    done = conn.execute(f"SELECT {INDEXED}").fetchone()[0]
+    end = _block_end(done)
+    if end > last_seq(conn):
+        return False  # seqs of this block may still be handed out
+    columns = (("c", "card"), ("t", "tenant_id"), ("r", "room"), ("e", "event_id"))
+    keys = " UNION ALL ".join(
+        f"SELECT '{kind}' AS kind, {column} AS value, ts_ms, seq FROM events"  # noqa: S608
+        f" WHERE seq > ?1 AND seq <= ?2 AND {column} IS NOT NULL"
+        for kind, column in columns
+    )
+    conn.execute(
+        "INSERT INTO event_keys (block, kind, value, ts_ms, seq)"  # noqa: S608
+        f" SELECT ?3, kind, value, ts_ms, seq FROM ({keys}) ORDER BY kind, value, ts_ms, seq",
+        (done, end, end // INDEX_BLOCK),
+    )
+    conn.execute(
+        "INSERT INTO event_times (ts_ms, seq) SELECT ts_ms, seq FROM events"
+        " WHERE seq > ? AND seq <= ? ORDER BY ts_ms, seq",
+        (done, end),
+    )
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'indexed_seq'", (end,))
+    return True
+
+
+def _block_end(indexed: int) -> int:
+    """The last seq of the block after the one `indexed` ends."""
+    return ((indexed + 1) // INDEX_BLOCK + 1) * INDEX_BLOCK - 1

@@ -135,6 +135,79 @@ _INITIAL = (
 )
 
 
+@_migration
+def m0002_journal_indexed_in_blocks(db: Database) -> None:
+    """The events table without AUTOINCREMENT and without per-commit indexes (see journal.py).
+
+    Each of them added a page to every event's commit. seq stays "never reused" through
+    meta `seq_floor` (the highest seq deleted, kept by a trigger); police queries and the
+    event_id check use `event_keys`/`event_times`, which the writer fills a block of events
+    at a time. Existing events are kept as they are, and indexed after the migration.
+    """
+    for statement in _M0002:
+        db.execute(statement)
+
+
+_M0002 = (
+    # The highest seq ever handed out survives the rebuild: sqlite_sequence forgets the table.
+    """INSERT INTO meta (key, value) VALUES
+        ('seq_floor', coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)),
+        ('indexed_seq', 0)""",
+    # DROP TABLE runs an implicit DELETE, whose ON DELETE SET NULL would unlink every alarm
+    # from its event (foreign keys cannot be switched off inside a transaction): keep the links.
+    "CREATE TEMP TABLE m0002_alarm_links AS SELECT id, event_seq FROM alarms"
+    " WHERE event_seq IS NOT NULL",
+    """CREATE TABLE events_m0002 (
+        seq INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        door TEXT,
+        card INTEGER,
+        tenant_id TEXT,
+        room TEXT,
+        result TEXT CHECK (result IN ('granted', 'denied')),
+        reason TEXT,
+        body TEXT,
+        sealed_body BLOB,
+        CHECK ((body IS NULL) <> (sealed_body IS NULL))
+    ) STRICT""",
+    "INSERT INTO events_m0002 SELECT seq, event_id, ts, ts_ms, type, door, card, tenant_id,"
+    " room, result, reason, body, sealed_body FROM events ORDER BY seq",
+    "DROP TABLE events",
+    "ALTER TABLE events_m0002 RENAME TO events",
+    "UPDATE alarms SET event_seq = (SELECT l.event_seq FROM temp.m0002_alarm_links AS l"
+    " WHERE l.id = alarms.id) WHERE id IN (SELECT id FROM temp.m0002_alarm_links)",
+    "DROP TABLE temp.m0002_alarm_links",
+    # Deleting the newest events must not let their seqs be handed out again: the next seq is
+    # above both the highest row and seq_floor. Fires only when the highest row goes.
+    """CREATE TRIGGER events_seq_floor AFTER DELETE ON events
+        WHEN old.seq > coalesce((SELECT max(seq) FROM events), 0)
+        BEGIN
+            UPDATE meta SET value = max(value, old.seq) WHERE key = 'seq_floor';
+        END""",
+    # Police-query keys of every event up to meta indexed_seq, grouped by block of seqs
+    # (block = seq / journal.INDEX_BLOCK). A block is written once, in key order, after the
+    # table's last block: appends, not scattered page updates. A query probes each block.
+    # kind: 'c' card, 't' tenant_id, 'r' room, 'e' event_id.
+    """CREATE TABLE event_keys (
+        block INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        value ANY NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (block, kind, value, ts_ms, seq)
+    ) STRICT, WITHOUT ROWID""",
+    # The time index of the same events, for queries by time alone (newest first).
+    """CREATE TABLE event_times (
+        ts_ms INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (ts_ms, seq)
+    ) STRICT, WITHOUT ROWID""",
+)
+
+
 def apply_migrations(conn: sqlite3.Connection) -> int:
     """Apply pending migrations inside the caller's transaction; return the schema version."""
     db = Database(conn, recursive_triggers=False, execute_plugins=False)

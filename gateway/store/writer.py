@@ -4,6 +4,10 @@ Serialising writes through one thread (as Datasette does) means SQLite never see
 from this process, so "database is locked" cannot happen between our own threads, and each
 caller still gets its own commit: `submit()` returns only after COMMIT, or raises what the
 function raised after ROLLBACK.
+
+The journal's block index (`journal.index_next_block`) waits for the thread to have time,
+so that a caller's commit carries only its own changes: one block per transaction, while no
+caller waits.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from . import journal
 from .db import WRITER_BUSY_TIMEOUT_MS
 from .errors import StoreClosed, StoreError
 
@@ -24,6 +29,9 @@ T = TypeVar("T")
 _Job = tuple[Callable[[sqlite3.Connection], Any], "Future[Any]", bool]
 
 log = logging.getLogger(__name__)
+
+# When idle, look this often for events to index that another process journaled.
+IDLE_CHECK_SECONDS = 30.0
 
 
 class Writer:
@@ -46,6 +54,8 @@ class Writer:
         self._closed = False
         self._storage_error: sqlite3.Error | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._idle_checked = 0.0
+        self._retry_at = 0.0  # no background write before this (after one failed)
 
     def start(self) -> None:
         """Start the thread; call once."""
@@ -88,39 +98,87 @@ class Writer:
         self._conn.close()
 
     def _run(self) -> None:
-        while (job := self._queue.get()) is not None:
+        while True:
+            try:
+                job = self._queue.get(timeout=self._until_housekeeping())
+            except queue.Empty:
+                self._housekeeping()
+                continue
+            if job is None:
+                break
             fn, future, lock = job
             if future.set_running_or_notify_cancel():
                 self._run_one(fn, future, lock)
+            if self._queue.empty():
+                self._housekeeping()
+
+    def _until_housekeeping(self) -> float:
+        """Seconds until the next idle check."""
+        due = max(self._idle_checked + IDLE_CHECK_SECONDS, self._retry_at)
+        return max(due - time.monotonic(), 0.0)
+
+    def _housekeeping(self) -> None:
+        """With no caller waiting: index the journal's complete blocks."""
+        now = time.monotonic()
+        if now < self._retry_at:
+            return
+        self._idle_checked = now
+        try:
+            while self._queue.empty() and journal.index_due(self._conn):
+                if not self._run_alone(journal.index_next_block, 0.0):
+                    break
+        except sqlite3.Error:
+            log.debug("could not check the journal's index", exc_info=True)
+
+    def _run_alone(self, fn: Callable[[sqlite3.Connection], Any], lock_timeout: float) -> bool:
+        """Run `fn` in a transaction of its own; False if it failed (it is tried again later)."""
+        future: Future[Any] = Future()
+        future.set_running_or_notify_cancel()
+        self._run_one(fn, future, True, lock_timeout, background=True)
+        exc = future.exception()
+        if exc is None:
+            return True
+        # Nobody waits for it: not worth more than a log line, and not before a second.
+        self._retry_at = time.monotonic() + 1.0
+        busy = isinstance(exc, sqlite3.Error) and _error_code(exc) == sqlite3.SQLITE_BUSY
+        log.log(logging.DEBUG if busy else logging.WARNING, "background write failed: %s", exc)
+        return False
 
     def _run_one(
-        self, fn: Callable[[sqlite3.Connection], Any], future: Future[Any], lock: bool
+        self,
+        fn: Callable[[sqlite3.Connection], Any],
+        future: Future[Any],
+        lock: bool,
+        lock_timeout: float | None = None,
+        *,
+        background: bool = False,
     ) -> None:
         conn = self._conn
         try:
             # IMMEDIATE takes the write lock now, so a second process writing at the same time
             # is waited for here instead of failing half-way through the function.
-            self._begin("BEGIN IMMEDIATE" if lock else "BEGIN")
+            self._begin("BEGIN IMMEDIATE" if lock else "BEGIN", lock_timeout)
             result = fn(conn)
             if not conn.in_transaction:
                 raise StoreError("the transaction was ended inside the write function")
             conn.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
             self._rollback()
-            if isinstance(exc, sqlite3.Error) and _is_storage_error(exc):
+            if isinstance(exc, sqlite3.Error) and _is_storage_error(exc) and not background:
                 self._storage_error = exc
             future.set_exception(exc)
         else:
             self._storage_error = None
             future.set_result(result)
 
-    def _begin(self, statement: str) -> None:
+    def _begin(self, statement: str, lock_timeout: float | None = None) -> None:
         """BEGIN, trying again while another process holds the lock, up to lock_timeout.
 
         Each try waits a few milliseconds in SQLite's busy handler (the connection's short
         busy_timeout), so the lock is taken within milliseconds of its release.
         """
-        deadline = time.monotonic() + self._lock_timeout
+        timeout = self._lock_timeout if lock_timeout is None else lock_timeout
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 self._conn.execute(statement)
@@ -156,5 +214,11 @@ _STORAGE_ERRORS = frozenset(
 
 
 def _is_storage_error(exc: sqlite3.Error) -> bool:
+    code = _error_code(exc)
+    return code is not None and code in _STORAGE_ERRORS
+
+
+def _error_code(exc: sqlite3.Error) -> int | None:
+    """The primary SQLite result code of the error, if it carries one."""
     code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in _STORAGE_ERRORS
+    return None if code is None else int(code) & 0xFF
