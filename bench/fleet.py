@@ -246,6 +246,13 @@ def run(plan: Plan, folder: Path) -> dict[str, Any]:
     result["broker_log_warnings"] = [
         line for b in brokers for line in b.log().splitlines()
         if "rror" in line or "arning" in line][:20]
+    # Why a consumer lost its connection, from both ends.
+    result["broker_log_platform"] = [
+        line for b in brokers for line in b.log().splitlines()
+        if "platform-" in line and "New client" not in line][:40]
+    result["consumer_log_warnings"] = [
+        line for i in instances for line in i.log().splitlines()
+        if "WARNING" in line or "ERROR" in line][:40]
     return result
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sqlite3
 import subprocess
@@ -162,6 +163,8 @@ def main() -> None:
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--client-id", required=True)
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO,  # as `rental-platform run` logs
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
