@@ -69,6 +69,8 @@ BLOCKS = (
     "blocks(b) AS (SELECT (SELECT min(block) FROM event_keys) UNION ALL"
     " SELECT b + 1 FROM blocks WHERE b < (SELECT max(block) FROM event_keys))"
 )
+# Key of the acknowledgement watermark in meta, and of its unsaved value in the writer.
+ACKED_KEY = "acked_seq"
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,7 +366,10 @@ def decode_row(keys: Keys, row: sqlite3.Row | tuple[Any, ...]) -> JournalEntry:
 def pending(
     conn: sqlite3.Connection, keys: Keys, after_seq: int | None, limit: int
 ) -> list[JournalEntry]:
-    """Events above the acknowledged watermark (and above `after_seq`), in seq order."""
+    """Events above the saved acknowledgement watermark and above `after_seq`, in seq order.
+
+    The store passes its newest watermark as `after_seq`: an ack is saved a little later.
+    """
     if limit < 1:
         raise ValidationError("limit", "must be at least 1")
     # One statement, so the watermark and the rows come from the same snapshot.
@@ -376,26 +381,32 @@ def pending(
 
 
 def acked_seq(conn: sqlite3.Connection) -> int:
-    """The acknowledgement watermark: every seq at or below it is stored centrally."""
+    """The saved acknowledgement watermark: every seq at or below it is stored centrally.
+
+    `Store.acked_seq()` also counts an ack not saved yet.
+    """
     value = conn.execute("SELECT value FROM meta WHERE key = 'acked_seq'").fetchone()[0]
     assert isinstance(value, int)
     return value
 
 
-def acknowledge(conn: sqlite3.Connection, upto_seq: int) -> int:
-    """Move the watermark to `upto_seq` (never back, never past the last seq); return it.
-
-    One meta row update per ack, whatever the number of events it covers: the pending set
-    is "seq above the watermark", not a flag on each row.
-    """
+def check_ack(upto_seq: object) -> int:
+    """`upto_seq` if it can be an acknowledgement watermark, else ValidationError."""
     if type(upto_seq) is not int or upto_seq < 0:
         raise ValidationError("seq", "must be a non-negative integer")
-    row = conn.execute(
-        f"UPDATE meta SET value = max(value, min(?, ({_LAST_SEQ})))"  # noqa: S608
-        " WHERE key = 'acked_seq' RETURNING value",
-        (upto_seq,),
-    ).fetchone()
-    return int(row[0])
+    return upto_seq
+
+
+def save_acked(conn: sqlite3.Connection, upto_seq: int) -> None:
+    """Store the watermark (never backwards, never past the last seq), in the caller's transaction.
+
+    One meta row whatever the number of events it covers: the pending set is "seq above the
+    watermark", not a flag on each row.
+    """
+    conn.execute(
+        f"UPDATE meta SET value = max(value, min(?, ({_LAST_SEQ}))) WHERE key = 'acked_seq'",  # noqa: S608
+        (check_ack(upto_seq),),
+    )
 
 
 def delete_acked_before(conn: sqlite3.Connection, before: datetime, batch: int) -> int:

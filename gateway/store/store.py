@@ -220,33 +220,58 @@ class Store:
 
     def pending_events(self, after_seq: int | None = None, limit: int = 500) -> list[JournalEntry]:
         """Events not yet acknowledged (seq above the watermark and `after_seq`), in seq order."""
-        return journal.pending(self.reader(), self.ctx.keys, after_seq, limit)
+        after = max(after_seq or 0, self.acked_seq())
+        return journal.pending(self.reader(), self.ctx.keys, after, limit)
 
     def acknowledge(self, upto_seq: int) -> int:
-        """The central platform stored every seq ≤ `upto_seq`; return the new watermark."""
-        return self.transaction(lambda tx: journal.acknowledge(tx.conn, upto_seq))
+        """The central platform stored every seq ≤ `upto_seq`; return the new watermark.
+
+        The watermark moves at once for `acked_seq()` and `pending_events()`, and is saved
+        with a later transaction (within a few seconds, and at close) instead of a commit of
+        its own per ack: a power cut may forget the last seconds of acks, which only means
+        those events are sent again, and the city dedupes on seq.
+        """
+        journal.check_ack(upto_seq)
+        if self._writer is None:
+            raise StoreClosed("the store is not open; use Store.open()")
+        current = self.acked_seq()
+        target = min(upto_seq, journal.last_seq(self.reader()))  # never past the last seq
+        if target <= current:
+            return current  # never backwards
+        return self._writer.defer(journal.ACKED_KEY, target, journal.save_acked, max)
 
     def acked_seq(self) -> int:
-        """The acknowledgement watermark."""
-        return journal.acked_seq(self.reader())
+        """The acknowledgement watermark (also an ack not saved yet)."""
+        saved = journal.acked_seq(self.reader())
+        unsaved = None if self._writer is None else self._writer.deferred(journal.ACKED_KEY)
+        return saved if unsaved is None else max(saved, unsaved)
 
     def delete_events_before(self, before: datetime) -> int:
         """Retention: delete acknowledged events older than `before`; return how many.
 
         Works in batches, one transaction each, so the door path's writes are never held up
-        for long behind a large deletion.
+        for long behind a large deletion. An ack not saved yet is saved with the first.
         """
+        writer = self._writer
+        if writer is None:
+            raise StoreClosed("the store is not open; use Store.open()")
+
+        def delete(tx: Transaction) -> int:
+            writer.write_deferred(tx.conn)
+            return journal.delete_acked_before(tx.conn, before, RETENTION_BATCH)
+
         total = 0
         while True:
-            deleted = self.transaction(
-                lambda tx: journal.delete_acked_before(tx.conn, before, RETENTION_BATCH)
-            )
+            deleted = self.transaction(delete)
             total += deleted
             if deleted < RETENTION_BATCH:
                 return total
 
     def query_events(self, query: EventQuery) -> EventPage:
-        """Search the journal by time, door, room, tenant, card, result; newest first."""
+        """Search the journal by time, door, room, tenant, card, result; newest first.
+
+        The newest events, not yet in the block index, are found as well (entries.py).
+        """
         return entries.query_events(self.reader(), self.ctx.keys, query)
 
     def list_alarms(self, *, open_only: bool = True, limit: int = 100) -> list[Alarm]:

@@ -5,9 +5,14 @@ from this process, so "database is locked" cannot happen between our own threads
 caller still gets its own commit: `submit()` returns only after COMMIT, or raises what the
 function raised after ROLLBACK.
 
-The journal's block index (`journal.index_next_block`) waits for the thread to have time,
-so that a caller's commit carries only its own changes: one block per transaction, while no
-caller waits.
+Two kinds of work wait for the thread to have time, so that a caller's commit carries only
+its own changes:
+
+- deferred writes (`defer()`), such as the uplink's acknowledgement watermark: a later value
+  replaces a pending one, and the last is written with a caller's transaction once it has
+  waited DEFER_SETTLE_SECONDS, on its own after DEFER_MAX_SECONDS, or at close;
+- the journal's block index (`journal.index_next_block`), one block per transaction, while
+  no caller waits.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from . import journal
@@ -30,8 +36,20 @@ _Job = tuple[Callable[[sqlite3.Connection], Any], "Future[Any]", bool]
 
 log = logging.getLogger(__name__)
 
+# A deferred write rides with the first caller's transaction once it has waited this long (so
+# a stream of acks costs one write a second, not one per event), and is written on its own
+# once it has waited DEFER_MAX_SECONDS without one. Losing it in a power cut loses that long.
+DEFER_SETTLE_SECONDS = 1.0
+DEFER_MAX_SECONDS = 5.0
 # When idle, look this often for events to index that another process journaled.
 IDLE_CHECK_SECONDS = 30.0
+
+
+@dataclass(slots=True)
+class _Deferred:
+    value: Any
+    write: Callable[[sqlite3.Connection, Any], None]
+    since: float  # monotonic time of the oldest value not written
 
 
 class Writer:
@@ -54,6 +72,9 @@ class Writer:
         self._closed = False
         self._storage_error: sqlite3.Error | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._deferred: dict[str, _Deferred] = {}
+        # Deferred values written by the transaction now running: (key, value) once committed.
+        self._written: list[tuple[str, Any]] = []
         self._idle_checked = 0.0
         self._retry_at = 0.0  # no background write before this (after one failed)
 
@@ -86,8 +107,47 @@ class Writer:
             self._queue.put((fn, future, lock))
         return future.result()
 
+    def defer(
+        self,
+        key: str,
+        value: T,
+        write: Callable[[sqlite3.Connection, T], None],
+        merge: Callable[[T, T], T] = lambda old, new: new,
+    ) -> T:
+        """Have `write(conn, value)` done soon in the writer thread; return the value pending.
+
+        A value still pending for `key` is replaced by `merge(pending, value)`. The write
+        goes with the first transaction that starts DEFER_SETTLE_SECONDS after the first
+        unwritten value, or alone after DEFER_MAX_SECONDS, or at close: callers get no
+        commit of their own, and a power cut can lose the last few seconds of them.
+        """
+        with self._lock:
+            if self._closed:
+                raise StoreClosed("the store is closed")
+            pending = self._deferred.get(key)
+            if pending is None:
+                self._deferred[key] = _Deferred(value, write, time.monotonic())
+            else:
+                pending.value = value = merge(pending.value, value)
+                pending.write = write
+            if len(self._deferred) == 1 and pending is None:
+                self._queue.put(_WAKE)  # to wait for its deadline
+        return value
+
+    def deferred(self, key: str) -> Any:
+        """The value deferred for `key` and not written yet, or None."""
+        with self._lock:
+            pending = self._deferred.get(key)
+            return None if pending is None else pending.value
+
+    def write_deferred(self, conn: sqlite3.Connection) -> None:
+        """Write every deferred value now, in the transaction running (writer thread only)."""
+        if not self.in_writer_thread() or not conn.in_transaction:
+            raise StoreError("write_deferred() runs inside a write transaction")
+        self._write_deferred(conn, 0.0)
+
     def close(self) -> None:
-        """Finish the writes already queued, stop the thread and close the connection."""
+        """Finish the writes already queued and deferred, stop the thread, close the connection."""
         with self._lock:
             if self._closed:
                 return
@@ -106,22 +166,34 @@ class Writer:
                 continue
             if job is None:
                 break
-            fn, future, lock = job
-            if future.set_running_or_notify_cancel():
-                self._run_one(fn, future, lock)
+            if job is not _WAKE:
+                fn, future, lock = job
+                if future.set_running_or_notify_cancel():
+                    self._run_one(fn, future, lock)
             if self._queue.empty():
                 self._housekeeping()
+        # At close: what is deferred is written before the connection goes.
+        if self._deferred:
+            self._run_alone(lambda conn: self._write_deferred(conn, 0.0), self._lock_timeout)
 
     def _until_housekeeping(self) -> float:
-        """Seconds until the next idle check."""
-        due = max(self._idle_checked + IDLE_CHECK_SECONDS, self._retry_at)
-        return max(due - time.monotonic(), 0.0)
+        """Seconds until a deferred write is due alone, or until the next idle check."""
+        now = time.monotonic()
+        due = self._idle_checked + IDLE_CHECK_SECONDS
+        with self._lock:
+            for pending in self._deferred.values():
+                due = min(due, pending.since + DEFER_MAX_SECONDS)
+        return max(max(due, self._retry_at) - now, 0.0)
 
     def _housekeeping(self) -> None:
-        """With no caller waiting: index the journal's complete blocks."""
+        """With no caller waiting: deferred writes that waited too long, then the index."""
         now = time.monotonic()
         if now < self._retry_at:
             return
+        with self._lock:
+            overdue = any(now - p.since >= DEFER_MAX_SECONDS for p in self._deferred.values())
+        if overdue:
+            self._run_alone(lambda conn: self._write_deferred(conn, DEFER_SETTLE_SECONDS), 0.0)
         self._idle_checked = now
         try:
             while self._queue.empty() and journal.index_due(self._conn):
@@ -144,6 +216,38 @@ class Writer:
         log.log(logging.DEBUG if busy else logging.WARNING, "background write failed: %s", exc)
         return False
 
+    def _write_deferred(self, conn: sqlite3.Connection, settle: float) -> None:
+        """Write the deferred values that have waited `settle` seconds, in a savepoint.
+
+        They are forgotten only when the transaction commits; if writing them fails, the
+        savepoint is undone and the caller's own changes still commit.
+        """
+        now = time.monotonic()
+        with self._lock:
+            due = [(key, p.value, p.write) for key, p in self._deferred.items()
+                   if now - p.since >= settle and (key, p.value) not in self._written]  # fmt: skip
+        if not due:
+            return
+        conn.execute("SAVEPOINT deferred")
+        try:
+            for _, value, write in due:
+                write(conn, value)
+        except Exception:  # the caller's own changes must not fail for it
+            conn.execute("ROLLBACK TO deferred")
+            log.warning("deferred write failed; trying again later", exc_info=True)
+        else:
+            self._written.extend((key, value) for key, value, _ in due)
+        conn.execute("RELEASE deferred")
+
+    def _committed(self) -> None:
+        """Forget the deferred values the transaction just committed wrote."""
+        with self._lock:
+            for key, value in self._written:
+                pending = self._deferred.get(key)
+                if pending is not None and pending.value == value:
+                    del self._deferred[key]
+        self._written.clear()
+
     def _run_one(
         self,
         fn: Callable[[sqlite3.Connection], Any],
@@ -154,6 +258,7 @@ class Writer:
         background: bool = False,
     ) -> None:
         conn = self._conn
+        self._written.clear()
         try:
             # IMMEDIATE takes the write lock now, so a second process writing at the same time
             # is waited for here instead of failing half-way through the function.
@@ -161,13 +266,17 @@ class Writer:
             result = fn(conn)
             if not conn.in_transaction:
                 raise StoreError("the transaction was ended inside the write function")
+            if lock and not background and self._deferred:
+                self._write_deferred(conn, DEFER_SETTLE_SECONDS)
             conn.execute("COMMIT")
         except BaseException as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
+            self._written.clear()
             self._rollback()
             if isinstance(exc, sqlite3.Error) and _is_storage_error(exc) and not background:
                 self._storage_error = exc
             future.set_exception(exc)
         else:
+            self._committed()
             self._storage_error = None
             future.set_result(result)
 
@@ -198,6 +307,9 @@ class Writer:
             # original error, which says more than this one.
             log.warning("ROLLBACK failed after a failed write", exc_info=True)
 
+
+# Queued by defer() to wake the thread, which then waits for the deferred write's deadline.
+_WAKE: Any = object()
 
 # The disk, not the caller, is at fault: the health check reports these until a write succeeds.
 _STORAGE_ERRORS = frozenset(

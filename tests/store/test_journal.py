@@ -6,6 +6,7 @@ import json
 import random
 import sqlite3
 import threading
+import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from sqlite_utils import Database
 
-from gateway.store import Conflict, EventQuery, Store, ValidationError, journal, schema
+from gateway.store import Conflict, EventQuery, Store, ValidationError, journal, schema, writer
 from gateway.store.context import Context, epoch_ms
 from gateway.store.crypto import Keys, load_or_create_key
 from gateway.store.journal import JournalEntry
@@ -156,16 +157,67 @@ def test_ack_is_a_cumulative_watermark(store: Store) -> None:
     assert len(store.query_events(EventQuery(limit=100)).entries) == 10
 
 
-def test_ack_writes_one_row_whatever_it_covers(store: Store) -> None:
+def test_ack_is_saved_later_with_another_write_in_one_row(
+    store: Store, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for _ in range(100):
         store.append_event({"type": "reader.online", "door": "main"})
+
+    def saved() -> int:
+        with sqlite3.connect(data_dir / "gateway.db") as conn:
+            return int(conn.execute("SELECT value FROM meta WHERE key = 'acked_seq'").fetchone()[0])
 
     def changes() -> int:
         return int(store.transaction(lambda tx: tx.execute("SELECT total_changes()").fetchone()[0]))
 
+    monkeypatch.setattr(writer, "DEFER_SETTLE_SECONDS", 3600.0)
+    monkeypatch.setattr(writer, "DEFER_MAX_SECONDS", 3600.0)
     before = changes()
-    store.acknowledge(100)
-    assert changes() - before == 1
+    assert store.acknowledge(100) == 100
+    # The watermark moved for everyone in this process at once, without a commit of its own.
+    assert (store.acked_seq(), store.pending_events(), saved()) == (100, [], 0)
+    assert changes() == before  # the next write did not take it: it is only just deferred
+    monkeypatch.setattr(writer, "DEFER_SETTLE_SECONDS", 0.0)
+    store.append_event({"type": "reader.online", "door": "main"})
+    assert saved() == 100
+    assert changes() - before == 2  # the event and the one meta row, in the same commit
+
+
+def test_ack_is_saved_alone_after_a_few_seconds_and_at_close(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "DEFER_MAX_SECONDS", 0.05)
+    with Store.open(data_dir, GATEWAY_ID) as store:
+        for _ in range(3):
+            store.append_event({"type": "reader.online", "door": "main"})
+        store.acknowledge(2)
+        deadline = time.monotonic() + 5
+        while journal.acked_seq(store.reader()) != 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert journal.acked_seq(store.reader()) == 2
+    monkeypatch.setattr(writer, "DEFER_MAX_SECONDS", 3600.0)
+    with Store.open(data_dir, GATEWAY_ID) as store:
+        assert store.acknowledge(3) == 3
+    with Store.open(data_dir, GATEWAY_ID) as store:
+        assert store.acked_seq() == 3  # written by close()
+        assert store.pending_events() == []
+
+
+def test_a_failing_deferred_write_does_not_fail_the_event(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(conn: sqlite3.Connection, seq: int) -> None:
+        conn.execute("UPDATE meta SET value = 'x' WHERE key = 'acked_seq'")
+        raise sqlite3.OperationalError("disk I/O error")
+
+    store.append_event({"type": "reader.online", "door": "main"})
+    monkeypatch.setattr(writer, "DEFER_SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(journal, "save_acked", broken)
+    store.acknowledge(1)
+    assert store.append_event({"type": "reader.online", "door": "main"}).seq == 2
+    assert journal.acked_seq(store.reader()) == 0  # its savepoint was undone, not the event
+    assert store.acked_seq() == 1  # and it is still pending
+    assert store.writable()
 
 
 def test_tenant_changed_body_is_sealed_at_rest(store: Store) -> None:
