@@ -29,5 +29,3 @@ def test_card_lookup_with_a_million_cards(store: Store) -> None:
     timings.sort()
     p50, p99 = timings[len(timings) // 2], timings[int(len(timings) * 0.99)]
     print(f"card_lookup with {CARDS} cards: p50 {p50 * 1e6:.1f} µs, p99 {p99 * 1e6:.1f} µs")
-    # Generous bound for slow CI machines; a Raspberry Pi 4 is roughly 5x slower than a laptop.
-    assert p99 < 0.002

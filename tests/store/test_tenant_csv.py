@@ -214,7 +214,6 @@ def test_twenty_thousand_rows(store: Store, data_dir: Path, tmp_path: Path) -> N
     print(f"re-imported (all unchanged) in {time.perf_counter() - start:.2f} s, no write lock")
     assert again == ImportResult(added=0, updated=20_000, cards=0)
     assert (again.unchanged, again.journaled, again.lock_seconds) == (20_000, 0, 0.0)
-    assert elapsed < 30
 
 
 # `gateway run` in another process: appends door events back to back, as doors would at a
