@@ -20,7 +20,7 @@ class StoreJournal:
         self._store = store
 
     def pending(self, after_seq: int, limit: int) -> Sequence[tuple[int, bytes]]:
-        return [(e.seq, e.body_json.encode()) for e in self._store.pending_events(after_seq, limit)]
+        return self._store.pending_bodies(after_seq, limit)
 
     def acknowledge(self, seq: int) -> None:
         self._store.acknowledge(seq)

@@ -380,6 +380,21 @@ def pending(
     return [decode_row(keys, row) for row in rows]
 
 
+def pending_bodies(
+    conn: sqlite3.Connection, keys: Keys, after_seq: int, limit: int
+) -> list[tuple[int, bytes]]:
+    """`pending()` as (seq, body JSON in UTF-8), for the uplink: no parsing, half the cost."""
+    if limit < 1:
+        raise ValidationError("limit", "must be at least 1")
+    rows = conn.execute(
+        f"{_SELECT} WHERE seq > max(?, {_ACKED}) ORDER BY seq LIMIT ?", (after_seq, limit)
+    ).fetchall()
+    return [
+        (seq, plain.encode() if sealed is None else keys.open(sealed, _sealing_context(event_id)))
+        for seq, event_id, plain, sealed in rows
+    ]
+
+
 def acked_seq(conn: sqlite3.Connection) -> int:
     """The saved acknowledgement watermark: every seq at or below it is stored centrally.
 

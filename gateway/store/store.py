@@ -223,6 +223,11 @@ class Store:
         after = max(after_seq or 0, self.acked_seq())
         return journal.pending(self.reader(), self.ctx.keys, after, limit)
 
+    def pending_bodies(self, after_seq: int = 0, limit: int = 500) -> list[tuple[int, bytes]]:
+        """`pending_events` as (seq, exact body JSON bytes): what the uplink publishes."""
+        after = max(after_seq, self.acked_seq())
+        return journal.pending_bodies(self.reader(), self.ctx.keys, after, limit)
+
     def acknowledge(self, upto_seq: int) -> int:
         """The central platform stored every seq ≤ `upto_seq`; return the new watermark.
 
