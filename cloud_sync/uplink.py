@@ -29,8 +29,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from .backoff import Backoff
-from .tls import TlsFiles, tls_pending
 from .topics import Topics
+from .transport import TlsFiles, no_delay, tls_pending
 
 __all__ = ["Journal", "Snapshots", "TlsFiles", "UplinkSession", "UplinkSettings", "UplinkStats"]
 
@@ -94,7 +94,9 @@ class UplinkSettings:
     # client; a larger one only queues inside the broker (see docs/uplink.md for the figures).
     window: int = 100
     batch: int = 500  # events read from the journal at a time
-    status_interval: float = 300.0
+    # The will says offline and every connect says online; the periodic status only refreshes
+    # queue_depth. At 300 s, 7,024 gateways sent more statuses (23/s) than events (16/s).
+    status_interval: float = 1800.0
     # No ack progress for this long while events wait, with nothing in flight: the platform
     # lost them (a broker restored from an old save, say); send again from the watermark.
     ack_timeout: float = 60.0
@@ -306,6 +308,7 @@ class UplinkSession:
             self._conn = None
             self._retry_later(f"connect to {s.host}:{s.port} failed: {exc}")
             return
+        no_delay(client.socket())
         self.on_socket_change(self)
 
     def _on_connect(
@@ -421,6 +424,10 @@ class UplinkSession:
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 self._drop(f"publish failed: {mqtt.error_string(info.rc)}")
                 return
+            if self._acked >= conn.cursor:
+                # Nothing was waiting for an ack: the ack timeout runs from this send, not
+                # from the last ack, which may be an hour old in a quiet building.
+                self._last_ack_progress = now
             conn.inflight[info.mid] = seq
             conn.cursor = seq
             self.stats.published += 1
@@ -443,7 +450,9 @@ class UplinkSession:
         conn = self._conn
         if conn is None:
             return None
-        self._next_status = self._clock() + self.settings.status_interval
+        # Jittered, so gateways that connected together do not report together forever after.
+        interval = self.settings.status_interval
+        self._next_status = self._clock() + self._backoff.rng.uniform(0.5 * interval, interval)
         info = conn.client.publish(self.topics.status, self._status_payload(state), qos=1,
                                    retain=True)  # fmt: skip
         conn.inflight[info.mid] = 0

@@ -4,7 +4,7 @@ See platform.py for the in-process API, cli.py for `rental-platform`, docs/platf
 ack rule and the broker's ACL.
 """
 
-from ..tls import TlsFiles
+from ..transport import TlsFiles
 from .platform import (
     CommandNotAccepted,
     Platform,

@@ -26,7 +26,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..envelope import load_private_key, public_key_text
-from ..tls import TlsFiles
+from ..transport import TlsFiles
 from .platform import CommandNotAccepted, Platform, PlatformSettings, retire_session
 
 log = logging.getLogger("rental-platform")

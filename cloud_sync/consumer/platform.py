@@ -45,8 +45,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ..envelope import seal_command
-from ..tls import TlsFiles, tls_pending
 from ..topics import Topics, fleet_filter, gateway_of
+from ..transport import TlsFiles, no_delay, tls_pending
 from . import store
 from .store import CommandRecord, Incoming, StoredEvent
 
@@ -542,6 +542,7 @@ class Platform:
         try:
             client.connect(s.host, s.port, keepalive=s.keepalive, clean_start=not s.consume,
                            properties=props)
+            no_delay(client.socket())
         except (OSError, ssl.SSLError, ValueError) as exc:
             self.stats.connect_failures += 1
             self._client = None

@@ -346,3 +346,26 @@ def test_events_published_to_nobody_are_sent_again_soon(broker: Broker) -> None:
         assert wait_until(lambda: journal.acked_seq() == 5)
     assert seqs(probe) == [1, 2, 3, 4, 5]
     probe.close()
+
+
+def test_an_event_after_a_quiet_spell_is_not_sent_twice(broker: Broker) -> None:
+    # The ack timeout runs from the send: a building quiet for longer than the timeout must
+    # not resend its next event the moment the broker's PUBACK comes back.
+    probe = MqttProbe.connect(broker)
+    probe.subscribe(f"{P}/events")
+    journal = MemoryJournal(1)
+    session = UplinkSession(settings(broker.host, broker.port, ack_timeout=1.0), journal)
+    with running(session) as runner:
+        probe.wait_for(lambda: len(seqs(probe)) == 1)
+        probe.publish_wait(f"{P}/ack", b'{"seq": 1}')
+        assert wait_until(lambda: journal.acked_seq() == 1)
+        time.sleep(2.0)  # quiet for twice the ack timeout
+        journal.append(1)
+        runner.call_soon(session.kick, session)
+        probe.wait_for(lambda: len(seqs(probe)) >= 2)
+        time.sleep(0.5)  # the platform takes half the timeout to store and ack
+        probe.publish_wait(f"{P}/ack", b'{"seq": 2}')
+        assert wait_until(lambda: journal.acked_seq() == 2)
+    assert seqs(probe) == [1, 2]
+    assert session.stats.resent == 0
+    probe.close()

@@ -1,7 +1,12 @@
-"""TLS with a client certificate, for the gateway's uplink and the platform alike."""
+"""The broker connection's transport: TLS with a client certificate, socket options.
+
+Shared by the gateway's uplink and the platform's consumer.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -25,3 +30,14 @@ class TlsFiles:
 def tls_pending(sock: Any) -> bool:
     """Whether TLS has decrypted bytes buffered that select() cannot see."""
     return isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+
+
+def no_delay(sock: Any) -> None:
+    """Send small packets at once.
+
+    paho leaves Nagle's algorithm on, which held each ack or PUBACK back about 40 ms behind
+    the previous packet (measured in the fleet benchmark: ack round trip 40-51 ms, 4 ms with
+    this).
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
