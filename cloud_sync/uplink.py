@@ -100,6 +100,10 @@ class UplinkSettings:
     # No ack progress for this long while events wait, with nothing in flight: the platform
     # lost them (a broker restored from an old save, say); send again from the watermark.
     ack_timeout: float = 60.0
+    # While the platform stays silent the wait doubles after each resend, up to this: a
+    # consumer down for an hour must not get every pending event sixty times over (the broker
+    # would queue about 31 messages per event and fill in under an hour at the average rate).
+    ack_timeout_cap: float = 1800.0
     backoff_base: float = 1.0
     backoff_cap: float = 120.0
 
@@ -175,6 +179,7 @@ class UplinkSession:
         # Seconds to wait before resending events published to nobody (PUBACK 0x10); None
         # while that has not happened since the last ack.
         self._unheard: float | None = None
+        self._ack_wait = settings.ack_timeout  # doubles while no ack comes, see ack_timeout_cap
         self._acked = -1
         self._closing = False
         # Set by the runner that drives this session.
@@ -389,7 +394,7 @@ class UplinkSession:
         events = sum(1 for seq in conn.inflight.values() if seq > 0)
         # Events the broker said nobody subscribed to (0x10) are lost unless sent again; do
         # that soon, but back off while it keeps happening (a platform that is down).
-        timeout = self.settings.ack_timeout if self._unheard is None else self._unheard
+        timeout = self._ack_wait if self._unheard is None else self._unheard
         if (
             events == 0
             and not conn.buffer
@@ -403,6 +408,8 @@ class UplinkSession:
             self._last_ack_progress = now
             if self._unheard is not None:
                 self._unheard = min(self.settings.ack_timeout, self._unheard * 2)
+            else:
+                self._ack_wait = min(self.settings.ack_timeout_cap, self._ack_wait * 2)
         while events < self.settings.window:
             if not conn.buffer:
                 conn.buffer.extend(self.journal.pending(conn.cursor, self.settings.batch))
@@ -528,6 +535,7 @@ class UplinkSession:
         self._acked = self.journal.acked_seq()
         self._last_ack_progress = self._clock()
         self._unheard = None
+        self._ack_wait = self.settings.ack_timeout
 
     def _on_command(self, msg: mqtt.MQTTMessage) -> None:
         self.stats.commands += 1

@@ -369,3 +369,21 @@ def test_an_event_after_a_quiet_spell_is_not_sent_twice(broker: Broker) -> None:
     assert seqs(probe) == [1, 2]
     assert session.stats.resent == 0
     probe.close()
+
+
+def test_resends_back_off_while_the_platform_stays_silent(broker: Broker) -> None:
+    # Without the back-off a 1 s ack timeout would resend about six times in 6.5 s; doubling
+    # waits 1, 2, 4 s: resends at about 1 s and 3 s, the next not before 7 s.
+    probe = MqttProbe.connect(broker)
+    probe.subscribe(f"{P}/events")
+    journal = MemoryJournal(1)
+    session = UplinkSession(settings(broker.host, broker.port, ack_timeout=1.0), journal)
+    with running(session):
+        probe.wait_for(lambda: len(seqs(probe)) == 1)
+        time.sleep(6.5)
+        resends = session.stats.resent
+        probe.publish_wait(f"{P}/ack", b'{"seq": 1}')
+        assert wait_until(lambda: journal.acked_seq() == 1)
+    assert 1 <= resends <= 3
+    assert len(seqs(probe)) == 1 + resends
+    probe.close()
