@@ -217,20 +217,25 @@ class FrameSource:
     def _run(self) -> None:
         while not self._stopping.is_set():
             capture = self._open()
+            frames = 0
             try:
                 if not capture.isOpened():
                     self._state.report(False, "open_failed")
                 else:
-                    self._read_until_failure(capture)
+                    frames = self._read_until_failure(capture)
             finally:
                 capture.release()
             if self._stopping.is_set():
                 break
-            if self._is_file and self._state.online:
-                continue  # the end of a video file: loop
+            if self._is_file:
+                if frames:
+                    continue  # the end of a video file: loop
+                self._state.report(False, "no_frames")  # else a broken file would spin the CPU
             self._stopping.wait(self._backoff.next_delay())
 
-    def _read_until_failure(self, capture: cv2.VideoCapture) -> None:
+    def _read_until_failure(self, capture: cv2.VideoCapture) -> int:
+        """Read frames until the stream fails, ends or the source stops; returns how many."""
+        frames = 0
         pace_s = 0.0
         if self._is_file:
             fps = capture.get(cv2.CAP_PROP_FPS)
@@ -240,7 +245,8 @@ class FrameSource:
             if not ok or image is None:
                 if not self._is_file:
                     self._state.report(False, "read_failed")
-                return
+                return frames
+            frames += 1
             read_at = self._clock()
             with self._lock:
                 self._latest = (np.asarray(image, dtype=np.uint8), read_at)
@@ -248,6 +254,7 @@ class FrameSource:
             self._state.report(True, "frames_arriving")
             if pace_s:
                 self._stopping.wait(pace_s)
+        return frames
 
 
 class SnapshotUrlSource:

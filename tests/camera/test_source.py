@@ -256,3 +256,17 @@ def test_the_source_string_chooses_the_kind(source: str, snapshot: bool) -> None
     assert is_snapshot_url(source) is snapshot
     kind = SnapshotUrlSource if snapshot else FrameSource
     assert isinstance(open_source(source), kind)
+
+
+def test_a_video_file_without_frames_is_offline_not_a_busy_loop(
+    tmp_path: Path, state_log: StateLog, started: list[FrameSource]
+) -> None:
+    broken = tmp_path / "broken.avi"
+    broken.write_bytes(b"RIFF" + bytes(2000))
+    backoff = quick_backoff()
+    source = FrameSource(str(broken), on_state=state_log, backoff=backoff)
+    started.append(source)
+    source.start()
+    wait_until(lambda: backoff.attempts >= 2)
+    assert state_log.states() == [False]
+    assert reason(source.latest(MAX_AGE_MS)) == "camera_offline"
