@@ -31,8 +31,7 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
@@ -40,6 +39,7 @@ from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 from . import tenants
 from .context import Context
+from .db import read_snapshot
 from .errors import Conflict, StoreError, ValidationError
 from .models import CARD_STATUSES, TENANT_STATUSES, CardStatus, TenantStatus
 from .tenants import Person
@@ -509,7 +509,7 @@ def plan_registry(
     first (a wrong version says more than its records), then RegistryInvalid with every record
     problem, those found here against the registry included.
     """
-    with _snapshot(conn):
+    with read_snapshot(conn):
         current = registry_version(conn)
         _check_order(current, version, base_version)
         if checked.problems:
@@ -783,19 +783,3 @@ def _result(plan: _Plan, lock_seconds: float, attempts: int) -> RegistryApplied:
         lock_seconds=lock_seconds,
         attempts=attempts,
     )
-
-
-# Reading
-
-
-@contextmanager
-def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
-    """Every read inside sees one state of the database (a WAL read transaction)."""
-    if conn.in_transaction:  # the writer's own transaction: one state already
-        yield
-        return
-    conn.execute("BEGIN")
-    try:
-        yield
-    finally:
-        conn.execute("COMMIT")  # ends the read transaction; nothing was written

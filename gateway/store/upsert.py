@@ -34,13 +34,14 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from . import journal, tenants
 from .context import Context
+from .db import read_snapshot
 from .errors import Conflict, StoreClosed, StoreError, ValidationError
 from .journal import PreparedEvent
 from .models import TenantCreate, TenantStatus, UpsertResult
@@ -244,7 +245,7 @@ def plan_upserts(
     """
     report = progress or _ignore
     checked, problems = _check(ctx, records)
-    with _snapshot(conn):
+    with read_snapshot(conn):
         plan = Plan(journal.next_seq(conn), ctx.now_text(), problems)
         stored = _stored_tenants(conn, [c[3] for c in checked])
         listed = _cards(conn, [n for c in checked for n in c[2]])
@@ -615,19 +616,6 @@ def _prepared(ctx: Context, change: _Change) -> PreparedEvent:
 
 
 # Reading the snapshot
-
-
-@contextmanager
-def _snapshot(conn: sqlite3.Connection) -> Iterator[None]:
-    """Every read inside sees one state of the database (WAL read transaction)."""
-    if conn.in_transaction:  # the writer's own transaction: already one state
-        yield
-        return
-    conn.execute("BEGIN")
-    try:
-        yield
-    finally:
-        conn.execute("COMMIT")  # ends the read transaction; nothing was written
 
 
 def _select_in(
