@@ -37,7 +37,7 @@ __all__ = ["Journal", "Snapshots", "TlsFiles", "UplinkSession", "UplinkSettings"
 log = logging.getLogger(__name__)
 
 _NO_MATCHING_SUBSCRIBERS = 0x10
-_UNHEARD_RETRY = 5.0  # seconds; doubles up to the ack timeout while it keeps happening
+_UNHEARD_RETRY = 5.0  # seconds
 
 
 class Journal(Protocol):
@@ -176,10 +176,10 @@ class UplinkSession:
         self._next_attempt = 0.0
         self._next_status = 0.0
         self._last_ack_progress = 0.0
-        # Seconds to wait before resending events published to nobody (PUBACK 0x10); None
-        # while that has not happened since the last ack.
-        self._unheard: float | None = None
-        self._ack_wait = settings.ack_timeout  # doubles while no ack comes, see ack_timeout_cap
+        # How long events may wait for an ack before they are sent again: ack_timeout, 5 s
+        # after a PUBACK 0x10 (nobody subscribed: they are lost), doubling after each resend
+        # while no ack comes (see ack_timeout_cap), back to ack_timeout on the next ack.
+        self._ack_wait = settings.ack_timeout
         self._acked = -1
         self._closing = False
         # Set by the runner that drives this session.
@@ -392,9 +392,7 @@ class UplinkSession:
         conn = self._conn
         assert conn is not None
         events = sum(1 for seq in conn.inflight.values() if seq > 0)
-        # Events the broker said nobody subscribed to (0x10) are lost unless sent again; do
-        # that soon, but back off while it keeps happening (a platform that is down).
-        timeout = self._ack_wait if self._unheard is None else self._unheard
+        timeout = self._ack_wait
         if (
             events == 0
             and not conn.buffer
@@ -406,10 +404,7 @@ class UplinkSession:
             self.stats.resent += conn.cursor - self._acked
             conn.cursor = self._acked
             self._last_ack_progress = now
-            if self._unheard is not None:
-                self._unheard = min(self.settings.ack_timeout, self._unheard * 2)
-            else:
-                self._ack_wait = min(self.settings.ack_timeout_cap, self._ack_wait * 2)
+            self._ack_wait = min(self.settings.ack_timeout_cap, self._ack_wait * 2)
         while events < self.settings.window:
             if not conn.buffer:
                 conn.buffer.extend(self.journal.pending(conn.cursor, self.settings.batch))
@@ -495,8 +490,7 @@ class UplinkSession:
             # without its sessions, before the consumers came back). Waiting the full ack
             # timeout would hold these events back for a minute.
             self.stats.unheard += 1
-            if self._unheard is None:
-                self._unheard = _UNHEARD_RETRY
+            self._ack_wait = min(self._ack_wait, _UNHEARD_RETRY)
         if reason.is_failure:
             # Not stored by the broker (ACL, quota): the event stays pending and is sent again
             # after the ack timeout; paho's is_published() would have said True here.
@@ -534,7 +528,6 @@ class UplinkSession:
         self.journal.acknowledge(seq)
         self._acked = self.journal.acked_seq()
         self._last_ack_progress = self._clock()
-        self._unheard = None
         self._ack_wait = self.settings.ack_timeout
 
     def _on_command(self, msg: mqtt.MQTTMessage) -> None:
