@@ -21,6 +21,7 @@ from .models import (
     User,
 )
 from .registry import CardGrant, IssuedVisitorCode, VisitorCode, VisitorCodeResult
+from .snapshots import SNAPSHOT_TYPES, SnapshotHold, SnapshotRef
 from .store import Store
 from .sync import (
     RegistryApplied,
@@ -36,6 +37,7 @@ from .validation import mask_id_number, mask_phone, normalize_id_number, normali
 
 __all__ = [
     "EVENT_TYPES",
+    "SNAPSHOT_TYPES",
     "Alarm",
     "BulkUpsertResult",
     "Card",
@@ -54,6 +56,8 @@ __all__ = [
     "RegistryProblem",
     "RegistryRejected",
     "Role",
+    "SnapshotHold",
+    "SnapshotRef",
     "Store",
     "StoreClosed",
     "StoreError",

@@ -36,6 +36,8 @@ EVENT_TYPES = frozenset(
         "reader.online",
         "reader.offline",
         "reader.tamper",
+        "camera.online",
+        "camera.offline",
         "command.executed",
         "command.rejected",
         "tenant.changed",

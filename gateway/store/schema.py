@@ -208,6 +208,28 @@ _M0002 = (
 )
 
 
+@_migration
+def m0003_snapshot_outbox_and_holds(db: Database) -> None:
+    """The snapshot outbox's watermark, and police holds on snapshots (see snapshots.py)."""
+    for statement in _M0003:
+        db.execute(statement)
+
+
+_M0003 = (
+    # Snapshots of events up to this seq went up (or had none): the outbox starts above it.
+    # An existing database starts at its ack watermark, so its past is not sent again.
+    "INSERT INTO meta (key, value) VALUES ('snapshot_sent_seq',"
+    " (SELECT value FROM meta WHERE key = 'acked_seq'))",
+    # A held snapshot is kept past retention_days until the hold is lifted.
+    """CREATE TABLE snapshot_holds (
+        event_id TEXT PRIMARY KEY CHECK (length(event_id) = 36),
+        purpose TEXT NOT NULL CHECK (length(purpose) BETWEEN 1 AND 200),
+        held_by TEXT NOT NULL,
+        held_at TEXT NOT NULL
+    ) STRICT, WITHOUT ROWID""",
+)
+
+
 def apply_migrations(conn: sqlite3.Connection) -> int:
     """Apply pending migrations inside the caller's transaction; return the schema version."""
     db = Database(conn, recursive_triggers=False, execute_plugins=False)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import passwords
-from . import alarms, cards, entries, journal, registry, sync, tenants, upsert, users
+from . import alarms, cards, entries, journal, registry, snapshots, sync, tenants, upsert, users
 from .alarms import Alarm
 from .context import Context, utc_now
 from .crypto import Keys, load_or_create_key
@@ -32,6 +32,7 @@ from .journal import JournalEntry
 from .models import Card, CardStatus, Tenant, TenantCreate, TenantStatus, TenantUpdate, User
 from .registry import CardGrant, IssuedVisitorCode, VisitorCode, VisitorCodeResult
 from .schema import apply_migrations
+from .snapshots import CaptureGate, SnapshotHold, SnapshotRef
 from .sync import RegistryApplied
 from .tx import Transaction
 from .upsert import BulkUpsertResult, Progress
@@ -80,6 +81,7 @@ class Store:
         self._lock = threading.Lock()
         self._bulk_lock = threading.Lock()
         self._closed = False
+        self._captures = CaptureGate()
 
     @classmethod
     def open(
@@ -206,27 +208,96 @@ class Store:
 
     # Journal
 
-    def append_event(self, event: Mapping[str, Any], *, alarm: str | None = None) -> JournalEntry:
+    def append_event(
+        self, event: Mapping[str, Any], *, alarm: str | None = None, capture: bool = False
+    ) -> JournalEntry:
         """Journal one event and return it with its seq, committed; with `alarm`, raise that too.
 
         The caller gives `type`, optionally `ts` (RFC 3339 with offset; default now) and
         `event_id` (default a new UUID4), and the type's fields (SPEC 6). The journal adds
         `schema`, `gateway_id` and `seq`. The alarm, if named, commits with the event.
 
+        With `capture`, the event (with `"snapshot": null, "snapshot_error": "interrupted"`)
+        is held back from the uplink until `fill_snapshot(seq, ...)` or `release_capture(seq)`.
+
         >>> store.append_event({"type": "door.forced", "door": "main"}, alarm="door_forced").seq
         42                                                        # doctest: +SKIP
         """
-        return self.transaction(lambda tx: tx.append_event(event, alarm=alarm))
+        if not capture:
+            return self.transaction(lambda tx: tx.append_event(event, alarm=alarm))
+        held: list[int] = []
+
+        def append(tx: Transaction) -> JournalEntry:
+            entry = tx.append_event(event, alarm=alarm)
+            # Before COMMIT: whoever can read the row can also see that it is held.
+            self._captures.hold(entry.seq)
+            held.append(entry.seq)
+            return entry
+
+        try:
+            return self.transaction(append)
+        except BaseException:
+            for seq in held:
+                self._captures.release(seq)
+            raise
+
+    def fill_snapshot(
+        self, seq: int, snapshot: dict[str, Any] | None, error: str | None = None
+    ) -> JournalEntry | None:
+        """Record the capture's outcome in held event `seq` and let it go up.
+
+        Returns the final entry; None when the seq is not held (or another caller, such as
+        the capture's deadline, filled it first). If the write fails the seq is let go with
+        its body as journaled, so a broken disk cannot hold the uplink back.
+        """
+        if not self._captures.claim(seq):
+            return None
+        keys = self.ctx.keys
+        try:
+            return self.transaction(
+                lambda tx: snapshots.fill_snapshot(tx.conn, keys, seq, snapshot, error)
+            )
+        finally:
+            self._captures.release(seq)
+
+    def release_capture(self, seq: int) -> None:
+        """Let held event `seq` go up as journaled ("interrupted")."""
+        self._captures.release(seq)
+
+    def captures_running(self) -> int:
+        """How many events wait for their snapshot."""
+        return self._captures.held()
 
     def pending_events(self, after_seq: int | None = None, limit: int = 500) -> list[JournalEntry]:
-        """Events not yet acknowledged (seq above the watermark and `after_seq`), in seq order."""
+        """Events not yet acknowledged (seq above the watermark and `after_seq`), in seq order.
+
+        Stops before the first event whose snapshot is still being captured.
+        """
         after = max(after_seq or 0, self.acked_seq())
-        return journal.pending(self.reader(), self.ctx.keys, after, limit)
+        return self._before_captures(
+            lambda: journal.pending(self.reader(), self.ctx.keys, after, limit),
+            lambda entry: entry.seq,
+        )
 
     def pending_bodies(self, after_seq: int = 0, limit: int = 500) -> list[tuple[int, bytes]]:
         """`pending_events` as (seq, exact body JSON bytes): what the uplink publishes."""
         after = max(after_seq, self.acked_seq())
-        return journal.pending_bodies(self.reader(), self.ctx.keys, after, limit)
+        return self._before_captures(
+            lambda: journal.pending_bodies(self.reader(), self.ctx.keys, after, limit),
+            lambda item: item[0],
+        )
+
+    def _before_captures(self, read: Callable[[], list[T]], seq_of: Callable[[T], int]) -> list[T]:
+        while True:
+            generation, _ = self._captures.state()
+            rows = read()
+            again, lowest = self._captures.state()
+            if again == generation:
+                break
+            # A snapshot was filled in while reading: that row may be from before. Read again.
+        if lowest is None:
+            return rows
+        return [row for row in rows if seq_of(row) < lowest]
 
     def acknowledge(self, upto_seq: int) -> int:
         """The central platform stored every seq ≤ `upto_seq`; return the new watermark.
@@ -271,6 +342,38 @@ class Store:
             total += deleted
             if deleted < RETENTION_BATCH:
                 return total
+
+    # Snapshots
+
+    def next_snapshot(self, after_seq: int, upto_seq: int) -> SnapshotRef | None:
+        """The first event with a snapshot in (after_seq, upto_seq], by seq."""
+        return snapshots.next_snapshot(self.reader(), after_seq, upto_seq)
+
+    def snapshot_sent_seq(self) -> int:
+        """The snapshot outbox's watermark (also one not saved yet)."""
+        saved = snapshots.sent_seq(self.reader())
+        unsaved = None if self._writer is None else self._writer.deferred(snapshots.SENT_KEY)
+        return saved if unsaved is None else max(saved, unsaved)
+
+    def snapshots_sent(self, upto_seq: int) -> None:
+        """Every snapshot up to `upto_seq` went up; saved with a later write, like acks."""
+        if self._writer is None:
+            raise StoreClosed("the store is not open; use Store.open()")
+        if upto_seq > self.snapshot_sent_seq():
+            self._writer.defer(snapshots.SENT_KEY, upto_seq, snapshots.save_sent, max)
+
+    def hold_snapshot(self, event_id: str, purpose: str, held_by: str) -> None:
+        """Keep this event's snapshot past retention, for the case `purpose`."""
+        now = self.ctx.now_text()
+        self.transaction(lambda tx: snapshots.hold(tx.conn, event_id, purpose, held_by, now))
+
+    def release_snapshot(self, event_id: str) -> bool:
+        """Lift a police hold; False if there was none."""
+        return self.transaction(lambda tx: snapshots.release(tx.conn, event_id))
+
+    def snapshot_holds(self) -> list[SnapshotHold]:
+        """Every police hold, oldest first."""
+        return snapshots.holds(self.reader())
 
     def query_events(self, query: EventQuery) -> EventPage:
         """Search the journal by time, door, room, tenant, card, result; newest first.

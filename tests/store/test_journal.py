@@ -20,6 +20,7 @@ from gateway.store import Conflict, EventQuery, Store, ValidationError, journal,
 from gateway.store.context import Context, epoch_ms
 from gateway.store.crypto import Keys, load_or_create_key
 from gateway.store.journal import JournalEntry
+from gateway.store.schema import MIGRATION_NAMES
 
 from .conftest import GATEWAY_ID
 from .factories import FakeClock, tenant
@@ -587,8 +588,8 @@ def test_a_first_schema_database_migrates_with_its_events_seqs_and_ack(
     monkeypatch.setattr(journal, "index_due", lambda conn: False)  # first: nothing indexed
     with Store.open(data_dir, GATEWAY_ID, clock=clock) as store:
         reader = store.reader()
-        assert store.schema_version() == 2
-        assert reader.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert store.schema_version() == len(MIGRATION_NAMES)
+        assert reader.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATION_NAMES)
         assert reader.execute("PRAGMA page_size").fetchone()[0] == 4096  # kept
         assert reader.execute("SELECT * FROM events ORDER BY seq").fetchall() == rows
         assert reader.execute("SELECT * FROM alarms ORDER BY id").fetchall() == alarms_before
@@ -614,6 +615,6 @@ def test_a_first_schema_database_migrates_with_its_events_seqs_and_ack(
                 store.append_event({**access(1), "event_id": rows[5][1]})
         assert store.append_event(access(1)).seq == 1501  # above the deleted 1491-1500
     with Store.open(data_dir, GATEWAY_ID, clock=clock) as store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == len(MIGRATION_NAMES)
         assert store.append_event(access(1)).seq == 1502
         assert store.acked_seq() == 1200
