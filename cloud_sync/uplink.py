@@ -61,14 +61,17 @@ class Journal(Protocol):
 
 
 class Snapshots(Protocol):
-    """Entry snapshots waiting to go up; large, so they only travel when no event waits."""
+    """Entry snapshots waiting to go up; large, so they only travel when no event waits.
 
-    def next_snapshot(self, after: str | None) -> tuple[str, bytes] | None:
-        """The next (event_id, JPEG) not yet sent, after event id `after` (None: the first)."""
+    One is on the wire at a time; the next is asked for once the broker answered.
+    """
+
+    def next_snapshot(self) -> tuple[str, bytes] | None:
+        """The oldest (event_id, JPEG) still to go up, or None."""
         ...
 
-    def snapshot_sent(self, event_id: str) -> None:
-        """The broker accepted it."""
+    def snapshot_done(self, event_id: str, accepted: bool) -> None:
+        """The broker stored it (accepted) or refused it for good (too large, ACL)."""
         ...
 
 
@@ -128,6 +131,7 @@ class UplinkStats:
     bad_acks: int = 0
     commands: int = 0
     snapshots: int = 0
+    snapshots_refused: int = 0
     connected_since: float | None = None
     last_error: str = ""
     first_connected_at: float | None = None
@@ -145,6 +149,7 @@ class _Connection:
     floor_sent: int = -1  # the `acked` user property last attached to an event
     snapshot_mid: int | None = None
     snapshot_id: str | None = None
+    snapshot_after: float = 0.0  # no snapshot before this (monotonic): nobody was listening
     buffer: deque[tuple[int, bytes]] = field(default_factory=deque)
 
 
@@ -435,16 +440,19 @@ class UplinkSession:
             self.stats.published += 1
             events += 1
         if events == 0 and not conn.buffer and conn.snapshot_mid is None:
-            self._send_snapshot(conn)
+            self._send_snapshot(conn, now)
 
-    def _send_snapshot(self, conn: _Connection) -> None:
-        if self.snapshots is None:
+    def _send_snapshot(self, conn: _Connection, now: float) -> None:
+        if self.snapshots is None or now < conn.snapshot_after:
             return
-        item = self.snapshots.next_snapshot(conn.snapshot_id)
+        item = self.snapshots.next_snapshot()
         if item is None:
             return
         event_id, jpeg = item
         info = conn.client.publish(self.topics.snapshot(event_id), jpeg, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            self._drop(f"publish failed: {mqtt.error_string(info.rc)}")
+            return
         conn.snapshot_mid = info.mid
         conn.snapshot_id = event_id
 
@@ -480,9 +488,20 @@ class UplinkSession:
             return
         if mid == conn.snapshot_mid:
             conn.snapshot_mid = None
-            if not reason.is_failure and conn.snapshot_id is not None and self.snapshots:
-                self.snapshots.snapshot_sent(conn.snapshot_id)
+            if conn.snapshot_id is None or self.snapshots is None:
+                return
+            if reason.value == _NO_MATCHING_SUBSCRIBERS:
+                # Nobody took it: the platform's consumers are not back yet. Again later.
+                conn.snapshot_after = self._clock() + _UNHEARD_RETRY
+            elif reason.is_failure:
+                # Refused for good (too large for the broker, ACL): sending it again would
+                # block every snapshot behind it.
+                self.stats.snapshots_refused += 1
+                log.error("broker refused snapshot of event %s: %s", conn.snapshot_id, reason)
+                self.snapshots.snapshot_done(conn.snapshot_id, accepted=False)
+            else:
                 self.stats.snapshots += 1
+                self.snapshots.snapshot_done(conn.snapshot_id, accepted=True)
             return
         seq = conn.inflight.pop(mid, None)
         if seq and reason.value == _NO_MATCHING_SUBSCRIBERS:

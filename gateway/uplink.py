@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from cloud_sync.runner import Runner
 from cloud_sync.uplink import TlsFiles, UplinkSession, UplinkSettings
 from gateway import __version__
+from gateway.camera.snapshots import SnapshotStore
 from gateway.commands import CommandExecutor
 from gateway.config import Config
 from gateway.store import Store
+
+log = logging.getLogger(__name__)
 
 
 class StoreJournal:
@@ -42,6 +48,58 @@ class StoreJournal:
         return int(row[0])
 
 
+class SnapshotOutbox:
+    """`cloud_sync.uplink.Snapshots` over the journal and the snapshot folder (uplink thread).
+
+    A snapshot goes up only once the platform has acknowledged its event (never ahead of
+    it), in seq order. What is left to send survives restarts: the outbox is the journal
+    above `snapshot_sent_seq`. A file that is gone (retention, disk floor) or no longer
+    matches the sha256 its event recorded is skipped, and logged.
+    """
+
+    def __init__(self, store: Store, snapshots: SnapshotStore) -> None:
+        self._store = store
+        self._snapshots = snapshots
+        self._on_wire: dict[str, int] = {}  # event_id -> seq
+        self.skipped = 0
+
+    def next_snapshot(self) -> tuple[str, bytes] | None:
+        store = self._store
+        after, upto = store.snapshot_sent_seq(), store.acked_seq()
+        while after < upto:
+            ref = store.next_snapshot(after, upto)
+            if ref is None:
+                store.snapshots_sent(upto)  # nothing to send up to the ack
+                return None
+            data = self._read(ref.event_id, ref.ts)
+            if data is not None and hashlib.sha256(data).hexdigest() == ref.sha256:
+                self._on_wire = {ref.event_id: ref.seq}
+                return ref.event_id, data
+            self.skipped += 1
+            log.warning(
+                "snapshot of event %d not sent: %s",
+                ref.seq,
+                "file missing" if data is None else "sha256 differs from the event's",
+            )
+            store.snapshots_sent(ref.seq)
+            after = ref.seq
+        return None
+
+    def snapshot_done(self, event_id: str, accepted: bool) -> None:
+        seq = self._on_wire.pop(event_id, None)
+        if seq is not None:
+            self._store.snapshots_sent(seq)
+
+    def _read(self, event_id: str, ts: str) -> bytes | None:
+        path = self._snapshots.find(event_id, around=datetime.fromisoformat(ts))
+        if path is None:
+            return None
+        try:
+            return path.read_bytes()
+        except OSError:
+            return None
+
+
 def uplink_settings(config: Config) -> UplinkSettings:
     """The session settings from `[mqtt]` (which must be present)."""
     mqtt = config.mqtt
@@ -65,10 +123,18 @@ def uplink_settings(config: Config) -> UplinkSettings:
 class Uplink:
     """The running uplink: one session on its own runner thread, commands on another."""
 
-    def __init__(self, config: Config, store: Store, executor: CommandExecutor) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        executor: CommandExecutor,
+        snapshots: SnapshotStore | None = None,
+    ) -> None:
         self.journal = StoreJournal(store)
         self.executor = executor
-        self.session = UplinkSession(uplink_settings(config), self.journal, executor.submit)
+        self.outbox = None if snapshots is None else SnapshotOutbox(store, snapshots)
+        self.session = UplinkSession(uplink_settings(config), self.journal, executor.submit,
+                                     snapshots=self.outbox)  # fmt: skip
         self.runner = Runner(name="uplink")
         self.runner.add(self.session)
 
@@ -93,6 +159,7 @@ class Uplink:
             "connected": self.session.connected,
             "connects": stats.connects,
             "published": stats.published,
+            "snapshots": stats.snapshots,
             "refused": stats.refused,
             "last_error": stats.last_error,
         }

@@ -297,11 +297,12 @@ class MemorySnapshots:
         self.sent: list[str] = []
         self.on_sent = on_sent
 
-    def next_snapshot(self, after: str | None) -> tuple[str, bytes] | None:
+    def next_snapshot(self) -> tuple[str, bytes] | None:
         waiting = [i for i in self.items if i[0] not in self.sent]
         return waiting[0] if waiting else None
 
-    def snapshot_sent(self, event_id: str) -> None:
+    def snapshot_done(self, event_id: str, accepted: bool) -> None:
+        assert accepted
         self.sent.append(event_id)
         self.on_sent(event_id)
 
