@@ -34,13 +34,17 @@ from firmware_bridge.osdp import (
     TamperChanged,
 )
 from gateway import __version__
+from gateway.camera.capture import Camera, Capture, CaptureSettings
+from gateway.camera.snapshots import SnapshotStore
+from gateway.camera.source import open_source
 from gateway.clock import clock_synchronised, rfc3339
 from gateway.commands import CommandExecutor
 from gateway.config import Config
 from gateway.decisions import CardRecord
 from gateway.door import DoorController, DoorSettings, VisitorCodeOutcome
 from gateway.sdnotify import Notifier
-from gateway.store import JournalEntry, Store
+from gateway.store import SNAPSHOT_TYPES, JournalEntry, Store, Transaction
+from gateway.store.snapshots import CAPTURING
 from gateway.uplink import Uplink
 from gateway.web.app import create_app
 from gateway.web.server import WebServer
@@ -48,8 +52,6 @@ from gateway.web.server import WebServer
 log = logging.getLogger(__name__)
 
 _TICK_SECONDS = 0.2
-# Access events carry a snapshot field (SPEC 6); without a camera it is null with this reason.
-_SNAPSHOT_TYPES = frozenset({"access.granted", "access.denied", "door.forced"})
 
 EventListener = Callable[[JournalEntry], None]
 FrameHook = Callable[[int, int, int], None]
@@ -86,28 +88,34 @@ class _Clock:
 
 
 class _EventFanout:
-    """Hands committed events to listeners on a thread of its own, never on the door path."""
+    """Hands committed events to listeners on a thread of its own, never on the door path.
+
+    An event whose snapshot is being captured is handed on once the capture has ended (or
+    its deadline passed), with its final body; the events after it wait, so listeners see
+    every event once, in seq order.
+    """
 
     def __init__(self, listeners: list[EventListener]) -> None:
         self._listeners = listeners
-        self._queue: queue.SimpleQueue[JournalEntry | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[JournalEntry | Capture | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="event-fanout", daemon=True)
         self._thread.start()
 
-    def publish(self, entry: JournalEntry) -> None:
+    def publish(self, entry: JournalEntry | Capture) -> None:
         self._queue.put(entry)
 
     def stop(self) -> None:
         if self._thread is not None:
             self._queue.put(None)
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=10)
             self._thread = None
 
     def _run(self) -> None:
-        while (entry := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
+            entry = item.result() if isinstance(item, Capture) else item
             for listener in self._listeners:
                 try:
                     listener(entry)
@@ -116,20 +124,48 @@ class _EventFanout:
 
 
 class _StoreJournal:
-    """The doors' journal: commit to the store, then hand the entry to the fan-out."""
+    """The doors' journal: commit to the store, then hand the entry to the fan-out.
 
-    def __init__(self, store: Store, fanout: _EventFanout) -> None:
+    Access events get their snapshot field here: "disabled" without a camera, the reason at
+    once when the camera is known to be down, else a capture after the commit.
+    """
+
+    def __init__(self, store: Store, fanout: _EventFanout, camera: Camera | None) -> None:
         self._store = store
         self._fanout = fanout
+        self._camera = camera
+        self._camera_lock = threading.Lock()
 
     def record(self, event: dict[str, Any], alarm: str | None = None) -> int:
-        if event["type"] in _SNAPSHOT_TYPES:
+        capture = False
+        if event["type"] in SNAPSHOT_TYPES:
             event.setdefault("snapshot", None)
-            if event["snapshot"] is None:
-                event.setdefault("snapshot_error", "disabled")
-        entry = self._store.append_event(event, alarm=alarm)
-        self._fanout.publish(entry)
+            if event["snapshot"] is None and "snapshot_error" not in event:
+                camera = self._camera
+                error = "disabled" if camera is None else camera.unavailable()
+                capture = error is None
+                event["snapshot_error"] = CAPTURING if error is None else error
+        entry = self._store.append_event(event, alarm=alarm, capture=capture)
+        if capture and self._camera is not None:
+            self._fanout.publish(self._camera.request(entry))
+        else:
+            self._fanout.publish(entry)
         return entry.seq
+
+    def record_camera(self, online: bool, reason: str, stamp: dict[str, Any]) -> None:
+        """A camera.online / camera.offline event, only when the state differs from the last
+        one journaled (also across restarts)."""
+        with self._camera_lock:
+            if self._store.get_meta("camera_online") == int(online):
+                return
+            event = {"type": "camera.online" if online else "camera.offline", "reason": reason,
+                     **stamp}  # fmt: skip
+
+            def write(tx: Transaction) -> JournalEntry:
+                tx.set_meta("camera_online", online)
+                return tx.append_event(event)
+
+            self._fanout.publish(self._store.transaction(write))
 
 
 class _StoreRegistry:
@@ -185,7 +221,9 @@ class Gateway:
         self.store: Store | None = None
         self.web: WebServer | None = None
         self.uplink: Uplink | None = None
+        self.camera: Camera | None = None
         self._registry: _StoreRegistry | None = None
+        self._journal: _StoreJournal | None = None
         self._started = time.monotonic()
         self._last_tick = time.monotonic()
 
@@ -209,7 +247,9 @@ class Gateway:
         self.store = Store.open(cfg.gateway.data_dir, cfg.gateway.id)
         self._registry = _StoreRegistry(self.store)
         self._fanout.start()
-        journal = _StoreJournal(self.store, self._fanout)
+        self.camera = self._make_camera(self.store)
+        journal = _StoreJournal(self.store, self._fanout, self.camera)
+        self._journal = journal
         for bus in cfg.buses:
             doors = [d for d in cfg.doors if d.bus == bus.name]
             controllers: dict[int, DoorController] = {}
@@ -252,13 +292,44 @@ class Gateway:
                 record=journal.record,
                 stamp=self._clock.stamp,
             )
-            self.uplink = Uplink(cfg, self.store, executor)
+            self.uplink = Uplink(cfg, self.store, executor, self._snapshot_store())
             self.add_listener(lambda _entry: self._kick_uplink())
             self.uplink.start()
+        if self.camera is not None:
+            self.camera.start()
         for bus_ in self._buses:
             bus_.panel.start()
         log.info("gateway %s started: %d door(s) on %d bus(es)", cfg.gateway.id,
                  len(self.doors), len(self._buses))
+
+    def _snapshot_store(self) -> SnapshotStore | None:
+        camera = self.config.camera
+        if camera is None:
+            return None
+        return SnapshotStore(self.config.gateway.data_dir, min_free_mb=camera.min_free_mb)
+
+    def _make_camera(self, store: Store) -> Camera | None:
+        cfg = self.config.camera
+        snapshots = self._snapshot_store()
+        if cfg is None or snapshots is None:
+            return None
+        stamp = self._clock.stamp
+
+        def on_state(online: bool, reason: str) -> None:
+            journal = self._journal
+            if journal is not None:
+                journal.record_camera(online, reason, stamp())
+
+        # A snapshot URL must answer within the frame age; a stream gets up to 5 s to open.
+        source = open_source(cfg.source, on_state=on_state,
+                             open_timeout_ms=min(5000, cfg.max_frame_age_ms))  # fmt: skip
+        settings = CaptureSettings(
+            max_frame_age_ms=cfg.max_frame_age_ms,
+            jpeg_quality=cfg.jpeg_quality,
+            max_height=cfg.max_height,
+            retention_days=cfg.retention_days,
+        )
+        return Camera(source, store, snapshots, settings, today=self._clock.today)
 
     def _kick_uplink(self) -> None:
         if self.uplink is not None:
@@ -275,6 +346,9 @@ class Gateway:
         for bus in self._buses:
             bus.panel.stop()
         self._buses.clear()
+        if self.camera is not None:
+            self.camera.stop()
+            self.camera = None
         self._fanout.stop()
         if self.store is not None:
             self.store.close()
@@ -353,6 +427,7 @@ class Gateway:
             "buses": buses,
             "doors": doors,
             "uplink": None if self.uplink is None else self.uplink.health(),
+            "camera": None if self.camera is None else self.camera.health(),
         }
 
 

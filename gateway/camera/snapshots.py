@@ -144,6 +144,25 @@ class SnapshotStore:
                 folder.rmdir()
         return removed
 
+    def free_mb(self) -> float:
+        """Free space on the snapshot disk, in MB."""
+        folder = self.root if self.root.is_dir() else self.root.parent
+        return shutil.disk_usage(folder).free / (1024 * 1024)
+
+    def make_room(self, *, held: frozenset[str] = frozenset(), keep_from: date) -> int:
+        """Below the free-space floor, delete whole days, oldest first, before `keep_from`.
+
+        The journal needs the room more than old pictures do; held snapshots are kept.
+        Returns how many snapshots were deleted.
+        """
+        removed = 0
+        for folder in self._days():
+            if self.free_mb() >= self.min_free_mb or date.fromisoformat(folder.name) >= keep_from:
+                break
+            removed += self.expire(before=date.fromisoformat(folder.name) + timedelta(days=1),
+                                   held=held)  # fmt: skip
+        return removed
+
     def _days(self) -> list[Path]:
         if not self.root.is_dir():
             return []

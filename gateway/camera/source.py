@@ -174,7 +174,10 @@ class FrameSource:
         if self._thread is not None:
             raise RuntimeError("FrameSource already started")
         self._thread = threading.Thread(
-            target=self._run, name=f"camera-reader {self.source}", daemon=True
+            # Not named after the source: a camera URL may carry a password.
+            target=self._run,
+            name="camera-reader",
+            daemon=True,
         )
         self._thread.start()
 
@@ -296,7 +299,9 @@ class SnapshotUrlSource:
             with urllib.request.urlopen(self.url, timeout=self._timeout_s) as response:  # noqa: S310
                 body = response.read()
         except (urllib.error.URLError, TimeoutError, OSError) as error:
-            self._state.report(False, f"fetch_failed: {error}")
+            # The reason goes into a journal event: a word, not the URL or its password.
+            log.warning("camera snapshot fetch failed: %s", error)
+            self._state.report(False, "fetch_failed")
             return SnapshotError("camera_offline")
         read_at = self._clock()
         self._state.report(True, "fetched")
