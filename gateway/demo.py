@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cloud_sync.consumer import Platform, PlatformSettings
 from cloud_sync.envelope import public_key_text
 from firmware_bridge.osdp.simulator import SimulatedBus, SimulatedReader
+from gateway.camera.synthetic import SyntheticCamera
 from gateway.config import Config, load_config
 from gateway.service import Gateway
 from gateway.store import JournalEntry, Store, TenantCreate
@@ -41,6 +42,8 @@ _EVENT_LABELS = {
     "reader.offline": "读卡器离线",
     "reader.online": "读卡器恢复",
     "reader.tamper": "读卡器被拆动",
+    "camera.offline": "摄像头离线",
+    "camera.online": "摄像头在线",
 }
 BUILDING = "桃源村 42 栋 (演示 demo)"
 
@@ -80,7 +83,7 @@ def _free_port() -> int:
 
 
 def _write_config(folder: Path, port: str, web_port: int, main_key: bytes,
-                  mqtt: str = "") -> Path:
+                  camera_url: str, mqtt: str = "") -> Path:
     keys = folder / "keys"
     keys.mkdir(mode=0o700)
     (keys / "main.scbk").write_text(main_key.hex() + "\n")
@@ -119,6 +122,11 @@ bus = "rs485-1"
 address = 2
 relay_output = 0
 unlock_seconds = 3
+
+[camera]
+source = "{camera_url}"
+max_frame_age_ms = 1500
+retention_days = 1
 
 [web]
 host = "127.0.0.1"
@@ -192,12 +200,27 @@ class _Console:
         if kind == "access.granted":
             who = self.names.get(body.get("tenant_id") or "", "")
             self.say(f"  ✔ 准许 GRANTED  {who} {body.get('room') or ''} · 门 door {door}"
-                     f" · {body['reason']}  [seq {entry.seq}]")
+                     f" · {body['reason']}  [seq {entry.seq}]{_snapshot_note(body)}")
         elif kind == "access.denied":
-            self.say(f"  ✘ 拒绝 DENIED   {body['reason']} · 门 door {door}  [seq {entry.seq}]")
+            self.say(f"  ✘ 拒绝 DENIED   {body['reason']} · 门 door {door}  [seq {entry.seq}]"
+                     f"{_snapshot_note(body)}")
+        elif kind.startswith("camera."):
+            label = _EVENT_LABELS.get(kind, "")
+            self.say(f"  📷 {label} {kind} ({body.get('reason', '')})  [seq {entry.seq}]")
         else:
             label = _EVENT_LABELS.get(kind, "")
-            self.say(f"  ⚠ {label} {kind} · {door}  [seq {entry.seq}]")
+            self.say(f"  ⚠ {label} {kind} · {door}  [seq {entry.seq}]{_snapshot_note(body)}")
+
+
+def _snapshot_note(body: dict[str, object]) -> str:
+    """Where the event's entry snapshot is, or why there is none."""
+    if "snapshot" not in body:
+        return ""
+    snapshot = body["snapshot"]
+    if isinstance(snapshot, dict):
+        size, digest = snapshot["bytes"], snapshot["sha256"]
+        return f"\n      📷 抓拍 snapshot {size // 1024} KB · sha256 {digest[:12]}…"
+    return f"\n      📷 无抓拍 no snapshot: {body.get('snapshot_error')}"
 
 
 def run_demo(broker: str | None = None, web_port: int = 8080, out: TextIO = sys.stdout) -> int:
@@ -248,7 +271,11 @@ def run_demo(broker: str | None = None, web_port: int = 8080, out: TextIO = sys.
             ))  # fmt: skip
             platform.start()
             cleanup.callback(platform.stop)
-        config = load_config(_write_config(Path(tmp), bus.port, port, main_key, mqtt))
+        # The building camera: a generated entrance scene with a running clock, streamed as
+        # MJPEG on loopback and read exactly as a real camera's stream is.
+        camera = cleanup.enter_context(SyntheticCamera(width=1280, height=720, fps=5))
+        config = load_config(_write_config(Path(tmp), bus.port, port, main_key, camera.url,
+                                           mqtt))  # fmt: skip
         passwords = _seed(config, tenants, today)
         gateway = Gateway(config)
         gateway.add_listener(console.on_event)
@@ -311,8 +338,10 @@ def _tick(gateway: Gateway, stop: threading.Event) -> None:
 
 def _wait_online(gateway: Gateway, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
+    camera = gateway.camera
     while time.monotonic() < deadline:
-        if all(door.online for door in gateway.doors.values()):
+        camera_up = camera is None or camera.health()["online"] is True
+        if camera_up and all(door.online for door in gateway.doors.values()):
             return
         time.sleep(0.05)
 
@@ -327,6 +356,9 @@ def _introduce(console: _Console, gateway: Gateway, passwords: dict[str, str],
     for role, label in (("building_head", "楼长"), ("police", "民警"), ("installer", "安装员")):
         say(f"  {label:<4} {role:<14} user {role.replace('_', '-'):<14} {passwords[role]}")
     say("门 Doors: main (读卡器 reader 1, 安全通道 secure channel), back (读卡器 reader 2)")
+    if gateway.config.camera is not None:
+        snapshots = gateway.config.gateway.data_dir / "snapshots"
+        say(f"摄像头 Camera: 合成画面 synthetic scene 1280x720 5 fps; 抓拍 snapshots: {snapshots}")
     say("租户 Tenants:")
     for i, t in enumerate(tenants, 1):
         say(f"  {i}) {t.name}  {t.room}  卡 card {t.card:<11} {t.note}")

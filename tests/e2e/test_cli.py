@@ -123,6 +123,8 @@ def test_demo_presents_cards_and_stops_cleanly_on_ctrl_c() -> None:
         proc.stdin.write("1\n")
         proc.stdin.flush()
         assert "张伟" in read_until("GRANTED")
+        # The synthetic camera's frame, stored as JPEG, is in the event.
+        assert "sha256" in read_until("📷")
         read_until("lock released for 5 s")
         proc.stdin.write("3\n")
         proc.stdin.flush()
