@@ -24,7 +24,7 @@ def jpeg(shade: int, width: int = 160, height: int = 120) -> bytes:
 class MjpegCamera:
     """multipart/x-mixed-replace JPEG frames at `fps`; `stall()` keeps the connection silent."""
 
-    def __init__(self, fps: float = 20.0) -> None:
+    def __init__(self, fps: float = 20.0, port: int = 0) -> None:
         self.fps = fps
         self.sending = threading.Event()
         self.sending.set()
@@ -59,7 +59,7 @@ class MjpegCamera:
                     # Close the socket itself: a stream "dropped" by the camera.
                     self.close_connection = True
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/video.mjpg"
 
@@ -78,8 +78,9 @@ class MjpegCamera:
 
 
 @contextmanager
-def mjpeg_camera(fps: float = 20.0) -> Iterator[MjpegCamera]:
-    camera = MjpegCamera(fps)
+def mjpeg_camera(fps: float = 20.0, port: int = 0) -> Iterator[MjpegCamera]:
+    """A running MjpegCamera; on leaving, it is gone (connections refused), as a dead camera."""
+    camera = MjpegCamera(fps, port)
     thread = threading.Thread(target=camera.server.serve_forever, daemon=True)
     thread.start()
     try:
