@@ -11,6 +11,7 @@ acknowledged events, so the journal is not empty (a gateway after months of serv
 
     .venv/bin/python -m bench.bytes_per_event --events 10000 --history 0 200000
     .venv/bin/python -m bench.bytes_per_event --page-size 0 4096
+    .venv/bin/python -m bench.bytes_per_event --snapshot-fill --name bytes_per_event_camera
 
 Run it on a real disk: on tmpfs nothing is written. The figures are per event, everything in
 the process included (the WAL, the checkpoint into the database, the WAL index). Linux charges
@@ -175,9 +176,16 @@ def run_case(
         for n, event in enumerate(events, start=1):
             event["ts"] = datetime.now(ZONE).isoformat(timespec="milliseconds")
             t0 = time.perf_counter_ns()
-            entry = store.append_event(event)
+            if args.snapshot_fill:
+                event["snapshot_error"] = "interrupted"
+                entry = store.append_event(event, capture=True)
+            else:
+                entry = store.append_event(event)
             t1 = time.perf_counter_ns()
             commit_ms.append((t1 - t0) / 1e6)
+            if args.snapshot_fill:  # the capture worker's fill: a second commit, off the door path
+                store.fill_snapshot(entry.seq, {"sha256": f"{n:064x}", "bytes": 40_000 + n})
+                t1 = time.perf_counter_ns()
             if n % ack_every == 0:
                 store.acknowledge(entry.seq)
                 ack_ms.append((time.perf_counter_ns() - t1) / 1e6)
@@ -193,6 +201,7 @@ def run_case(
         at_close = after["write_bytes"] - before_close["write_bytes"]
         return {
             "case": name,
+            "snapshot_filled": bool(args.snapshot_fill),
             "events": args.events,
             "history_events": history,
             "registry_tenants": args.tenants,
@@ -234,6 +243,12 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
     parser.add_argument("--dir", default=None, help="where to create the store (a real disk)")
     parser.add_argument("--name", default="bytes_per_event", help="result file name")
+    parser.add_argument(
+        "--snapshot-fill",
+        action="store_true",
+        help="journal each event as held for its snapshot and fill the snapshot in after, as"
+        " a gateway with a camera does (the JPEG file itself is not counted)",
+    )
     args = parser.parse_args()
     runs = [
         run_case(name, CASES[name], history, page_size, args)

@@ -6,15 +6,17 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cloud_sync.runner import Runner
 from cloud_sync.uplink import TlsFiles, UplinkSession, UplinkSettings
 from gateway import __version__
-from gateway.camera.snapshots import SnapshotStore
 from gateway.commands import CommandExecutor
 from gateway.config import Config
 from gateway.store import Store
+
+if TYPE_CHECKING:
+    from gateway.camera.snapshots import SnapshotStore
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import cv2
-import numpy as np
-from numpy.typing import NDArray
+if TYPE_CHECKING:  # OpenCV and NumPy (25 MiB resident) only where a frame is encoded
+    import numpy as np
+    from numpy.typing import NDArray
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -54,6 +55,7 @@ class StoredSnapshot:
 
 def encode_jpeg(image: NDArray[np.uint8], *, quality: int, max_height: int) -> bytes:
     """The frame as JPEG, scaled down (never up) to at most `max_height` pixels high."""
+    import cv2
     height, width = image.shape[:2]
     if height > max_height:
         scaled_width = max(1, round(width * max_height / height))
