@@ -222,3 +222,27 @@ def test_a_stream_that_never_answers_is_offline_and_the_door_works(site_for: Any
         _, seq = site.swipe()
         assert site.body(seq)["snapshot_error"] == "camera_offline"
         assert wait_until(lambda: site.city_event(seq) == site.body(seq))
+
+
+def test_snapshots_taken_while_the_city_is_away_go_up_after_a_restart(
+    site_for: Any, broker: Broker
+) -> None:
+    with mjpeg_camera() as camera:
+        site: Site = site_for(camera.url)
+        assert wait_until(lambda: site.journaled("camera.online") != [])
+        broker.stop()  # the city is unreachable
+        seqs = [site.swipe()[1] for _ in range(3)]
+        bodies = [site.body(seq) for seq in seqs]
+        assert all(body["snapshot"] is not None for body in bodies)
+        site.gateway.stop()  # and the gateway restarts before it is back
+        broker.start()
+        site.gateway = Gateway(site.building.config, web=False)
+        site.gateway.start()
+        for body in bodies:
+            jpeg = snapshot_file(site, body["event_id"])
+            assert wait_until(lambda b=body: site.city_event(b["seq"]) == b, 30)  # type: ignore[misc]
+            assert wait_until(lambda b=body, j=jpeg: site.platform.snapshot(GW, b["event_id"])
+                              == j, 30)  # type: ignore[misc]  # fmt: skip
+        store = site.gateway.store
+        assert store is not None
+        assert wait_until(lambda: store.snapshot_sent_seq() >= seqs[-1])
