@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 
 from bench._common import machine, percentiles, save
+from bench.door_latency import card_to_relay_ms
 from bench.gateway_rss import status_kib
 from firmware_bridge.osdp.simulator import SimulatedBus, SimulatedReader
 from gateway.config import load_config
@@ -85,13 +86,7 @@ def swipe_block(reader: SimulatedReader, seeded: SeedResult, rng: random.Random,
                 count: int) -> list[float]:  # fmt: skip
     latencies = []
     for _ in range(count):
-        number = rng.randint(seeded.first_card, seeded.last_card)
-        presented = time.monotonic_ns()
-        reader.present_card(number, 34 if number >= 1 << 24 else 26)
-        command = reader.wait_for_output(timeout=5)
-        if command is None:
-            raise RuntimeError(f"card {number} did not open the door")
-        latencies.append((command.at_ns - presented) / 1e6)
+        latencies.append(card_to_relay_ms(reader, rng.randint(seeded.first_card, seeded.last_card)))
         time.sleep(0.25 + rng.random() * 0.05)
     return latencies
 

@@ -28,6 +28,16 @@ from tests.e2e.building import write_config
 OUT_CODE = 0x68
 
 
+def card_to_relay_ms(reader: SimulatedReader, number: int) -> float:
+    """Present registered card `number`; milliseconds until the OUT command reaches the reader."""
+    presented = time.monotonic_ns()
+    reader.present_card(number, 34 if number >= 1 << 24 else 26)
+    command = reader.wait_for_output(timeout=5)
+    if command is None:
+        raise RuntimeError(f"card {number} did not open the door")
+    return (command.at_ns - presented) / 1e6
+
+
 def run(baud: int, swipes: int, cards: int, secure: bool) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="bench-door-") as tmp, SimulatedBus(baud=baud) as bus:
         folder = Path(tmp)
@@ -61,12 +71,7 @@ def run(baud: int, swipes: int, cards: int, secure: bool) -> dict[str, object]:
             end_to_end: list[float] = []
             for _ in range(swipes):
                 number = rng.randint(seeded.first_card, seeded.last_card)
-                presented = time.monotonic_ns()
-                reader.present_card(number, 34 if number >= 1 << 24 else 26)
-                command = reader.wait_for_output(timeout=5)
-                if command is None:
-                    raise RuntimeError(f"card {number} did not open the door")
-                end_to_end.append((command.at_ns - presented) / 1e6)
+                end_to_end.append(card_to_relay_ms(reader, number))
                 # Let LED and buzzer go out, then wait a random part of a poll cycle so
                 # swipes do not line up with the reader's 20 ms service loop.
                 time.sleep(0.15 + rng.random() * 0.05)

@@ -27,18 +27,10 @@ from tests.e2e.building import Building, building, free_port
 
 from .broker import Broker
 from .mqtt import MqttProbe
+from .test_gateway_uplink import wait_until
 
 GW = "gw-test-0001"
 P = f"rental/v1/{GW}"
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 @dataclass
