@@ -243,11 +243,15 @@ def run_demo(broker: str | None = None, web_port: int = 8080, out: TextIO = sys.
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, _on_signal)
+    # Ctrl-C ends the demo even when it was started with SIGINT ignored (a background job of
+    # a non-interactive shell, as CI runners start things), which Python would keep.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     console = _Console(out)
     today = date.today()
     tenants = _demo_tenants(today)
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(signal.signal, signal.SIGTERM, previous)
+        cleanup.callback(signal.signal, signal.SIGINT, previous_int)
         cleanup.callback(stop.set)
         tmp = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="gateway-demo-"))
         bus = cleanup.enter_context(SimulatedBus())
