@@ -230,6 +230,35 @@ _M0003 = (
 )
 
 
+@_migration
+def m0004_audit_log(db: Database) -> None:
+    """The police audit log, append-only and hash-chained (see audit.py)."""
+    for statement in _M0004:
+        db.execute(statement)
+
+
+_M0004 = (
+    """CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        username TEXT NOT NULL,
+        role TEXT NOT NULL,
+        remote TEXT,
+        action TEXT NOT NULL,
+        purpose TEXT,
+        params TEXT NOT NULL,
+        records INTEGER NOT NULL CHECK (records >= 0),
+        prev_hash BLOB NOT NULL,
+        hash BLOB NOT NULL
+    ) STRICT""",
+    # Append-only: the chain would show a change, the triggers refuse it in the first place.
+    """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+    """CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+)
+
+
 def apply_migrations(conn: sqlite3.Connection) -> int:
     """Apply pending migrations inside the caller's transaction; return the schema version."""
     db = Database(conn, recursive_triggers=False, execute_plugins=False)

@@ -21,8 +21,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import passwords
-from . import alarms, cards, entries, journal, registry, snapshots, sync, tenants, upsert, users
+from . import (
+    alarms,
+    audit,
+    cards,
+    entries,
+    journal,
+    registry,
+    snapshots,
+    sync,
+    tenants,
+    upsert,
+    users,
+)
 from .alarms import Alarm
+from .audit import AuditCheck, AuditRecord
 from .context import Context, utc_now
 from .crypto import Keys, load_or_create_key
 from .db import connect_reader, connect_writer, create_db_file
@@ -342,6 +355,34 @@ class Store:
             total += deleted
             if deleted < RETENTION_BATCH:
                 return total
+
+    # Police audit log
+
+    def audit(
+        self,
+        *,
+        username: str,
+        role: str,
+        remote: str | None,
+        action: str,
+        purpose: str | None,
+        params: dict[str, Any],
+        records: int,
+    ) -> AuditRecord:
+        """Append one row to the hash-chained audit log (committed before this returns)."""
+        keys, now = self.ctx.keys, self.ctx.now_text()
+        return self.transaction(lambda tx: audit.append(
+            tx.conn, keys, ts=now, username=username, role=role, remote=remote, action=action,
+            purpose=purpose, params=params, records=records,
+        ))  # fmt: skip
+
+    def audit_page(self, *, before: int | None = None, limit: int = 100) -> list[AuditRecord]:
+        """Audit rows newest first, below seq `before`."""
+        return audit.page(self.reader(), before=before, limit=limit)
+
+    def verify_audit(self) -> AuditCheck:
+        """Walk the audit chain; the first row that does not verify, if any."""
+        return audit.verify(self.reader(), self.ctx.keys)
 
     # Snapshots
 
