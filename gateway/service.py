@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -242,7 +243,7 @@ class Gateway:
         if self._web_enabled:  # first, so /healthz answers (and tells) from the start
             web = cfg.web
             self.web = WebServer(
-                create_app(self), web.host, web.port,
+                create_app(self, tls=web.tls_cert_file is not None), web.host, web.port,
                 str(web.tls_cert_file) if web.tls_cert_file else None,
                 str(web.tls_key_file) if web.tls_key_file else None,
             )
@@ -338,6 +339,12 @@ class Gateway:
             retention_days=cfg.retention_days,
         )
         return Camera(source, store, snapshots, settings, today=self._clock.today)
+
+    def snapshot_file(self, event_id: str, around: datetime) -> Path | None:
+        """Where the snapshot of `event_id` is kept, or None (taken around `around`)."""
+        from gateway.camera.snapshots import SnapshotStore
+
+        return SnapshotStore(self.config.gateway.data_dir).find(event_id, around)
 
     def _kick_uplink(self) -> None:
         if self.uplink is not None:

@@ -242,6 +242,18 @@ def _check_unused(conn: sqlite3.Connection, event_ids: list[str]) -> None:
             raise Conflict(f"event_id {event_id} is already in the journal")
 
 
+def find_event(conn: sqlite3.Connection, keys: Keys, event_id: str) -> JournalEntry | None:
+    """The event with this event_id, through the block index (or among the newest)."""
+    row = conn.execute(
+        f"WITH RECURSIVE {BLOCKS} SELECT e.seq, e.event_id, e.body, e.sealed_body FROM blocks"  # noqa: S608
+        " JOIN event_keys AS k ON k.block = blocks.b AND k.kind = 'e' AND k.value = ?1"
+        " JOIN events AS e ON e.seq = k.seq UNION ALL SELECT seq, event_id, body, sealed_body"
+        f" FROM events WHERE seq > {INDEXED} AND event_id = ?1 LIMIT 1",
+        (event_id,),
+    ).fetchone()
+    return None if row is None else decode_row(keys, row)
+
+
 def _validated(event: Mapping[str, Any], ctx: Context) -> tuple[dict[str, Any], int]:
     """A copy of the caller's fields, checked, with ts and event_id filled in; and ts in ms."""
     if not isinstance(event, Mapping):

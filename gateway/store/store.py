@@ -416,6 +416,10 @@ class Store:
         """Every police hold, oldest first."""
         return snapshots.holds(self.reader())
 
+    def find_event(self, event_id: str) -> JournalEntry | None:
+        """The journaled event with this event_id, or None."""
+        return journal.find_event(self.reader(), self.ctx.keys, event_id)
+
     def query_events(self, query: EventQuery) -> EventPage:
         """Search the journal by time, door, room, tenant, card, result; newest first.
 

@@ -1,26 +1,85 @@
-"""The FastAPI application: health and metrics now, the building head's and police pages later."""
+"""The FastAPI application: the JSON API (SPEC 4), health and metrics.
+
+`create_app(gateway)` builds it around a running gateway; nothing here does I/O at import.
+Every response carries security headers with a strict Content-Security-Policy (no inline
+script, nothing from elsewhere), and store errors become HTTP errors in one place.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from gateway.store import Conflict, NotFound, StoreClosed, ValidationError
+from gateway.web import api
+from gateway.web.deps import WebGateway, WebState
+from gateway.web.metrics import metrics_text
+from gateway.web.sessions import LoginThrottle, Sessions
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+        " connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none';"
+        " object-src 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
 
 
-class HealthSource(Protocol):
-    """What the web layer asks the running gateway about its health."""
+class _SecurityHeaders(BaseHTTPMiddleware):
+    def __init__(self, app: Any, tls: bool) -> None:
+        super().__init__(app)
+        self._headers = dict(SECURITY_HEADERS)
+        if tls:
+            self._headers["Strict-Transport-Security"] = "max-age=31536000"
 
-    def health(self) -> dict[str, Any]: ...
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        for name, value in self._headers.items():
+            response.headers.setdefault(name, value)
+        return response
 
 
-def create_app(source: HealthSource) -> FastAPI:
+def create_app(gateway: WebGateway, *, tls: bool = False) -> FastAPI:
     """Build the web application around a running gateway."""
     app = FastAPI(title="Rental building gateway", version="1", docs_url=None, redoc_url=None)
+    app.state.web = WebState(gateway, Sessions(), LoginThrottle(), secure_cookies=tls)
+    app.add_middleware(_SecurityHeaders, tls=tls)
+    app.include_router(api.router)
+
+    @app.exception_handler(ValidationError)
+    def _invalid(_request: Request, exc: ValidationError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=422)
+
+    @app.exception_handler(NotFound)
+    def _missing(_request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Conflict)
+    def _conflict(_request: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=409)
+
+    @app.exception_handler(StoreClosed)
+    def _closed(_request: Request, _exc: StoreClosed) -> JSONResponse:
+        return JSONResponse({"detail": "the gateway is stopping"}, status_code=503)
 
     @app.get("/healthz", summary="Liveness and readiness, without personal data")
     def healthz() -> JSONResponse:
-        report = source.health()
+        report = gateway.health()
         return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+
+    @app.get("/metrics", summary="Prometheus text, without personal data",
+             response_class=PlainTextResponse)  # fmt: skip
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(metrics_text(gateway.health(), app.state.web.sessions.count()),
+                                 media_type="text/plain; version=0.0.4")  # fmt: skip
 
     return app

@@ -1,0 +1,334 @@
+"""The JSON API of SPEC 4, under /api/v1.
+
+Logins, tenants (building head), the entry log and its snapshots (police, audited), alarms,
+the audit log. ID numbers and phones leave only masked. Store errors map to HTTP in one place
+(`app.py`): ValidationError 422, NotFound 404, Conflict 409.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.store import (
+    SNAPSHOT_TYPES,
+    EventQuery,
+    Store,
+    TenantCreate,
+    TenantStatus,
+    TenantUpdate,
+)
+from gateway.web.deps import (
+    COOKIE,
+    AnyUser,
+    BuildingHead,
+    HeadOrPolice,
+    Police,
+    StateDep,
+    StoreDep,
+    remote_address,
+)
+
+router = APIRouter(prefix="/api/v1")
+
+ENTRY_TYPES = ("access.granted", "access.denied")
+_PURPOSE = Field(min_length=1, max_length=200, description="The case number or reason.")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginIn(_Strict):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class LoginOut(BaseModel):
+    role: Literal["building_head", "police", "installer"]
+    csrf_token: str = Field(description="Send it back in the X-CSRF-Token header.")
+
+
+class CardJson(_Strict):
+    number: int = Field(ge=0, le=2**32 - 1, description="SPEC 6: the Wiegand number.")
+    status: Literal["active", "lost", "revoked"] = "active"
+
+
+class TenantOut(BaseModel):
+    """A tenant, ID number and phone masked (SPEC 4)."""
+
+    id: str
+    name: str
+    id_number: str = Field(examples=["4403**********1234"])
+    phone: str = Field(examples=["138****8000"])
+    room: str
+    valid_from: date
+    valid_until: date
+    status: TenantStatus
+    cards: list[CardJson]
+
+
+class TenantIn(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    id_number: str = Field(min_length=1, max_length=32)
+    phone: str = Field(min_length=1, max_length=32)
+    room: str = Field(min_length=1, max_length=32)
+    valid_from: date
+    valid_until: date
+    status: TenantStatus = "active"
+    cards: list[CardJson] = Field(default_factory=list, max_length=16)
+
+
+class TenantPatch(_Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+    id_number: str | None = Field(default=None, min_length=1, max_length=32)
+    phone: str | None = Field(default=None, min_length=1, max_length=32)
+    room: str | None = Field(default=None, min_length=1, max_length=32)
+    valid_from: date | None = None
+    valid_until: date | None = None
+    status: TenantStatus | None = None
+
+
+class EntriesOut(BaseModel):
+    entries: list[dict[str, Any]] = Field(description="Events as journaled (SPEC 6).")
+    next_cursor: str | None
+
+
+class AlarmOut(BaseModel):
+    id: int
+    kind: str
+    raised_at: str
+    door: str | None
+    event_seq: int | None
+    detail: str
+    acknowledged_by: str | None
+    acknowledged_at: str | None
+
+
+class AuditOut(BaseModel):
+    seq: int
+    ts: str
+    username: str
+    role: str
+    remote: str | None
+    action: str
+    purpose: str | None
+    params: dict[str, Any]
+    records: int
+    hash: str
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not logged in"},
+    403: {"description": "Wrong role, or missing X-CSRF-Token"},
+}
+
+
+# ------------------------------------------------------------------------------- login
+
+
+@router.post("/login", responses={401: {"description": "Bad credentials"},
+                                  429: {"description": "Too many failures for this username"}})
+def login(body: LoginIn, request: Request, response: Response, state: StateDep,
+          store: StoreDep) -> LoginOut:  # fmt: skip
+    """Log in; sets the HttpOnly session cookie."""
+    wait = state.throttle.retry_after(body.username)
+    if wait:
+        raise HTTPException(429, "too many failed logins for this user; try again later",
+                            headers={"Retry-After": str(wait)})  # fmt: skip
+    user = store.verify_user(body.username, body.password)
+    if user is None:
+        state.throttle.failed(body.username)
+        raise HTTPException(401, "wrong username or password")
+    state.throttle.succeeded(body.username)
+    token, session = state.sessions.create(user.username, user.role, remote_address(request))
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict",
+                        secure=state.secure_cookies, path="/")  # fmt: skip
+    return LoginOut(role=user.role, csrf_token=session.csrf_token)
+
+
+@router.post("/logout", status_code=204, responses=_ERRORS)
+def logout(request: Request, state: StateDep, _user: AnyUser) -> Response:
+    """End the session on the server."""
+    state.sessions.revoke(request.cookies.get(COOKIE))
+    response = Response(status_code=204)
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",
+                           secure=state.secure_cookies)  # fmt: skip
+    return response
+
+
+# ----------------------------------------------------------------------------- tenants
+
+
+def _tenant_out(store: Store, tenant_id: str) -> TenantOut:
+    return TenantOut.model_validate(store.get_tenant(tenant_id).public_json())
+
+
+@router.get("/tenants", responses=_ERRORS)
+def list_tenants(
+    _user: BuildingHead,
+    store: StoreDep,
+    q: Annotated[str | None, Query(max_length=64, description="Part of a name")] = None,
+    room: Annotated[str | None, Query(max_length=32)] = None,
+    status: TenantStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[TenantOut]:
+    """Tenants by room and name, masked."""
+    found = store.search_tenants(name=q or None, room=room or None, status=status,
+                                 limit=limit, offset=offset)  # fmt: skip
+    return [TenantOut.model_validate(t.public_json()) for t in found]
+
+
+@router.post("/tenants", status_code=201, responses=_ERRORS)
+def add_tenant(body: TenantIn, _user: BuildingHead, store: StoreDep) -> TenantOut:
+    """Register a tenant (and their cards)."""
+    tenant = store.add_tenant(TenantCreate(
+        name=body.name, id_number=body.id_number, phone=body.phone, room=body.room,
+        valid_from=body.valid_from, valid_until=body.valid_until, status=body.status,
+        cards=tuple(card.number for card in body.cards),
+    ))  # fmt: skip
+    for card in body.cards:
+        if card.status != "active":
+            store.set_card_status(card.number, card.status)
+    return _tenant_out(store, tenant.id)
+
+
+@router.get("/tenants/{tenant_id}", responses={**_ERRORS, 404: {"description": "No tenant"}})
+def get_tenant(tenant_id: str, _user: BuildingHead, store: StoreDep) -> TenantOut:
+    """One tenant, masked."""
+    return _tenant_out(store, tenant_id)
+
+
+@router.patch("/tenants/{tenant_id}", responses={**_ERRORS, 404: {"description": "No tenant"}})
+def patch_tenant(tenant_id: str, body: TenantPatch, _user: BuildingHead,
+                 store: StoreDep) -> TenantOut:  # fmt: skip
+    """Change some fields; `status` suspends, reactivates or moves out."""
+    changes = body.model_dump(exclude_unset=True, exclude={"status"})
+    if changes:
+        store.update_tenant(tenant_id, TenantUpdate(**changes))
+    if body.status is not None:
+        store.set_tenant_status(tenant_id, body.status)
+    return _tenant_out(store, tenant_id)
+
+
+@router.delete("/tenants/{tenant_id}", status_code=204,
+               responses={**_ERRORS, 404: {"description": "No tenant"}})  # fmt: skip
+def delete_tenant(tenant_id: str, _user: BuildingHead, store: StoreDep) -> Response:
+    """Remove a tenant and their cards; their past entries stay in the log."""
+    store.remove_tenant(tenant_id)
+    return Response(status_code=204)
+
+
+# ----------------------------------------------------------------------------- entries
+
+
+@router.get("/entries", responses=_ERRORS)
+def entries(
+    request: Request,
+    user: Police,
+    store: StoreDep,
+    purpose: Annotated[str, Query(min_length=1, max_length=200,
+                                  description="The case number or reason (audited).")],
+    since: datetime | None = None,
+    until: datetime | None = None,
+    door: Annotated[str | None, Query(max_length=32)] = None,
+    room: Annotated[str | None, Query(max_length=32)] = None,
+    tenant_id: Annotated[str | None, Query(max_length=64)] = None,
+    card: Annotated[int | None, Query(ge=0, le=2**32 - 1)] = None,
+    result: Literal["granted", "denied"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> EntriesOut:
+    """The entry log, newest first; every query is written to the audit log."""
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and moment.tzinfo is None:
+            raise HTTPException(422, f"{name} needs a UTC offset (RFC 3339)")
+    page = store.query_events(EventQuery(
+        since=since, until=until, types=ENTRY_TYPES, door=door, room=room, tenant_id=tenant_id,
+        card=card, result=result, limit=limit, cursor=cursor,
+    ))  # fmt: skip
+    params = {k: v for k, v in {
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None, "door": door, "room": room,
+        "tenant_id": tenant_id, "card": card, "result": result, "limit": limit, "cursor": cursor,
+    }.items() if v is not None}  # fmt: skip
+    store.audit(username=user.username, role=user.role, remote=remote_address(request),
+                action="entries.query", purpose=purpose.strip(), params=params,
+                records=len(page.entries))  # fmt: skip
+    return EntriesOut(entries=[e.body for e in page.entries], next_cursor=page.next_cursor)
+
+
+@router.get(
+    "/entries/{event_id}/snapshot",
+    response_class=Response,
+    responses={**_ERRORS, 200: {"content": {"image/jpeg": {}}, "description": "The JPEG"},
+               404: {"description": "No such entry, or it has no snapshot (any more)"}},
+)  # fmt: skip
+def entry_snapshot(
+    event_id: str,
+    request: Request,
+    user: Police,
+    store: StoreDep,
+    state: StateDep,
+    purpose: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """The entry's snapshot, checked against the sha256 its event recorded; audited."""
+    entry = store.find_event(event_id) if len(event_id) == 36 else None
+    snapshot = None if entry is None else entry.body.get("snapshot")
+    if entry is None or entry.body["type"] not in SNAPSHOT_TYPES or not snapshot:
+        raise HTTPException(404, "no snapshot for this entry")
+    data = _snapshot_bytes(state, event_id, entry.body["ts"])
+    store.audit(username=user.username, role=user.role, remote=remote_address(request),
+                action="snapshot.view", purpose=(purpose or "").strip() or None,
+                params={"event_id": event_id}, records=1 if data else 0)  # fmt: skip
+    if data is None:
+        raise HTTPException(404, "the snapshot is no longer kept")
+    if hashlib.sha256(data).hexdigest() != snapshot["sha256"]:
+        raise HTTPException(409, "the snapshot file does not match its event's sha256")
+    return Response(data, media_type="image/jpeg",
+                    headers={"Cache-Control": "no-store"})  # fmt: skip
+
+
+def _snapshot_bytes(state: StateDep, event_id: str, ts: str) -> bytes | None:
+    finder = getattr(state.gateway, "snapshot_file", None)
+    path = finder(event_id, datetime.fromisoformat(ts)) if finder else None
+    try:
+        return None if path is None else bytes(path.read_bytes())
+    except OSError:
+        return None
+
+
+# ------------------------------------------------------------------------ alarms, audit
+
+
+@router.get("/alarms", responses=_ERRORS)
+def alarms(
+    _user: HeadOrPolice,
+    store: StoreDep,
+    open_only: bool = True,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[AlarmOut]:
+    """Alarms, newest first."""
+    return [AlarmOut.model_validate(a, from_attributes=True)
+            for a in store.list_alarms(open_only=open_only, limit=limit)]  # fmt: skip
+
+
+@router.get("/audit", responses=_ERRORS)
+def audit_log(
+    request: Request,
+    user: Police,
+    store: StoreDep,
+    before: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[AuditOut]:
+    """The audit log, newest first; reading it is audited too."""
+    rows = store.audit_page(before=before, limit=limit)
+    store.audit(username=user.username, role=user.role, remote=remote_address(request),
+                action="audit.view", purpose=None,
+                params={"before": before, "limit": limit}, records=len(rows))  # fmt: skip
+    return [AuditOut.model_validate(r, from_attributes=True) for r in rows]

@@ -1,0 +1,181 @@
+"""Server-side login sessions and the login throttle, held in the gateway's memory.
+
+A session is a random token in an HttpOnly, SameSite=Strict cookie; the server keeps only the
+token's SHA-256, the user, the role and the CSRF token. Logout deletes it, so a copied cookie
+is worthless afterwards (Starlette's SessionMiddleware, a signed cookie, cannot do that). An
+idle session ends after `idle_seconds`, any session after `max_seconds`. Kept in memory, not
+in SQLite: a page view would otherwise be a write to the SD card, and a restart of the gateway
+only means logging in again.
+
+    sessions = Sessions()
+    token, session = sessions.create("wang-li", "building_head", remote="192.168.1.20")
+    sessions.get(token)          # the session, its idle timer restarted; None once ended
+    sessions.revoke(token)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.store import Role
+
+# Police investigations and a building head's registrations are short visits to the page.
+IDLE_SECONDS = 15 * 60
+MAX_SECONDS = 12 * 3600
+# SPEC 4: 429 after 5 failures for one username in 15 minutes.
+MAX_FAILURES = 5
+FAILURE_WINDOW_SECONDS = 15 * 60
+# A flood of sessions or of usernames must not grow memory without bound.
+MAX_SESSIONS = 1000
+MAX_THROTTLED_NAMES = 10_000
+
+
+@dataclass(slots=True)
+class Session:
+    """One logged-in user."""
+
+    username: str
+    role: Role
+    csrf_token: str
+    remote: str | None
+    created: float  # monotonic
+    last_seen: float  # monotonic
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+class Sessions:
+    """The live sessions; thread-safe (uvicorn runs sync routes on a thread pool)."""
+
+    def __init__(
+        self,
+        *,
+        idle_seconds: float = IDLE_SECONDS,
+        max_seconds: float = MAX_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.idle_seconds = idle_seconds
+        self.max_seconds = max_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._by_digest: dict[bytes, Session] = {}
+
+    def create(self, username: str, role: Role, remote: str | None) -> tuple[str, Session]:
+        """A new session; returns (cookie token, session)."""
+        token = secrets.token_urlsafe(32)
+        now = self._clock()
+        session = Session(username, role, secrets.token_urlsafe(32), remote, now, now)
+        with self._lock:
+            self._expire(now)
+            if len(self._by_digest) >= MAX_SESSIONS:
+                # The longest idle goes first: a real user is active, a flood is not.
+                oldest = min(self._by_digest, key=lambda d: self._by_digest[d].last_seen)
+                del self._by_digest[oldest]
+            self._by_digest[_digest(token)] = session
+        return token, session
+
+    def get(self, token: str | None) -> Session | None:
+        """The live session for a cookie token, its idle timer restarted; else None."""
+        if not token or len(token) > 128:
+            return None
+        digest = _digest(token)
+        now = self._clock()
+        with self._lock:
+            session = self._by_digest.get(digest)
+            if session is None:
+                return None
+            if self._ended(session, now):
+                del self._by_digest[digest]
+                return None
+            session.last_seen = now
+            return session
+
+    def revoke(self, token: str | None) -> bool:
+        """End one session (logout); False if there was none."""
+        if not token:
+            return False
+        with self._lock:
+            return self._by_digest.pop(_digest(token), None) is not None
+
+    def revoke_user(self, username: str) -> int:
+        """End every session of a user (disabled, password changed); returns how many."""
+        key = username.casefold()
+        with self._lock:
+            doomed = [d for d, s in self._by_digest.items() if s.username.casefold() == key]
+            for digest in doomed:
+                del self._by_digest[digest]
+        return len(doomed)
+
+    def count(self) -> int:
+        with self._lock:
+            self._expire(self._clock())
+            return len(self._by_digest)
+
+    def _ended(self, session: Session, now: float) -> bool:
+        return (now - session.last_seen > self.idle_seconds
+                or now - session.created > self.max_seconds)  # fmt: skip
+
+    def _expire(self, now: float) -> None:
+        for digest in [d for d, s in self._by_digest.items() if self._ended(s, now)]:
+            del self._by_digest[digest]
+
+
+class LoginThrottle:
+    """Failed logins per username (case-insensitive): refused after 5 in 15 minutes.
+
+    Counted per username, not per address, as SPEC 4 says: guessing one account's password
+    from many addresses is what this stops. A success clears the name's count.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_failures: int = MAX_FAILURES,
+        window_seconds: float = FAILURE_WINDOW_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_failures = max_failures
+        self.window_seconds = window_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures: dict[str, deque[float]] = {}
+
+    def retry_after(self, username: str) -> int:
+        """Seconds until `username` may try again; 0 when it may now."""
+        now = self._clock()
+        with self._lock:
+            failures = self._recent(username.casefold(), now)
+            if len(failures) < self.max_failures:
+                return 0
+            return max(1, int(failures[0] + self.window_seconds - now) + 1)
+
+    def failed(self, username: str) -> None:
+        now = self._clock()
+        key = username.casefold()
+        with self._lock:
+            if key not in self._failures and len(self._failures) >= MAX_THROTTLED_NAMES:
+                self._prune(now)
+            self._recent(key, now).append(now)
+
+    def succeeded(self, username: str) -> None:
+        with self._lock:
+            self._failures.pop(username.casefold(), None)
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        failures = self._failures.setdefault(key, deque(maxlen=self.max_failures))
+        while failures and now - failures[0] > self.window_seconds:
+            failures.popleft()
+        return failures
+
+    def _prune(self, now: float) -> None:
+        for key in list(self._failures):
+            if not self._recent(key, now):
+                del self._failures[key]
