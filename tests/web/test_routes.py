@@ -44,7 +44,7 @@ def routes(gateway: BuildingGateway) -> set[tuple[str, str]]:
 def call(client: TestClient, method: str, path: str, csrf: str | None) -> int:
     url = path.format(tenant_id=TENANT_ID, event_id=EVENT_ID)
     headers = {"X-CSRF-Token": csrf} if csrf else {}
-    return client.request(method, url, headers=headers, json={}).status_code
+    return int(client.request(method, url, headers=headers, json={}).status_code)
 
 
 def test_the_table_covers_every_route(gateway: BuildingGateway) -> None:
