@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from fastapi import FastAPI
+
 from cloud_sync.envelope import load_public_key
 from firmware_bridge.osdp import (
     BusTiming,
@@ -224,6 +226,8 @@ class Gateway:
         self.doors: dict[str, DoorController] = {}
         self.store: Store | None = None
         self.web: WebServer | None = None
+        self.app: FastAPI | None = None
+        self.setup_code: str | None = None
         self.uplink: Uplink | None = None
         self.camera: Camera | None = None
         self._registry: _StoreRegistry | None = None
@@ -242,13 +246,21 @@ class Gateway:
         cfg = self.config
         if self._web_enabled:  # first, so /healthz answers (and tells) from the start
             web = cfg.web
+            self.app = create_app(self, tls=web.tls_cert_file is not None)
             self.web = WebServer(
-                create_app(self, tls=web.tls_cert_file is not None), web.host, web.port,
+                self.app, web.host, web.port,
                 str(web.tls_cert_file) if web.tls_cert_file else None,
                 str(web.tls_key_file) if web.tls_key_file else None,
             )
             self.web.start()
         self.store = Store.open(cfg.gateway.data_dir, cfg.gateway.id)
+        if self.app is not None and self.web is not None and not self.store.has_users():
+            # First start: nobody can log in yet. This code, printed here once, creates the
+            # building head's account on the page's /setup (or use `gateway users add`).
+            code = self.app.state.web.setup_code.issue()
+            self.setup_code = code
+            log.warning("no web user yet: open %s/setup with the one-time setup code %s",
+                        self.web.url, code)  # fmt: skip
         self._registry = _StoreRegistry(self.store)
         self._fanout.start()
         self.camera = self._make_camera(self.store)
@@ -459,6 +471,11 @@ def run_service(config: Config, *, ready: Callable[[Gateway], None] | None = Non
     notifier = Notifier()
     try:
         gateway.start()
+        if gateway.setup_code is not None and gateway.web is not None:
+            # On the console (and in the journal under systemd): the installer reads it there.
+            print(f"gateway: no web user yet. Create the building head's account at"
+                  f" {gateway.web.url}/setup with the one-time setup code {gateway.setup_code}"
+                  " (or use `gateway users add`).", flush=True)
         if ready is not None:
             ready(gateway)
         notifier.notify(f"READY=1\nSTATUS=serving {len(gateway.doors)} door(s)")

@@ -85,7 +85,11 @@ def import_tenants(store: Store, path: Path, progress: bool = False) -> ImportRe
     The store prepares every row (hashing, matching, sealing) before it takes the write lock,
     which it then holds only for the inserts: the doors keep working during an import.
     """
-    data = path.read_bytes()
+    return import_tenant_data(store, path.read_bytes(), progress)
+
+
+def import_tenant_data(store: Store, data: bytes, progress: bool = False) -> ImportResult:
+    """`import_tenants` for a file's bytes (an upload on the web page)."""
     if len(data) > MAX_FILE_BYTES:
         raise CsvImportError([RowError(1, "file", f"is larger than {MAX_FILE_BYTES} bytes")])
     rows, errors = parse_tenants(decode(data), progress)

@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +29,7 @@ from . import (
     journal,
     registry,
     snapshots,
+    summary,
     sync,
     tenants,
     upsert,
@@ -36,7 +37,7 @@ from . import (
 )
 from .alarms import Alarm
 from .audit import AuditCheck, AuditRecord
-from .context import Context, utc_now
+from .context import Context, epoch_ms, utc_now
 from .crypto import Keys, load_or_create_key
 from .db import connect_reader, connect_writer, create_db_file
 from .entries import EventPage, EventQuery
@@ -46,6 +47,7 @@ from .models import Card, CardStatus, Tenant, TenantCreate, TenantStatus, Tenant
 from .registry import CardGrant, IssuedVisitorCode, VisitorCode, VisitorCodeResult
 from .schema import apply_migrations
 from .snapshots import CaptureGate, SnapshotHold, SnapshotRef
+from .summary import Registration
 from .sync import RegistryApplied
 from .tx import Transaction
 from .upsert import BulkUpsertResult, Progress
@@ -416,6 +418,14 @@ class Store:
         """Every police hold, oldest first."""
         return snapshots.holds(self.reader())
 
+    def registration(self, today: date) -> Registration:
+        """Tenants and rooms for the information collection rate."""
+        return summary.registration(self.reader(), today)
+
+    def entries_since(self, since: datetime) -> dict[str, int]:
+        """Access events since `since` by result."""
+        return summary.entries_since(self.reader(), epoch_ms(since))
+
     def find_event(self, event_id: str) -> JournalEntry | None:
         """The journaled event with this event_id, or None."""
         return journal.find_event(self.reader(), self.ctx.keys, event_id)
@@ -617,6 +627,10 @@ class Store:
             self.transaction(lambda tx: users.replace_hash(tx.conn, username, stored, new_hash))
         user = users.get_user(self.reader(), username)
         return None if user.disabled else user
+
+    def has_users(self) -> bool:
+        """Whether any web user exists (else the first-use setup code may create one)."""
+        return bool(self.reader().execute("SELECT EXISTS (SELECT 1 FROM users)").fetchone()[0])
 
     def get_user(self, username: str) -> User:
         """A user, or NotFound."""

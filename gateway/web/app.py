@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from gateway.store import Conflict, NotFound, StoreClosed, ValidationError
-from gateway.web import api
+from gateway.web import api, pages, pages_head, pages_police
 from gateway.web.deps import WebGateway, WebState
 from gateway.web.metrics import metrics_text
 from gateway.web.sessions import LoginThrottle, Sessions
@@ -54,6 +55,26 @@ def create_app(gateway: WebGateway, *, tls: bool = False) -> FastAPI:
     app.state.web = WebState(gateway, Sessions(), LoginThrottle(), secure_cookies=tls)
     app.add_middleware(_SecurityHeaders, tls=tls)
     app.include_router(api.router)
+    app.include_router(pages.router)
+    app.include_router(pages_head.router)
+    app.include_router(pages_police.router)
+    app.mount("/static", StaticFiles(directory=pages.HERE / "static"), name="static")
+    app.state.unknown_cards = pages_head.UnknownCards()
+    add_listener = getattr(gateway, "add_listener", None)
+    if add_listener is not None:
+        add_listener(app.state.unknown_cards.on_event)
+
+    @app.exception_handler(pages.LoginRequired)
+    def _login(_request: Request, exc: pages.LoginRequired) -> RedirectResponse:
+        return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(pages.WrongRole)
+    def _wrong_role(request: Request, _exc: pages.WrongRole) -> Response:
+        return pages.render(request, "error.html", None, status=403, message="error.forbidden")
+
+    @app.exception_handler(pages.BadCsrf)
+    def _bad_csrf(request: Request, _exc: pages.BadCsrf) -> Response:
+        return pages.render(request, "error.html", None, status=403, message="error.csrf")
 
     @app.exception_handler(ValidationError)
     def _invalid(_request: Request, exc: ValidationError) -> JSONResponse:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, HTTPException, Request
 
 from gateway.store import Role, Store
-from gateway.web.sessions import LoginThrottle, Session, Sessions
+from gateway.web.sessions import LoginThrottle, Session, Sessions, SetupCode
 
 COOKIE = "session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -42,6 +42,7 @@ class WebState:
     sessions: Sessions
     throttle: LoginThrottle
     secure_cookies: bool  # set under TLS
+    setup_code: SetupCode = field(default_factory=SetupCode)
 
 
 def web_state(request: Request) -> WebState:

@@ -16,6 +16,7 @@ only means logging in again.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import threading
 import time
@@ -179,3 +180,35 @@ class LoginThrottle:
         for key in list(self._failures):
             if not self._recent(key, now):
                 del self._failures[key]
+
+
+class SetupCode:
+    """The one-time code that creates the first account, while no user exists.
+
+    `gateway run` prints it on a start with no users; it is kept only in memory, works once,
+    and stops working as soon as any user exists (made here or by `gateway users add`).
+    """
+
+    def __init__(self) -> None:
+        self._code: str | None = None
+        self._lock = threading.Lock()
+
+    def issue(self) -> str:
+        with self._lock:
+            raw = secrets.token_hex(6).upper()
+            self._code = "-".join(raw[i:i + 4] for i in range(0, 12, 4))
+            return self._code
+
+    def use(self, code: str) -> bool:
+        with self._lock:
+            expected = self._code
+            if expected is None:
+                return False
+            ok = hmac.compare_digest(code.strip().upper().encode(), expected.encode())
+            if ok:
+                self._code = None
+            return ok
+
+    @property
+    def active(self) -> bool:
+        return self._code is not None

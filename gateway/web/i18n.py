@@ -1,0 +1,140 @@
+"""The page's words, Chinese first, English on request (the `lang` cookie).
+
+One table, so a missing translation is a missing key the tests find, not a half-English page.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Lang = Literal["zh", "en"]
+LANGS: tuple[Lang, ...] = ("zh", "en")
+
+WORDS: dict[str, tuple[str, str]] = {
+    # key: (中文, English)
+    "app.title": ("出租屋门禁", "Building entry"),
+    "lang.switch": ("English", "中文"),
+    "nav.dashboard": ("概览", "Overview"),
+    "nav.tenants": ("住户", "Tenants"),
+    "nav.alarms": ("告警", "Alarms"),
+    "nav.visitors": ("访客码", "Visitor codes"),
+    "nav.import": ("导入", "Import"),
+    "nav.entries": ("出入记录", "Entry log"),
+    "nav.audit": ("审计日志", "Audit log"),
+    "nav.diagnostics": ("设备诊断", "Diagnostics"),
+    "nav.logout": ("退出", "Log out"),
+    "login.title": ("登录", "Log in"),
+    "login.username": ("用户名", "Username"),
+    "login.password": ("密码", "Password"),
+    "login.submit": ("登录", "Log in"),
+    "login.failed": ("用户名或密码错误", "Wrong username or password"),
+    "login.locked": (
+        "失败次数过多，请 15 分钟后再试",
+        "Too many failures; try again in 15 minutes",
+    ),
+    "login.setup": (
+        "首次使用？输入设置码创建楼长账号",
+        "First use? Create the building head's account",
+    ),
+    "setup.title": ("创建楼长账号", "Create the building head's account"),
+    "setup.code": (
+        "设置码（gateway run 首次启动时打印）",
+        "Setup code (printed by gateway run on first start)",
+    ),
+    "setup.bad_code": ("设置码无效或已使用", "The setup code is wrong or was used already"),
+    "setup.submit": ("创建", "Create"),
+    "dash.doors": ("门与读卡器", "Doors and readers"),
+    "dash.online": ("在线", "online"),
+    "dash.offline": ("离线", "offline"),
+    "dash.today": ("今日出入", "Entries today"),
+    "dash.granted": ("准许", "granted"),
+    "dash.denied": ("拒绝", "denied"),
+    "dash.alarms": ("未处理告警", "Open alarms"),
+    "dash.completeness": ("信息采集率", "Information collection rate"),
+    "dash.rooms": ("有登记住户的房间", "Rooms with registered tenants"),
+    "dash.complete": (
+        "资料完整的住户（有卡、在租期内）",
+        "Tenants with complete records (card, lease current)",
+    ),
+    "tenant.name": ("姓名", "Name"),
+    "tenant.id_number": ("身份证号", "ID number"),
+    "tenant.phone": ("手机", "Phone"),
+    "tenant.room": ("房间", "Room"),
+    "tenant.valid_from": ("租期开始", "Lease from"),
+    "tenant.valid_until": ("租期结束", "Lease until"),
+    "tenant.status": ("状态", "Status"),
+    "tenant.cards": ("门卡", "Cards"),
+    "tenant.add": ("登记住户", "Register a tenant"),
+    "tenant.save": ("保存", "Save"),
+    "tenant.search": ("搜索", "Search"),
+    "tenant.none": ("没有符合的住户", "No tenant matches"),
+    "tenant.suspend": ("暂停", "Suspend"),
+    "tenant.activate": ("恢复", "Reactivate"),
+    "tenant.move_out": ("退租", "Move out"),
+    "tenant.export": ("导出 CSV", "Export CSV"),
+    "tenant.saved": ("已保存", "Saved"),
+    "status.active": ("有效", "active"),
+    "status.suspended": ("已暂停", "suspended"),
+    "status.moved_out": ("已退租", "moved out"),
+    "card.active": ("有效", "active"),
+    "card.lost": ("已挂失", "lost"),
+    "card.revoked": ("已作废", "revoked"),
+    "card.add": ("添加门卡", "Add a card"),
+    "card.number": ("卡号", "Card number"),
+    "card.enroll": ("在门口读卡器刷新卡", "Present the new card at the door reader"),
+    "card.waiting": ("等待刷卡…", "Waiting for the card…"),
+    "card.report_lost": ("挂失", "Report lost"),
+    "alarm.kind": ("类型", "Kind"),
+    "alarm.raised": ("时间", "Raised"),
+    "alarm.door": ("门", "Door"),
+    "alarm.ack": ("确认", "Acknowledge"),
+    "alarm.none": ("没有告警", "No alarms"),
+    "visitor.create": ("生成访客码", "Create a visitor code"),
+    "visitor.hours": ("有效小时数", "Valid for hours"),
+    "visitor.uses": ("可用次数", "Uses"),
+    "visitor.code": ("访客码", "Visitor code"),
+    "import.file": ("住户 CSV 文件", "Tenant CSV file"),
+    "import.submit": ("导入", "Import"),
+    "import.done": ("导入完成", "Imported"),
+    "import.failed": ("没有导入：请修正以下行", "Nothing imported: fix these rows"),
+    "police.purpose": ("事由（案件编号）", "Purpose (case number)"),
+    "police.since": ("开始时间", "From"),
+    "police.until": ("结束时间", "Until"),
+    "police.door": ("门", "Door"),
+    "police.card": ("卡号", "Card"),
+    "police.result": ("结果", "Result"),
+    "police.any": ("全部", "any"),
+    "police.search": ("查询", "Search"),
+    "police.export": ("导出 CSV", "Export CSV"),
+    "police.time": ("时间", "Time"),
+    "police.snapshot": ("抓拍", "Snapshot"),
+    "police.no_snapshot": ("无抓拍", "no snapshot"),
+    "police.more": ("更多", "More"),
+    "police.reveal": ("显示完整身份证号（将被审计）", "Show the full ID number (audited)"),
+    "police.audited": ("每次查询都记入审计日志", "Every query is written to the audit log"),
+    "police.none": ("没有记录", "No entries"),
+    "audit.who": ("用户", "User"),
+    "audit.action": ("操作", "Action"),
+    "audit.records": ("条数", "Records"),
+    "audit.from": ("来源", "From"),
+    "diag.readers": ("读卡器", "Readers"),
+    "diag.camera": ("摄像头", "Camera"),
+    "diag.uplink": ("上传", "Uplink"),
+    "diag.queue": ("待上传事件", "Events waiting to go up"),
+    "diag.disk": ("磁盘剩余", "Disk free"),
+    "diag.clock": ("时钟已同步", "Clock synchronised"),
+    "diag.errors": ("线路错误", "Line errors"),
+    "common.yes": ("是", "yes"),
+    "common.no": ("否", "no"),
+    "common.back": ("返回", "Back"),
+    "error.forbidden": ("此页面不属于您的角色", "This page is not for your role"),
+    "error.csrf": ("表单已过期，请重试", "The form expired; please try again"),
+}
+
+
+def word(key: str, lang: Lang) -> str:
+    """The text for `key` in `lang`; the key itself if it is missing (and tests fail)."""
+    pair = WORDS.get(key)
+    if pair is None:
+        return key
+    return pair[0] if lang == "zh" else pair[1]

@@ -1,0 +1,174 @@
+"""Server-rendered pages: shared plumbing, login, logout, first-use setup, language.
+
+Pages use the API's session cookie and roles. Forms carry the session's CSRF token in a
+hidden `csrf_token` field (a form cannot send a header); a page asked for without a session
+redirects to the login page. No inline script or style anywhere: the CSP forbids them.
+"""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from gateway import passwords
+from gateway.store import Conflict, Role, ValidationError
+from gateway.store.users import check_username
+from gateway.web.deps import COOKIE, StateDep, StoreDep, remote_address
+from gateway.web.i18n import LANGS, Lang, word
+from gateway.web.sessions import Session
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(include_in_schema=False)
+
+HOME: dict[Role, str] = {"building_head": "/", "police": "/police", "installer": "/installer"}
+
+
+class LoginRequired(Exception):
+    """No live session: the handler redirects to the login page."""
+
+    def __init__(self, next_url: str) -> None:
+        self.next_url = next_url
+
+
+class WrongRole(Exception):
+    """A logged-in user asked for another role's page."""
+
+
+class BadCsrf(Exception):
+    """A form came without this session's token (another site, or an expired page)."""
+
+
+def language(request: Request) -> Lang:
+    lang = request.cookies.get("lang")
+    return "en" if lang == "en" else "zh"
+
+
+def page_session(request: Request, state: StateDep) -> Session:
+    found = state.sessions.get(request.cookies.get(COOKIE))
+    if found is None:
+        raise LoginRequired(request.url.path)
+    return found
+
+
+def page_role(*roles: Role) -> Any:
+    """A page dependency that lets only these roles through."""
+
+    def check(current: Annotated[Session, Depends(page_session)]) -> Session:
+        if current.role not in roles:
+            raise WrongRole
+        return current
+
+    return Depends(check)
+
+
+def check_csrf(session: Session, token: str) -> None:
+    """Refuse a form post whose hidden token is not this session's."""
+    if not hmac.compare_digest(token.encode(), session.csrf_token.encode()):
+        raise BadCsrf
+
+
+HeadPage = Annotated[Session, page_role("building_head")]
+PolicePage = Annotated[Session, page_role("police")]
+InstallerPage = Annotated[Session, page_role("installer")]
+CsrfField = Annotated[str, Form(max_length=128)]
+
+
+def render(request: Request, name: str, session: Session | None, status: int = 200,
+           **context: Any) -> HTMLResponse:  # fmt: skip
+    """A template with the language, the words, the user and the CSRF token."""
+    lang = language(request)
+    return templates.TemplateResponse(request, name, {
+        "lang": lang, "other_lang": "en" if lang == "zh" else "zh",
+        "t": lambda key: word(key, lang), "user": session,
+        "csrf": session.csrf_token if session else "", **context,
+    }, status_code=status)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- routes
+
+
+@router.get("/login")
+def login_page(request: Request, state: StateDep) -> HTMLResponse:
+    return render(request, "login.html", None, setup=state.setup_code.active)
+
+
+@router.post("/login")
+def login_form(
+    request: Request,
+    state: StateDep,
+    store: StoreDep,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=256)],
+) -> Response:
+    wait = state.throttle.retry_after(username)
+    if wait:
+        return render(request, "login.html", None, status=429, error="login.locked",
+                      setup=state.setup_code.active)  # fmt: skip
+    user = store.verify_user(username, password)
+    if user is None:
+        state.throttle.failed(username)
+        return render(request, "login.html", None, status=401, error="login.failed",
+                      setup=state.setup_code.active)  # fmt: skip
+    state.throttle.succeeded(username)
+    token, _session = state.sessions.create(user.username, user.role, remote_address(request))
+    response = RedirectResponse(HOME[user.role], status_code=303)
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict",
+                        secure=state.secure_cookies, path="/")  # fmt: skip
+    return response
+
+
+@router.post("/logout")
+def logout_form(request: Request, state: StateDep,
+                session: Annotated[Session, Depends(page_session)],
+                csrf_token: CsrfField) -> Response:  # fmt: skip
+    check_csrf(session, csrf_token)
+    state.sessions.revoke(request.cookies.get(COOKIE))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/setup")
+def setup_page(request: Request, state: StateDep) -> Response:
+    if not state.setup_code.active:
+        return RedirectResponse("/login", status_code=303)
+    return render(request, "setup.html", None)
+
+
+@router.post("/setup")
+def setup_form(
+    request: Request,
+    state: StateDep,
+    store: StoreDep,
+    code: Annotated[str, Form(max_length=32)],
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=256)],
+) -> Response:
+    try:  # checked before the code is spent, so a weak password does not burn it
+        check_username(username)
+        passwords.check_policy(password, username)
+    except (ValidationError, passwords.WeakPasswordError) as exc:
+        return render(request, "setup.html", None, status=422, error_text=str(exc))
+    if store.has_users() or not state.setup_code.use(code):
+        return render(request, "setup.html", None, status=403, error="setup.bad_code")
+    try:
+        store.add_user(username, "building_head", password)
+    except Conflict as exc:
+        return render(request, "setup.html", None, status=409, error_text=str(exc))
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/lang/{lang}")
+def switch_language(lang: str, back: str = "/") -> Response:
+    target = back if back.startswith("/") and not back.startswith("//") else "/"
+    response = RedirectResponse(quote(target, safe="/?=&"), status_code=303)
+    if lang in LANGS:
+        response.set_cookie("lang", lang, samesite="strict", max_age=365 * 86400, path="/")
+    return response

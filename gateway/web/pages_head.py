@@ -1,0 +1,311 @@
+"""The building head's pages: overview, tenants, cards, alarms, visitor codes, CSV in and out."""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+from collections import deque
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+
+from gateway.store import (
+    Conflict,
+    JournalEntry,
+    Store,
+    TenantCreate,
+    TenantStatus,
+    TenantUpdate,
+    ValidationError,
+)
+from gateway.tenant_csv import MAX_FILE_BYTES, CsvImportError, import_tenant_data
+from gateway.web.deps import StateDep, StoreDep
+from gateway.web.pages import CsrfField, HeadPage, check_csrf, render
+
+router = APIRouter(include_in_schema=False)
+ENROLL_WAIT_SECONDS = 25.0
+
+
+class UnknownCards:
+    """Cards the readers did not know, newest last: what "present the new card" waits for."""
+
+    def __init__(self) -> None:
+        self._seen: deque[tuple[int, int, str]] = deque(maxlen=32)  # (seq, number, door)
+        self._changed = threading.Condition()
+
+    def on_event(self, entry: JournalEntry) -> None:
+        body = entry.body
+        if body.get("type") == "access.denied" and body.get("reason") == "unknown_card":
+            number = body.get("credential", {}).get("number")
+            if isinstance(number, int):
+                with self._changed:
+                    self._seen.append((entry.seq, number, str(body.get("door", ""))))
+                    self._changed.notify_all()
+
+    def latest_seq(self) -> int:
+        with self._changed:
+            return self._seen[-1][0] if self._seen else 0
+
+    def wait_after(self, seq: int, timeout: float) -> tuple[int, int, str] | None:
+        with self._changed:
+            self._changed.wait_for(lambda: bool(self._seen) and self._seen[-1][0] > seq,
+                                   timeout=timeout)  # fmt: skip
+            newer = [item for item in self._seen if item[0] > seq]
+            return newer[0] if newer else None
+
+
+def _today_start() -> datetime:
+    now = datetime.now().astimezone()
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@router.get("/", response_class=HTMLResponse)
+def dashboard(request: Request, user: HeadPage, store: StoreDep, state: StateDep) -> Response:
+    health = state.gateway.health()
+    registration = store.registration(date.today())
+    return render(request, "dashboard.html", user, doors=health.get("doors", {}),
+                  today=store.entries_since(_today_start()),
+                  alarms=store.list_alarms(open_only=True, limit=20),
+                  registration=registration)  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ tenants
+
+
+@router.get("/tenants", response_class=HTMLResponse)
+def tenants(request: Request, user: HeadPage, store: StoreDep, q: str = "", room: str = "",
+            status: str = "", page: int = 0) -> Response:  # fmt: skip
+    chosen: TenantStatus | None = status if status in ("active", "suspended",  # type: ignore[assignment]
+                                                        "moved_out") else None
+    found = store.search_tenants(name=q[:64] or None, room=room[:32] or None, status=chosen,
+                                 limit=51, offset=max(0, min(page, 10_000)) * 50)  # fmt: skip
+    return render(request, "tenants.html", user, tenants=found[:50], more=len(found) > 50,
+                  q=q, room=room, status_filter=status, page=page)  # fmt: skip
+
+
+@router.get("/tenants/new", response_class=HTMLResponse)
+def new_tenant(request: Request, user: HeadPage) -> Response:
+    today = date.today()
+    return render(request, "tenant_form.html", user, form={
+        "valid_from": today.isoformat(),
+        "valid_until": (today + timedelta(days=365)).isoformat(),
+    })  # fmt: skip
+
+
+@router.post("/tenants/new", response_class=HTMLResponse)
+def add_tenant(
+    request: Request,
+    user: HeadPage,
+    store: StoreDep,
+    csrf_token: CsrfField,
+    name: Annotated[str, Form(max_length=64)],
+    id_number: Annotated[str, Form(max_length=32)],
+    phone: Annotated[str, Form(max_length=32)],
+    room: Annotated[str, Form(max_length=32)],
+    valid_from: Annotated[str, Form(max_length=10)],
+    valid_until: Annotated[str, Form(max_length=10)],
+    card: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    check_csrf(user, csrf_token)
+    form = {"name": name, "phone": "", "id_number": "", "room": room,
+            "valid_from": valid_from, "valid_until": valid_until, "card": card}  # fmt: skip
+    try:
+        tenant = store.add_tenant(TenantCreate(
+            name=name.strip(), id_number=id_number, phone=phone, room=room.strip(),
+            valid_from=_date(valid_from, "valid_from"),
+            valid_until=_date(valid_until, "valid_until"),
+            cards=(_card(card),) if card.strip() else (),
+        ))  # fmt: skip
+    except (ValidationError, Conflict) as exc:
+        return render(request, "tenant_form.html", user, status=422, form=form, error=str(exc))
+    return RedirectResponse(f"/tenants/{tenant.id}?saved=1", status_code=303)
+
+
+@router.get("/tenants/{tenant_id}", response_class=HTMLResponse)
+def tenant_page(request: Request, tenant_id: str, user: HeadPage, store: StoreDep,
+                state: StateDep, saved: int = 0, error: str = "") -> Response:  # fmt: skip
+    tenant = store.get_tenant(tenant_id)
+    watch: UnknownCards = request.app.state.unknown_cards
+    return render(request, "tenant.html", user, tenant=tenant, saved=bool(saved),
+                  error=error[:200], enroll_after=watch.latest_seq())  # fmt: skip
+
+
+@router.post("/tenants/{tenant_id}", response_class=HTMLResponse)
+def edit_tenant(
+    request: Request,
+    tenant_id: str,
+    user: HeadPage,
+    store: StoreDep,
+    csrf_token: CsrfField,
+    name: Annotated[str, Form(max_length=64)],
+    room: Annotated[str, Form(max_length=32)],
+    valid_from: Annotated[str, Form(max_length=10)],
+    valid_until: Annotated[str, Form(max_length=10)],
+    phone: Annotated[str, Form(max_length=32)] = "",
+) -> Response:
+    check_csrf(user, csrf_token)
+    try:
+        store.update_tenant(tenant_id, TenantUpdate(
+            name=name.strip(), room=room.strip(), phone=phone or None,
+            valid_from=_date(valid_from, "valid_from"),
+            valid_until=_date(valid_until, "valid_until"),
+        ))  # fmt: skip
+    except (ValidationError, Conflict) as exc:
+        return _back(tenant_id, error=str(exc))
+    return _back(tenant_id, saved=True)
+
+
+@router.post("/tenants/{tenant_id}/status")
+def tenant_status(tenant_id: str, user: HeadPage, store: StoreDep, csrf_token: CsrfField,
+                  status: Annotated[str, Form(max_length=16)]) -> Response:  # fmt: skip
+    check_csrf(user, csrf_token)
+    if status not in ("active", "suspended", "moved_out"):
+        return _back(tenant_id, error="status")
+    store.set_tenant_status(tenant_id, status)  # type: ignore[arg-type]
+    return _back(tenant_id, saved=True)
+
+
+@router.post("/tenants/{tenant_id}/cards")
+def add_card(tenant_id: str, user: HeadPage, store: StoreDep, csrf_token: CsrfField,
+             number: Annotated[str, Form(max_length=10)]) -> Response:  # fmt: skip
+    check_csrf(user, csrf_token)
+    try:
+        store.add_card(tenant_id, _card(number))
+    except (ValidationError, Conflict) as exc:
+        return _back(tenant_id, error=str(exc))
+    return _back(tenant_id, saved=True)
+
+
+@router.post("/cards/{number}/lost")
+def report_lost(number: int, user: HeadPage, store: StoreDep, csrf_token: CsrfField) -> Response:
+    check_csrf(user, csrf_token)
+    card = store.set_card_status(number, "lost")
+    return _back(card.tenant_id, saved=True)
+
+
+@router.get("/cards/next-unknown")
+def next_unknown_card(request: Request, user: HeadPage, after: int = 0) -> JSONResponse:
+    """Long poll: the next card a reader did not know, for enrolling it (25 s at most)."""
+    watch: UnknownCards = request.app.state.unknown_cards
+    found = watch.wait_after(after, ENROLL_WAIT_SECONDS)
+    if found is None:
+        return JSONResponse({"number": None, "after": after})
+    seq, number, door = found
+    return JSONResponse({"number": number, "door": door, "after": seq})
+
+
+# ---------------------------------------------------------------- alarms, visitors, CSV
+
+
+@router.get("/alarms", response_class=HTMLResponse)
+def alarms_page(request: Request, user: HeadPage, store: StoreDep) -> Response:
+    return render(request, "alarms.html", user,
+                  alarms=store.list_alarms(open_only=False, limit=100))  # fmt: skip
+
+
+@router.post("/alarms/{alarm_id}/ack")
+def acknowledge(alarm_id: int, user: HeadPage, store: StoreDep, csrf_token: CsrfField) -> Response:
+    check_csrf(user, csrf_token)
+    store.acknowledge_alarm(alarm_id, user.username)
+    return RedirectResponse("/alarms", status_code=303)
+
+
+@router.get("/visitors", response_class=HTMLResponse)
+def visitors(request: Request, user: HeadPage, store: StoreDep) -> Response:
+    return render(request, "visitors.html", user, codes=store.list_visitor_codes()[:50])
+
+
+@router.post("/visitors", response_class=HTMLResponse)
+def create_visitor(
+    request: Request,
+    user: HeadPage,
+    store: StoreDep,
+    csrf_token: CsrfField,
+    hours: Annotated[int, Form(ge=1, le=168)] = 4,
+    uses: Annotated[int, Form(ge=1, le=20)] = 2,
+    room: Annotated[str, Form(max_length=32)] = "",
+) -> Response:
+    check_csrf(user, csrf_token)
+    issued = store.create_visitor_code(
+        door=None, valid_until=datetime.now().astimezone() + timedelta(hours=hours),
+        max_uses=uses, created_by=user.username, room=room.strip() or None,
+    )  # fmt: skip
+    return render(request, "visitors.html", user, codes=store.list_visitor_codes()[:50],
+                  issued=issued.code)  # fmt: skip
+
+
+@router.get("/import", response_class=HTMLResponse)
+def import_page(request: Request, user: HeadPage) -> Response:
+    return render(request, "import.html", user)
+
+
+@router.post("/import", response_class=HTMLResponse)
+def import_csv(request: Request, user: HeadPage, store: StoreDep, csrf_token: CsrfField,
+               file: Annotated[UploadFile, File()]) -> Response:  # fmt: skip
+    # A plain def: FastAPI runs it on a worker thread, and an import takes a while.
+    check_csrf(user, csrf_token)
+    data = file.file.read(MAX_FILE_BYTES + 1)
+    try:
+        result = import_tenant_data(store, data)
+    except CsvImportError as exc:
+        return render(request, "import.html", user, status=422, errors=exc.errors[:500],
+                      error_count=len(exc.errors))  # fmt: skip
+    return render(request, "import.html", user, result=result)
+
+
+@router.get("/tenants.csv")
+def export_tenants(user: HeadPage, store: StoreDep) -> StreamingResponse:
+    """Every tenant, masked, streamed a page at a time (memory stays flat)."""
+    return StreamingResponse(_tenant_rows(store), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": 'attachment; filename="tenants.csv"'})
+
+
+def _tenant_rows(store: Store) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["room", "name", "id_number", "phone", "card", "valid_from", "valid_until",
+                     "status"])  # fmt: skip
+    yield "\ufeff" + buffer.getvalue()  # BOM: Excel on Chinese Windows reads UTF-8 then
+    offset = 0
+    while True:
+        page = store.search_tenants(limit=500, offset=offset)
+        if not page:
+            return
+        buffer.seek(0)
+        buffer.truncate()
+        for t in page:
+            writer.writerow([t.room, t.name, t.id_number_masked, t.phone_masked,
+                             ";".join(str(c.number) for c in t.cards if c.status == "active"),
+                             t.valid_from.isoformat(), t.valid_until.isoformat(), t.status])
+        yield buffer.getvalue()
+        offset += len(page)
+
+
+def _date(value: str, field: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValidationError(field, "must be a date YYYY-MM-DD") from None
+
+
+def _card(value: str) -> int:
+    text = value.strip()
+    if not text.isdigit() or len(text) > 10:
+        raise ValidationError("card", "must be the card's number (digits)")
+    return int(text)
+
+
+def _back(tenant_id: str, *, saved: bool = False, error: str = "") -> RedirectResponse:
+    query = "saved=1" if saved else f"error={quote(error[:200], safe='')}"
+    return RedirectResponse(f"/tenants/{tenant_id}?{query}", status_code=303)

@@ -1,0 +1,150 @@
+"""The HTML pages: Chinese first, forms with CSRF, masking, audited police actions, setup."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.store import Store
+from gateway.web import pages
+from gateway.web.app import create_app
+from gateway.web.i18n import WORDS
+from tests.store.factories import id_number
+
+from .conftest import PASSWORDS, BuildingGateway
+
+ID = id_number(3)
+TEMPLATES = Path(pages.__file__).parent / "templates"
+
+
+def form_login(client: TestClient, username: str) -> str:
+    """Log in through the login form; returns the CSRF token the pages carry."""
+    response = client.post("/login", data={"username": username,
+                                           "password": PASSWORDS[username][1]},
+                           follow_redirects=False)  # fmt: skip
+    assert response.status_code == 303, response.text
+    page = client.get(response.headers["location"])
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert match, page.text[:500]
+    return match.group(1)
+
+
+def test_the_login_page_is_chinese_first_with_an_english_switch(client: TestClient) -> None:
+    page = client.get("/login")
+    assert page.status_code == 200
+    assert 'lang="zh-CN"' in page.text
+    assert "登录" in page.text
+    switched = client.get("/lang/en?back=/login")
+    assert switched.status_code == 200
+    assert "Log in" in switched.text
+    assert 'lang="en"' in switched.text
+
+
+def test_pages_send_people_to_login_and_refuse_other_roles(client: TestClient) -> None:
+    response = client.get("/tenants", follow_redirects=False)
+    assert (response.status_code, response.headers["location"]) == (303, "/login")
+    form_login(client, "police")
+    assert client.get("/tenants").status_code == 403
+    assert "此页面不属于您的角色" in client.get("/tenants").text
+
+
+def test_a_wrong_password_shows_why_and_the_sixth_try_is_refused(client: TestClient) -> None:
+    for _ in range(5):
+        page = client.post("/login", data={"username": "head", "password": "not it 123"})
+        assert page.status_code == 401
+        assert "用户名或密码错误" in page.text
+    page = client.post("/login", data={"username": "head", "password": PASSWORDS["head"][1]})
+    assert page.status_code == 429
+
+
+def test_a_building_head_registers_a_tenant_who_stays_masked(client: TestClient) -> None:
+    csrf = form_login(client, "head")
+    form = {"csrf_token": csrf, "name": "李娜", "id_number": ID, "phone": "13912345678",
+            "room": "502", "valid_from": "2026-01-01", "valid_until": "2027-01-01",
+            "card": "3000001"}  # fmt: skip
+    without = client.post("/tenants/new", data={**form, "csrf_token": "forged"})
+    assert without.status_code == 403
+    created = client.post("/tenants/new", data=form, follow_redirects=False)
+    assert created.status_code == 303
+    page = client.get(created.headers["location"])
+    assert "李娜" in page.text
+    assert ID not in page.text
+    assert ID[:4] + "**********" + ID[-4:] in page.text
+    assert "13912345678" not in page.text
+    listing = client.get("/tenants", params={"room": "502"})
+    assert "李娜" in listing.text
+    export = client.get("/tenants.csv")
+    assert export.text.startswith("\ufeffroom,name")
+    assert ID not in export.text
+    assert "3000001" in export.text
+
+
+def test_police_search_is_audited_and_revealing_an_id_number_too(
+    client: TestClient, store: Store
+) -> None:
+    csrf = form_login(client, "head")
+    client.post("/tenants/new", data={
+        "csrf_token": csrf, "name": "王芳", "id_number": ID, "phone": "13912345678",
+        "room": "601", "valid_from": "2026-01-01", "valid_until": "2027-01-01", "card": "4242",
+    })  # fmt: skip
+    [tenant] = store.search_tenants(room="601")
+    store.append_event({
+        "type": "access.granted", "door": "main", "credential": {"kind": "card", "number": 4242},
+        "tenant_id": tenant.id, "room": "601", "reason": "tenant_card", "snapshot": None,
+        "snapshot_error": "camera_offline",
+    })  # fmt: skip
+    client.cookies.clear()
+    csrf = form_login(client, "police")
+    assert store.audit_page() == []  # opening the page is not a query
+    page = client.get("/police", params={"purpose": "案件 2026-0099", "room": "601"})
+    assert "王芳" in page.text
+    assert ID not in page.text
+    [row] = store.audit_page()
+    assert (row.action, row.purpose, row.records) == ("entries.query", "案件 2026-0099", 1)
+    revealed = client.post(f"/police/reveal/{tenant.id}",
+                           data={"csrf_token": csrf, "purpose": "案件 2026-0099"})  # fmt: skip
+    assert ID in revealed.text
+    assert store.audit_page()[0].action == "id_number.reveal"
+    export = client.get("/police/export.csv", params={"purpose": "案件 2026-0099"})
+    assert "4242" in export.text
+    assert store.audit_page()[0].action == "entries.export"
+    assert store.audit_page()[0].records == 1
+    assert store.verify_audit().ok
+
+
+def test_the_setup_code_creates_the_first_account_once(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "fresh", "gw-test-0002") as store:
+        app = create_app(BuildingGateway(store, tmp_path / "fresh"))
+        code = app.state.web.setup_code.issue()
+        with TestClient(app, base_url="http://127.0.0.1") as client:
+            assert "/setup" in client.get("/login").text
+            wrong = client.post("/setup", data={"code": "0000-0000-0000", "username": "lou-zhang",
+                                                "password": "A good pass phrase 77"})
+            assert wrong.status_code == 403
+            weak = client.post("/setup", data={"code": code, "username": "lou-zhang",
+                                               "password": "123"})  # fmt: skip
+            assert weak.status_code == 422  # the code is not spent on a weak password
+            made = client.post("/setup", data={"code": code, "username": "lou-zhang",
+                                               "password": "A good pass phrase 77"},
+                               follow_redirects=False)  # fmt: skip
+            assert made.status_code == 303
+            assert store.get_user("lou-zhang").role == "building_head"
+            again = client.post("/setup", data={"code": code, "username": "second",
+                                                "password": "Another pass phrase 78"})
+            assert again.status_code == 403
+            assert "/setup" not in client.get("/login").text
+
+
+@pytest.mark.parametrize("template", sorted(p.name for p in TEMPLATES.glob("*.html")))
+def test_templates_have_no_inline_script_or_style_and_every_word_is_translated(
+    template: str,
+) -> None:
+    text = (TEMPLATES / template).read_text()
+    assert "style=" not in text
+    assert not re.search(r"<script(?![^>]*\bsrc=)", text)
+    assert not re.search(r"\bon[a-z]+=", text)  # no inline event handlers
+    for key in re.findall(r"t\('([a-z_.]+)'\)", text):
+        assert key in WORDS, key
