@@ -66,6 +66,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "tenant.cards": ("门卡", "Cards"),
     "tenant.add": ("登记住户", "Register a tenant"),
     "tenant.save": ("保存", "Save"),
+    "tenant.edit": ("修改资料", "Edit the record"),
     "tenant.search": ("搜索", "Search"),
     "tenant.none": ("没有符合的住户", "No tenant matches"),
     "tenant.suspend": ("暂停", "Suspend"),
