@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from gateway.web.app import create_app
 from gateway.web.sessions import LoginThrottle, Sessions
 from tests.store.factories import id_number
 
-from .conftest import PASSWORDS, login
+from .conftest import PASSWORDS, BuildingGateway, login
 
 TENANT = {
     "name": "张伟", "id_number": id_number(1), "phone": "13800138000", "room": "301",
@@ -109,3 +110,12 @@ def test_the_throttle_forgets_failures_after_its_window() -> None:
     assert throttle.retry_after("wang") > 0
     now[0] += 15 * 60 + 1
     assert throttle.retry_after("wang") == 0
+
+
+def test_under_tls_the_cookie_is_secure_and_hsts_is_sent(gateway: BuildingGateway) -> None:
+    with TestClient(create_app(gateway, tls=True), base_url="https://127.0.0.1") as client:
+        response = client.post("/api/v1/login",
+                               json={"username": "head", "password": PASSWORDS["head"][1]})
+        assert response.status_code == 200
+        assert "secure" in response.headers["set-cookie"].lower()
+        assert response.headers["Strict-Transport-Security"].startswith("max-age=")
