@@ -97,6 +97,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "import.file": ("住户 CSV 文件", "Tenant CSV file"),
     "import.submit": ("导入", "Import"),
     "import.done": ("导入完成", "Imported"),
+    "import.line": ("第 %s 行", "line %s"),
     "import.failed": ("没有导入：请修正以下行", "Nothing imported: fix these rows"),
     "police.purpose": ("事由（案件编号）", "Purpose (case number)"),
     "police.since": ("开始时间", "From"),

@@ -148,3 +148,21 @@ def test_templates_have_no_inline_script_or_style_and_every_word_is_translated(
     assert not re.search(r"\bon[a-z]+=", text)  # no inline event handlers
     for key in re.findall(r"t\('([a-z_.]+)'\)", text):
         assert key in WORDS, key
+
+
+def test_a_csv_import_reports_bad_rows_by_line_and_imports_nothing(
+    client: TestClient, store: Store
+) -> None:
+    csrf = form_login(client, "head")
+    header = "room,name,id_number,phone,card,valid_from,valid_until\n"
+    good = f"801,陈静,{id_number(11)},13800000011,5001,2026-01-01,2027-01-01\n"
+    bad = f"802,刘洋,{id_number(12)},13800000012,5002,2026-01-01,not-a-date\n"
+    rejected = client.post("/import", data={"csrf_token": csrf},
+                           files={"file": ("tenants.csv", (header + good + bad).encode())})
+    assert rejected.status_code == 422
+    assert "第 3 行 · valid_until" in rejected.text  # the bad row's line, and its column
+    assert store.search_tenants(room="801") == []  # all or nothing
+    accepted = client.post("/import", data={"csrf_token": csrf},
+                           files={"file": ("tenants.csv", (header + good).encode())})
+    assert accepted.status_code == 200
+    assert [t.name for t in store.search_tenants(room="801")] == ["陈静"]
