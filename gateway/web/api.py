@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.store import (
@@ -122,17 +123,36 @@ class AuditOut(BaseModel):
     hash: str
 
 
+class Problem(BaseModel):
+    """Why a request failed; `field` names the input at fault for a 409."""
+
+    detail: str
+    field: str | None = None
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"model": Problem, "description": description}
+
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Not logged in"},
-    403: {"description": "Wrong role, or missing X-CSRF-Token"},
+    401: _problem("Not logged in"),
+    403: _problem("Wrong role, or missing X-CSRF-Token"),
 }
+_NO_TENANT = {**_ERRORS, 404: _problem("No such tenant"),
+              409: _problem("A card belongs to another tenant, or the person is registered")}
+
+
+def invalid(where: str, field: str, message: str) -> RequestValidationError:
+    """A 422 in FastAPI's own shape, for checks the schema cannot express."""
+    return RequestValidationError([{"loc": (where, field), "msg": message, "type": "value_error",
+                                    "input": None}])  # fmt: skip
 
 
 # ------------------------------------------------------------------------------- login
 
 
-@router.post("/login", responses={401: {"description": "Bad credentials"},
-                                  429: {"description": "Too many failures for this username"}})
+@router.post("/login", responses={401: _problem("Bad credentials"),
+                                  429: _problem("Too many failures for this username")})
 def login(body: LoginIn, request: Request, response: Response, state: StateDep,
           store: StoreDep) -> LoginOut:  # fmt: skip
     """Log in; sets the HttpOnly session cookie."""
@@ -184,7 +204,7 @@ def list_tenants(
     return [TenantOut.model_validate(t.public_json()) for t in found]
 
 
-@router.post("/tenants", status_code=201, responses=_ERRORS)
+@router.post("/tenants", status_code=201, responses=_NO_TENANT)
 def add_tenant(body: TenantIn, _user: BuildingHead, store: StoreDep) -> TenantOut:
     """Register a tenant (and their cards)."""
     tenant = store.add_tenant(TenantCreate(
@@ -198,13 +218,13 @@ def add_tenant(body: TenantIn, _user: BuildingHead, store: StoreDep) -> TenantOu
     return _tenant_out(store, tenant.id)
 
 
-@router.get("/tenants/{tenant_id}", responses={**_ERRORS, 404: {"description": "No tenant"}})
+@router.get("/tenants/{tenant_id}", responses=_NO_TENANT)
 def get_tenant(tenant_id: str, _user: BuildingHead, store: StoreDep) -> TenantOut:
     """One tenant, masked."""
     return _tenant_out(store, tenant_id)
 
 
-@router.patch("/tenants/{tenant_id}", responses={**_ERRORS, 404: {"description": "No tenant"}})
+@router.patch("/tenants/{tenant_id}", responses=_NO_TENANT)
 def patch_tenant(tenant_id: str, body: TenantPatch, _user: BuildingHead,
                  store: StoreDep) -> TenantOut:  # fmt: skip
     """Change some fields; `status` suspends, reactivates or moves out."""
@@ -217,7 +237,7 @@ def patch_tenant(tenant_id: str, body: TenantPatch, _user: BuildingHead,
 
 
 @router.delete("/tenants/{tenant_id}", status_code=204,
-               responses={**_ERRORS, 404: {"description": "No tenant"}})  # fmt: skip
+               responses=_NO_TENANT)  # fmt: skip
 def delete_tenant(tenant_id: str, _user: BuildingHead, store: StoreDep) -> Response:
     """Remove a tenant and their cards; their past entries stay in the log."""
     store.remove_tenant(tenant_id)
@@ -247,7 +267,7 @@ def entries(
     """The entry log, newest first; every query is written to the audit log."""
     for name, moment in (("since", since), ("until", until)):
         if moment is not None and moment.tzinfo is None:
-            raise HTTPException(422, f"{name} needs a UTC offset (RFC 3339)")
+            raise invalid("query", name, "needs a UTC offset (RFC 3339)")
     page = store.query_events(EventQuery(
         since=since, until=until, types=ENTRY_TYPES, door=door, room=room, tenant_id=tenant_id,
         card=card, result=result, limit=limit, cursor=cursor,
@@ -267,7 +287,8 @@ def entries(
     "/entries/{event_id}/snapshot",
     response_class=Response,
     responses={**_ERRORS, 200: {"content": {"image/jpeg": {}}, "description": "The JPEG"},
-               404: {"description": "No such entry, or it has no snapshot (any more)"}},
+               404: _problem("No such entry, or it has no snapshot (any more)"),
+               409: _problem("The file does not match the sha256 its event recorded")},
 )  # fmt: skip
 def entry_snapshot(
     event_id: str,

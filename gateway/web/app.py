@@ -77,8 +77,12 @@ def create_app(gateway: WebGateway, *, tls: bool = False) -> FastAPI:
         return pages.render(request, "error.html", None, status=403, message="error.csrf")
 
     @app.exception_handler(ValidationError)
-    def _invalid(_request: Request, exc: ValidationError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=422)
+    def _invalid(request: Request, exc: ValidationError) -> JSONResponse:
+        # The store checks more than the schema can say (ID number check digits, cursors);
+        # its refusals take FastAPI's own 422 shape, so one schema describes every 422.
+        where = "query" if request.method == "GET" else "body"
+        return JSONResponse({"detail": [{"loc": [where, exc.field], "msg": exc.message,
+                                         "type": "value_error"}]}, status_code=422)  # fmt: skip
 
     @app.exception_handler(NotFound)
     def _missing(_request: Request, exc: NotFound) -> JSONResponse:
