@@ -222,6 +222,7 @@ class Gateway:
         self._listeners: list[EventListener] = []
         self._fanout = _EventFanout(self._listeners)
         self._clock = _Clock(ZoneInfo(config.gateway.timezone))
+        self.zone = self._clock.zone  # the building's time zone, for the web page's "today"
         self._buses: list[_Bus] = []
         self.doors: dict[str, DoorController] = {}
         self.store: Store | None = None

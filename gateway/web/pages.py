@@ -8,6 +8,7 @@ redirects to the login page. No inline script or style anywhere: the CSP forbids
 from __future__ import annotations
 
 import hmac
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -19,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 from gateway import passwords
 from gateway.store import Conflict, Role, ValidationError
 from gateway.store.users import check_username
-from gateway.web.deps import COOKIE, StateDep, StoreDep, remote_address
+from gateway.web.deps import COOKIE, StateDep, StoreDep, WebState, remote_address
 from gateway.web.i18n import LANGS, Lang, word
 from gateway.web.sessions import Session
 
@@ -66,6 +67,12 @@ def page_role(*roles: Role) -> Any:
         return current
 
     return Depends(check)
+
+
+def building_now(state: WebState) -> datetime:
+    """Now in the building's time zone (the gateway's `[gateway] timezone`)."""
+    zone = getattr(state.gateway, "zone", None)
+    return datetime.now(zone) if isinstance(zone, tzinfo) else datetime.now().astimezone()
 
 
 def check_csrf(session: Session, token: str) -> None:

@@ -7,7 +7,7 @@ import io
 import threading
 from collections import deque
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Annotated
 from urllib.parse import quote
 
@@ -31,7 +31,7 @@ from gateway.store import (
 )
 from gateway.tenant_csv import MAX_FILE_BYTES, CsvImportError, import_tenant_data
 from gateway.web.deps import StateDep, StoreDep
-from gateway.web.pages import CsrfField, HeadPage, check_csrf, render
+from gateway.web.pages import CsrfField, HeadPage, building_now, check_csrf, render
 
 router = APIRouter(include_in_schema=False)
 ENROLL_WAIT_SECONDS = 25.0
@@ -65,17 +65,14 @@ class UnknownCards:
             return newer[0] if newer else None
 
 
-def _today_start() -> datetime:
-    now = datetime.now().astimezone()
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
 @router.get("/", response_class=HTMLResponse)
 def dashboard(request: Request, user: HeadPage, store: StoreDep, state: StateDep) -> Response:
     health = state.gateway.health()
-    registration = store.registration(date.today())
+    now = building_now(state)
+    registration = store.registration(now.date())
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     return render(request, "dashboard.html", user, doors=health.get("doors", {}),
-                  today=store.entries_since(_today_start()),
+                  today=store.entries_since(midnight),
                   alarms=store.list_alarms(open_only=True, limit=20),
                   registration=registration)  # fmt: skip
 
@@ -95,8 +92,8 @@ def tenants(request: Request, user: HeadPage, store: StoreDep, q: str = "", room
 
 
 @router.get("/tenants/new", response_class=HTMLResponse)
-def new_tenant(request: Request, user: HeadPage) -> Response:
-    today = date.today()
+def new_tenant(request: Request, user: HeadPage, state: StateDep) -> Response:
+    today = building_now(state).date()
     return render(request, "tenant_form.html", user, form={
         "valid_from": today.isoformat(),
         "valid_until": (today + timedelta(days=365)).isoformat(),
@@ -231,6 +228,7 @@ def create_visitor(
     request: Request,
     user: HeadPage,
     store: StoreDep,
+    state: StateDep,
     csrf_token: CsrfField,
     hours: Annotated[int, Form(ge=1, le=168)] = 4,
     uses: Annotated[int, Form(ge=1, le=20)] = 2,
@@ -238,7 +236,7 @@ def create_visitor(
 ) -> Response:
     check_csrf(user, csrf_token)
     issued = store.create_visitor_code(
-        door=None, valid_until=datetime.now().astimezone() + timedelta(hours=hours),
+        door=None, valid_until=building_now(state) + timedelta(hours=hours),
         max_uses=uses, created_by=user.username, room=room.strip() or None,
     )  # fmt: skip
     return render(request, "visitors.html", user, codes=store.list_visitor_codes()[:50],

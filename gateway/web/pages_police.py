@@ -11,7 +11,7 @@ import hashlib
 import io
 import shutil
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
@@ -20,20 +20,29 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from gateway.store import SNAPSHOT_TYPES, EventQuery, NotFound, Store
 from gateway.web.api import ENTRY_TYPES
 from gateway.web.deps import StateDep, StoreDep, remote_address
-from gateway.web.pages import CsrfField, InstallerPage, PolicePage, check_csrf, render
+from gateway.web.pages import (
+    CsrfField,
+    InstallerPage,
+    PolicePage,
+    building_now,
+    check_csrf,
+    render,
+)
 from gateway.web.sessions import Session
 
 router = APIRouter(include_in_schema=False)
 EXPORT_MAX = 1_000_000
 
 
-def _query(q: dict[str, str], limit: int) -> EventQuery:
+def _query(q: dict[str, str], limit: int, zone: tzinfo | None) -> EventQuery:
     def moment(key: str) -> datetime | None:
         text = q.get(key, "")
         if not text:
             return None
         value = datetime.fromisoformat(text)
-        return value if value.tzinfo else value.astimezone()  # local time from the form
+        if value.tzinfo is None:  # the form's local time: the building's
+            value = value.replace(tzinfo=zone) if zone else value.astimezone()
+        return value
 
     card = q.get("card", "")
     result = q.get("result", "")
@@ -60,6 +69,7 @@ def police_page(
     request: Request,
     user: PolicePage,
     store: StoreDep,
+    state: StateDep,
     purpose: Annotated[str, Query(max_length=200)] = "",
     since: str = "", until: str = "", door: str = "", room: str = "", tenant_id: str = "",
     card: str = "", result: str = "", cursor: str = "",
@@ -69,7 +79,7 @@ def police_page(
     if not purpose.strip():
         return render(request, "police.html", user, form=form, purpose="", searched=False)
     try:
-        page = store.query_events(_query(form, 50))
+        page = store.query_events(_query(form, 50, building_now(state).tzinfo))
     except ValueError as exc:
         return render(request, "police.html", user, status=422, form=form, purpose=purpose,
                       searched=False, error=str(exc))  # fmt: skip
@@ -108,7 +118,7 @@ def police_snapshot(request: Request, event_id: str, user: PolicePage, store: St
 
 
 @router.get("/police/export.csv")
-def police_export(request: Request, user: PolicePage, store: StoreDep,
+def police_export(request: Request, user: PolicePage, store: StoreDep, state: StateDep,
                   purpose: Annotated[str, Query(min_length=1, max_length=200)],
                   since: str = "", until: str = "", door: str = "", room: str = "",
                   tenant_id: str = "", card: str = "", result: str = "",
@@ -116,7 +126,7 @@ def police_export(request: Request, user: PolicePage, store: StoreDep,
     """The whole selection as CSV, streamed a page at a time; audited with its row count."""
     form = {"since": since, "until": until, "door": door, "room": room, "tenant_id": tenant_id,
             "card": card, "result": result}  # fmt: skip
-    query = _query(form, 500)
+    query = _query(form, 500, building_now(state).tzinfo)
     params = {k: v for k, v in form.items() if v}
     rows = _export_rows(store, query)
 
