@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway.store import Store
+from gateway.store import Store, TenantCreate
 from gateway.web import pages
 from gateway.web.app import create_app
 from gateway.web.i18n import WORDS
@@ -166,3 +167,46 @@ def test_a_csv_import_reports_bad_rows_by_line_and_imports_nothing(
                            files={"file": ("tenants.csv", (header + good).encode())})
     assert accepted.status_code == 200
     assert [t.name for t in store.search_tenants(room="801")] == ["陈静"]
+
+
+def test_overview_alarms_and_visitor_codes_for_the_building_head(
+    client: TestClient, store: Store
+) -> None:
+    csrf = form_login(client, "head")
+    client.post("/tenants/new", data={
+        "csrf_token": csrf, "name": "周杰", "id_number": id_number(21), "phone": "13900000021",
+        "room": "901", "valid_from": "2026-01-01", "valid_until": "2099-01-01", "card": "9101",
+    })  # fmt: skip
+    store.append_event({
+        "type": "access.denied", "door": "main", "credential": {"kind": "card", "number": 66},
+        "reason": "lost_card", "snapshot": None, "snapshot_error": "disabled",
+    }, alarm="lost_card")  # fmt: skip
+    overview = client.get("/")
+    assert "100%" in overview.text  # one active tenant, complete (card, lease current)
+    assert 'data-testid="granted-today">0<' in overview.text
+    assert "lost_card" in overview.text
+    [alarm] = store.list_alarms()
+    assert client.post(f"/alarms/{alarm.id}/ack", data={"csrf_token": csrf}).status_code == 200
+    assert store.list_alarms() == []
+    assert store.list_alarms(open_only=False)[0].acknowledged_by == "head"
+    issued = client.post("/visitors", data={"csrf_token": csrf, "hours": "2", "uses": "1",
+                                            "room": "901"})  # fmt: skip
+    code = re.search(r'data-testid="visitor-code">(\d+)<', issued.text)
+    assert code is not None
+    assert store.use_visitor_code(code.group(1), "main").ok
+
+
+def test_the_installer_sees_the_devices_and_no_personal_data(
+    client: TestClient, store: Store
+) -> None:
+    store.add_tenant(TenantCreate(name="吴磊", id_number=id_number(31), phone="13900000031",
+                                  room="1001", valid_from=date(2026, 1, 1),
+                                  valid_until=date(2027, 1, 1), cards=(31,)))  # fmt: skip
+    form_login(client, "installer")
+    page = client.get("/installer")
+    assert page.status_code == 200
+    assert "main" in page.text
+    assert "吴磊" not in page.text
+    assert "1001" not in page.text
+    assert client.get("/tenants").status_code == 403
+    assert client.get("/police").status_code == 403
