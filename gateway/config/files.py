@@ -17,11 +17,35 @@ def config_dir(info: ValidationInfo) -> Path:
     return Path(context.get("base_dir") or Path.cwd())
 
 
+# Secrets under systemd: `LoadCredential=keys:/etc/rental-gateway/keys` hands every file of
+# that folder to the service as credential keys_FILE, readable by it alone.
+CREDENTIAL = "credential:"
+CREDENTIAL_PREFIX = "keys_"
+
+
+def credential_path(name: str, info: ValidationInfo) -> Path:
+    """Where `credential:NAME` is: the service's credential, or else the keys folder beside
+    the config (the same file, for `check-config` and `provision` run by the installer)."""
+    if not name or "/" in name or name.startswith("."):
+        raise invalid(f'"{CREDENTIAL}{name}" must name a file of the keys folder, like'
+                      f' "{CREDENTIAL}mqtt-client.key"')  # fmt: skip
+    loaded = os.environ.get("CREDENTIALS_DIRECTORY")
+    if loaded:
+        return Path(loaded) / f"{CREDENTIAL_PREFIX}{name}"
+    return Path(os.path.abspath(config_dir(info) / "keys" / name))
+
+
 def resolve_path(value: object, info: ValidationInfo) -> Path:
-    """Turn a path string into an absolute `Path`, relative ones taken from the config's folder."""
+    """Turn a path string into an absolute `Path`, relative ones taken from the config's folder.
+
+    `credential:NAME` is the file NAME of the keys folder, handed over by systemd (see
+    `credential_path`).
+    """
     if isinstance(value, str):
         if not value.strip():
             raise invalid("must not be empty; give a path or remove the key")
+        if value.startswith(CREDENTIAL):
+            return credential_path(value.removeprefix(CREDENTIAL), info)
         value = Path(value)
     if isinstance(value, Path):
         # abspath, not resolve(): keep the names the installer wrote, symlinks included.

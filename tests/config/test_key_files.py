@@ -111,3 +111,32 @@ def test_key_file_with_wrong_type_is_reported_once(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL + "scbk_file = 7\n")
 
     assert problems(path) == ["doors.0.scbk_file: must be a path in quotes, not 7"]
+
+
+def test_a_credential_is_the_keys_folder_file_outside_systemd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "main.scbk").write_text(SCBK_HEX)
+    door = load_config(write(tmp_path, MINIMAL + 'scbk_file = "credential:main.scbk"\n')).doors[0]
+    assert door.scbk_file == tmp_path / "keys" / "main.scbk"
+    assert door.scbk == bytes.fromhex(SCBK_HEX)
+
+
+def test_under_systemd_a_credential_is_read_from_the_credentials_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded = tmp_path / "run-credentials"
+    loaded.mkdir()
+    (loaded / "keys_main.scbk").write_text(SCBK_HEX)  # LoadCredential=keys:/etc/.../keys
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(loaded))
+    door = load_config(write(tmp_path, MINIMAL + 'scbk_file = "credential:main.scbk"\n')).doors[0]
+    assert door.scbk_file == loaded / "keys_main.scbk"
+    assert door.scbk == bytes.fromhex(SCBK_HEX)
+
+
+@pytest.mark.parametrize("name", ["", "../secret.key", "sub/main.scbk", ".hidden"])
+def test_a_credential_names_a_file_of_the_keys_folder_only(tmp_path: Path, name: str) -> None:
+    found = problems(write(tmp_path, MINIMAL + f'scbk_file = "credential:{name}"\n'))
+    assert any("must name a file of the keys folder" in p for p in found), found

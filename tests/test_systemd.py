@@ -1,0 +1,75 @@
+"""The systemd units, checked as CI must: `systemd-analyze verify` says nothing at all (it
+exits 0 on unknown keys and bad values, so any output fails), and the service's exposure
+from `systemd-analyze security --offline=true` is at most 2.0."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+UNIT = ROOT / "systemd" / "gateway.service"
+SYSUSERS = ROOT / "systemd" / "rental-gateway.sysusers"
+INSTALLED_EXEC = "/opt/rental-gateway/venv/bin/gateway"
+
+pytestmark = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                                reason="scripts/setup --test installs systemd")  # fmt: skip
+
+
+def checkable_copy(tmp_path: Path) -> Path:
+    """The unit with ExecStart pointing at this checkout's gateway: verify checks that the
+    program exists, and the installed path exists only on an installed Pi."""
+    text = UNIT.read_text()
+    assert INSTALLED_EXEC in text
+    here = Path(sys.executable).parent / "gateway"
+    copy = tmp_path / UNIT.name
+    copy.write_text(text.replace(INSTALLED_EXEC, str(here)))
+    return copy
+
+
+def test_verify_says_nothing(tmp_path: Path) -> None:
+    result = subprocess.run(["systemd-analyze", "verify", str(checkable_copy(tmp_path))],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0
+    assert result.stdout + result.stderr == ""
+
+
+def test_exposure_is_at_most_two(tmp_path: Path) -> None:
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", str(checkable_copy(tmp_path))],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
+    assert found, result.stdout + result.stderr
+    assert float(found.group(1)) <= 2.0, result.stdout
+
+
+def test_the_unit_keeps_the_promises_the_docs_make() -> None:
+    text = UNIT.read_text()
+    for line in ("Type=notify", "WatchdogSec=", "Restart=always", "StartLimitIntervalSec=0",
+                 "User=rental-gateway", "ProtectSystem=strict", "StateDirectory=rental-gateway",
+                 "DevicePolicy=closed", "SupplementaryGroups=dialout video",
+                 "NoNewPrivileges=yes", "SystemCallFilter=@system-service",
+                 "LoadCredential=keys:/etc/rental-gateway/keys"):  # fmt: skip
+        assert line in text, line
+
+
+@pytest.mark.skipif(shutil.which("systemd-sysusers") is None, reason="no systemd-sysusers")
+def test_the_system_user_is_created_with_its_device_groups(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "group").write_text("dialout:x:20:\nvideo:x:44:\n")
+    (etc / "passwd").write_text("")
+    result = subprocess.run(["systemd-sysusers", f"--root={tmp_path}", str(SYSUSERS)],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^rental-gateway:x:\d+:\d+:.*:/var/lib/rental-gateway:/usr/sbin/nologin$",
+                     (etc / "passwd").read_text(), re.M)  # fmt: skip
+    groups = (etc / "group").read_text()
+    assert re.search(r"^dialout:x:20:rental-gateway$", groups, re.M)
+    assert re.search(r"^video:x:44:rental-gateway$", groups, re.M)
