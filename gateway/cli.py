@@ -55,6 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
     tenants_cmd = tenants.add_subparsers(dest="tenants_command", required=True, metavar="ACTION")
     imp = tenants_cmd.add_parser("import", help="bulk import a tenant CSV (all rows or none)")
     imp.add_argument("file", type=Path)
+
+    prov = commands.add_parser(
+        "provision", help="set up a building from one row of the installer's spreadsheet")
+    prov.add_argument("sheet", type=Path, help="the spreadsheet as CSV")
+    prov.add_argument("--gateway", required=True, metavar="ID", help="the row's gateway_id")
+    prov.add_argument("--config-dir", type=Path, default=Path("/etc/rental-gateway"))
+    prov.add_argument("--data-dir", type=Path, default=Path("/var/lib/rental-gateway"))
+    prov.add_argument("--command-public-key", metavar="KEY",
+                      help="the city platform's command key (base64)")
+    prov.add_argument("--ca-file", type=Path, help="the city's CA certificate (PEM)")
+    prov.add_argument("--baud", type=int, default=9600, help="the readers' line speed")
+    prov.add_argument("--timezone", default="Asia/Shanghai")
+    prov.add_argument("--head", default="lou-zhang", metavar="NAME",
+                      help="user name of the first building-head account")
+    prov.add_argument("--no-self-test", action="store_true",
+                      help="skip the live checks (readers, camera, broker)")
     return parser
 
 
@@ -98,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.demo import run_demo
 
         return run_demo(broker=args.broker, web_port=args.port)
+    if args.command == "provision":
+        return _provision(args)
     config = _load(config_path)
     if config is None:
         return 2
@@ -110,6 +128,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "tenants":
         return _tenants_import(config, args.file)
     raise AssertionError(args.command)
+
+
+def _provision(args: argparse.Namespace) -> int:
+    from gateway.provision import Options, SheetError, find, provision, read_sheet
+
+    try:
+        building = find(read_sheet(args.sheet.read_bytes()), args.gateway)
+    except (OSError, SheetError) as exc:
+        print(f"gateway provision: {exc}", file=sys.stderr)
+        return 2
+    report = provision(building, Options(
+        config_dir=args.config_dir.absolute(), data_dir=args.data_dir.absolute(),
+        command_public_key=args.command_public_key,
+        ca_file=args.ca_file.absolute() if args.ca_file else None, baud=args.baud,
+        timezone=args.timezone, head_username=args.head, self_test=not args.no_self_test,
+    ))  # fmt: skip
+    print(report.text())
+    if report.one_time_password is not None:
+        print(f"One-time password of {args.head} (shown once; change it at first login):"
+              f" {report.one_time_password}")
+    return 0 if report.ok else 1
 
 
 def _load(path: Path) -> Config | None:

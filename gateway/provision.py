@@ -1,0 +1,441 @@
+"""`gateway provision`: one row of the installer's spreadsheet becomes a building in service.
+
+    gateway provision buildings.csv --gateway gw-440305-0042 --command-public-key KEY \\
+        --ca-file city-ca.pem
+
+The spreadsheet (CSV, UTF-8 or GB18030 as Excel saves it) has the columns
+`building_code,building_name,gateway_id,serial_port,readers,camera,broker`; `readers` is
+`door:address` pairs separated by `;` (`main:1;back:2`), `camera` a source or empty, `broker`
+`host:port` or empty. Every step is idempotent: what is already right is left alone, so a
+rerun after fixing one thing changes only that thing. The steps:
+
+1. a secure-channel key per reader (`keys/DOOR.scbk`), kept once made;
+2. the MQTT client key and a certificate request for the city's CA (`keys/mqtt-client.*`);
+3. the config file, rewritten only when it would change; `[mqtt]` once the certificate the
+   city signed (`keys/mqtt-client.crt`) is there, so the building works locally until then;
+4. `check-config`;
+5. the first building-head account, with a one-time password printed once;
+6. the live self-test: each reader answers on the secure channel (a reader in install mode is
+   given its key first, with KEYSET), a camera frame arrives, the broker answers with TLS.
+
+The gateway service must be stopped while this runs: both would drive the same serial line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import secrets
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from firmware_bridge.osdp import ControlPanel, ReaderSpec
+from firmware_bridge.osdp.secure import SecureChannelError
+from gateway.config import ConfigError, load_config
+from gateway.store import Store
+from gateway.tenant_csv import decode
+
+COLUMNS = ("building_code", "building_name", "gateway_id", "serial_port", "readers", "camera",
+           "broker")  # fmt: skip
+STEP_TIMEOUT = 10.0
+
+
+class SheetError(ValueError):
+    """The spreadsheet row cannot be used; the message says where and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Building:
+    """One row of the spreadsheet."""
+
+    line: int
+    code: str
+    name: str
+    gateway_id: str
+    serial_port: str
+    readers: tuple[tuple[str, int], ...]  # (door name, OSDP address)
+    camera: str | None
+    broker: tuple[str, int] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One line of the installer's report."""
+
+    name: str
+    status: str  # created, updated, unchanged, pass, fail, pending
+    detail: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "fail"
+
+    def line(self) -> str:
+        mark = {"fail": "FAIL", "pending": "WAIT", "pass": "PASS"}.get(self.status, " OK ")
+        return f"[{mark}] {self.name}: {self.status}{' - ' + self.detail if self.detail else ''}"
+
+
+@dataclass(slots=True)
+class Report:
+    """Everything provisioning did and found; `ok` when nothing failed."""
+
+    steps: list[Step] = field(default_factory=list)
+    one_time_password: str | None = None
+
+    def add(self, name: str, status: str, detail: str = "") -> Step:
+        step = Step(name, status, detail)
+        self.steps.append(step)
+        return step
+
+    @property
+    def ok(self) -> bool:
+        return not any(step.failed for step in self.steps)
+
+    def text(self) -> str:
+        lines = [step.line() for step in self.steps]
+        verdict = "PASS: ready for sign-off" if self.ok else "FAIL: see the lines marked FAIL"
+        pending = [s for s in self.steps if s.status == "pending"]
+        if self.ok and pending:
+            verdict += f" ({len(pending)} waiting, see WAIT)"
+        return "\n".join([*lines, verdict])
+
+
+# ----------------------------------------------------------------------------- the sheet
+
+
+def read_sheet(data: bytes) -> list[Building]:
+    """Every row of the spreadsheet; SheetError naming the line of the first bad one."""
+    rows = csv.reader(io.StringIO(decode(data)))
+    header = [h.strip().lower() for h in next(rows, [])]
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise SheetError(f"line 1: the header lacks {', '.join(missing)}"
+                         f" (needs {','.join(COLUMNS)})")
+    buildings = []
+    for line, values in enumerate(rows, start=2):
+        if not any(v.strip() for v in values):
+            continue
+        record = dict(zip(header, (v.strip() for v in values), strict=False))
+        buildings.append(_building(line, record))
+    return buildings
+
+
+def find(buildings: list[Building], gateway_id: str) -> Building:
+    matches = [b for b in buildings if b.gateway_id == gateway_id]
+    if len(matches) != 1:
+        raise SheetError(f"{len(matches)} rows have gateway_id {gateway_id!r}; exactly one must")
+    return matches[0]
+
+
+def _building(line: int, record: dict[str, str]) -> Building:
+    def need(column: str) -> str:
+        value = record.get(column, "")
+        if not value:
+            raise SheetError(f"line {line}: {column} is empty")
+        return value
+
+    readers = []
+    for part in need("readers").split(";"):
+        door, _, address = part.strip().partition(":")
+        if not door or not address.strip().isdigit():
+            raise SheetError(f"line {line}: readers: {part!r} is not door:address, e.g. main:1")
+        readers.append((door.strip(), int(address)))
+    broker = None
+    if record.get("broker"):
+        host, _, port = record["broker"].rpartition(":")
+        if not host or not port.isdigit():
+            raise SheetError(f"line {line}: broker: {record['broker']!r} is not host:port")
+        broker = (host, int(port))
+    return Building(line, need("building_code"), need("building_name"), need("gateway_id"),
+                    need("serial_port"), tuple(readers), record.get("camera") or None, broker)
+
+
+# ----------------------------------------------------------------------------- the steps
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What the spreadsheet does not say."""
+
+    config_dir: Path
+    data_dir: Path
+    command_public_key: str | None = None
+    ca_file: Path | None = None
+    baud: int = 9600
+    timezone: str = "Asia/Shanghai"
+    head_username: str = "lou-zhang"
+    self_test: bool = True
+
+
+def provision(building: Building, options: Options) -> Report:
+    """Run every step for one building; the report says what was done and what failed."""
+    report = Report()
+    keys = options.config_dir / "keys"
+    keys.mkdir(parents=True, exist_ok=True, mode=0o700)
+    reader_keys = {door: _reader_key(report, keys / f"{door}.scbk") for door, _ in building.readers}
+    _mqtt_key(report, keys, building.gateway_id, building.code)
+    if options.ca_file is not None:
+        _copy(report, "city CA certificate", options.ca_file, keys / "city-ca.pem")
+    config_path = options.config_dir / "gateway.toml"
+    uplink = _uplink_ready(report, building, options, keys)
+    _write(report, "config file", config_path, render(building, options, uplink), 0o640)
+    try:
+        config = load_config(config_path)
+    except ConfigError as error:
+        report.add("check-config", "fail", "; ".join(str(p) for p in error.problems))
+        return report
+    report.add("check-config", "pass")
+    with Store.open(config.gateway.data_dir, config.gateway.id) as store:
+        if store.has_users():
+            report.add("building head account", "unchanged", "accounts exist")
+        else:
+            password = "-".join(secrets.token_hex(3) for _ in range(4))
+            store.add_user(options.head_username, "building_head", password)
+            report.one_time_password = password
+            report.add("building head account", "created",
+                       f"user {options.head_username}, one-time password printed below")
+    if options.self_test:
+        for step in self_test(building, options, reader_keys, uplink, keys):
+            report.steps.append(step)
+    return report
+
+
+def _reader_key(report: Report, path: Path) -> bytes:
+    if path.exists():
+        text = path.read_text().strip()
+        try:
+            key = bytes.fromhex(text)
+        except ValueError:
+            key = b""
+        if len(key) == 16:
+            report.add(f"reader key {path.name}", "unchanged")
+            return key
+        report.add(f"reader key {path.name}", "fail", "not 32 hex characters; remove it to make a"
+                   " new one (the reader must then be put back in install mode)")
+        return b"\0" * 16
+    key = secrets.token_bytes(16)
+    _write_secret(path, key.hex() + "\n")
+    report.add(f"reader key {path.name}", "created")
+    return key
+
+
+def _mqtt_key(report: Report, keys: Path, gateway_id: str, building_code: str) -> None:
+    key_path, csr_path = keys / "mqtt-client.key", keys / "mqtt-client.csr"
+    if key_path.exists():
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        report.add("MQTT client key", "unchanged")
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
+        _write_secret(key_path, key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()).decode())  # fmt: skip
+        report.add("MQTT client key", "created")
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        report.add("MQTT certificate request", "fail", f"{key_path} is not an EC key")
+        return
+    public = key.public_key().public_bytes(serialization.Encoding.DER,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    if csr_path.exists():
+        existing = x509.load_pem_x509_csr(csr_path.read_bytes())
+        same_key = existing.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) == public
+        names = existing.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if same_key and names and names[0].value == gateway_id:
+            report.add("MQTT certificate request", "unchanged", str(csr_path))
+            return
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, gateway_id),
+                                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME,
+                                                       building_code)]))
+           .sign(key, hashes.SHA256()))  # fmt: skip
+    csr_path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+    report.add("MQTT certificate request", "created",
+               f"send {csr_path} to the city; put the certificate it signs in"
+               f" {keys / 'mqtt-client.crt'}")  # fmt: skip
+
+
+def _uplink_ready(report: Report, building: Building, options: Options, keys: Path) -> bool:
+    if building.broker is None:
+        report.add("uplink", "unchanged", "no broker in the spreadsheet: runs locally")
+        return False
+    wanting = [name for name, ok in (
+        ("the city's signed certificate keys/mqtt-client.crt", (keys / "mqtt-client.crt").exists()),
+        ("the city CA (--ca-file)", (keys / "city-ca.pem").exists()),
+        ("the platform's command key (--command-public-key)", bool(options.command_public_key)),
+    ) if not ok]  # fmt: skip
+    if wanting:
+        report.add("uplink", "pending", "waiting for " + ", ".join(wanting) +
+                   "; the building works locally meanwhile; run provision again then")
+        return False
+    return True
+
+
+def render(building: Building, options: Options, uplink: bool) -> str:
+    """The config file for this building (`[mqtt]` only when `uplink`)."""
+    q = _toml_string
+    lines = [
+        "# Written by `gateway provision` from the installer's spreadsheet (line"
+        f" {building.line}).",
+        "# Rerunning it rewrites this file; change the spreadsheet, not the file.",
+        "", "[gateway]", f"id = {q(building.gateway_id)}", f"data_dir = {q(str(options.data_dir))}",
+        f"timezone = {q(options.timezone)}",
+        "", "[building]", f"code = {q(building.code)}", f"name = {q(building.name)}",
+        "", "[[bus]]", 'name = "rs485-1"', f"port = {q(building.serial_port)}",
+        f"baud = {options.baud}", 'protocol = "osdp"',
+    ]  # fmt: skip
+    for door, address in building.readers:
+        lines += ["", "[[doors]]", f"name = {q(door)}", 'bus = "rs485-1"', f"address = {address}",
+                  f"scbk_file = {q('credential:' + door + '.scbk')}"]  # fmt: skip
+    if uplink and building.broker is not None:
+        host, port = building.broker
+        lines += ["", "[mqtt]", f"host = {q(host)}", f"port = {port}", "tls = true",
+                  'ca_file = "credential:city-ca.pem"',
+                  'cert_file = "credential:mqtt-client.crt"',
+                  'key_file = "credential:mqtt-client.key"',
+                  f"command_public_key = {q(options.command_public_key or '')}"]  # fmt: skip
+    if building.camera:
+        lines += ["", "[camera]", f"source = {q(building.camera)}"]
+    lines += ["", "[web]", 'host = "127.0.0.1"', "port = 8080", ""]
+    return "\n".join(lines)
+
+
+def _toml_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _write(report: Report, name: str, path: Path, text: str, mode: int) -> None:
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        report.add(name, "unchanged", str(path))
+        return
+    existed = path.exists()
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.chmod(mode)
+    os.replace(temporary, path)
+    report.add(name, "updated" if existed else "created", str(path))
+
+
+def _write_secret(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+
+
+def _copy(report: Report, name: str, source: Path, target: Path) -> None:
+    data = source.read_bytes()
+    if target.exists() and target.read_bytes() == data:
+        report.add(name, "unchanged", str(target))
+        return
+    target.write_bytes(data)
+    report.add(name, "created", str(target))
+
+
+# ------------------------------------------------------------------------- self-test
+
+
+def self_test(building: Building, options: Options, reader_keys: dict[str, bytes],
+              uplink: bool, keys: Path) -> Iterator[Step]:  # fmt: skip
+    """The live checks: readers on the secure channel, a camera frame, the broker."""
+    yield from _readers(building, options.baud, reader_keys)
+    if building.camera:
+        yield _camera(building.camera)
+    if uplink and building.broker is not None:
+        yield _broker(building.broker, keys)
+
+
+def _readers(building: Building, baud: int, reader_keys: dict[str, bytes]) -> Iterator[Step]:
+    doors = {address: door for door, address in building.readers}
+    specs = [ReaderSpec(address, reader_keys[door]) for door, address in building.readers]
+    secure = _bus_attempt(building.serial_port, baud, specs)
+    for address, door in doors.items():
+        if address in secure:
+            yield Step(f"reader {door} (address {address})", "pass", "secure channel with its key")
+    missing = [a for a in doors if a not in secure]
+    if not missing:
+        return
+    # Not with our key: a reader in install mode answers in plain and takes its key (KEYSET).
+    panel = ControlPanel(building.serial_port, baud, [ReaderSpec(a) for a in missing])
+    panel.start()
+    try:
+        for address in missing:
+            door = doors[address]
+            name = f"reader {door} (address {address})"
+            if not _wait(partial(_online, panel, address)):
+                yield Step(name, "fail", "does not answer: check wiring, address, baud, power")
+                continue
+            try:
+                panel.set_reader_key(address, reader_keys[door]).result(timeout=STEP_TIMEOUT)
+            except (TimeoutError, ConnectionError, SecureChannelError) as error:
+                yield Step(name, "fail", f"refused its new key ({error}); is it in install mode?")
+                continue
+            yield Step(name, "pass", "was in install mode; key set (KEYSET), secure channel up")
+    finally:
+        panel.stop()
+
+
+def _online(panel: ControlPanel, address: int) -> bool:
+    return panel.status(address).online
+
+
+def _bus_attempt(port: str, baud: int, specs: list[ReaderSpec]) -> set[int]:
+    """The addresses that come up on the secure channel with their keys."""
+    panel = ControlPanel(port, baud, specs)
+    panel.start()
+    try:
+        _wait(lambda: all(panel.status(s.address).secure for s in specs), STEP_TIMEOUT / 2)
+        return {s.address for s in specs if panel.status(s.address).secure}
+    finally:
+        panel.stop()
+
+
+def _camera(source: str) -> Step:
+    from gateway.camera.source import Frame, open_source
+
+    camera = open_source(source)
+    camera.start()
+    try:
+        deadline = time.monotonic() + STEP_TIMEOUT
+        while True:
+            result = camera.latest(2000)
+            if isinstance(result, Frame):
+                height, width = result.image.shape[:2]
+                return Step("camera", "pass", f"frame {width}x{height}")
+            if time.monotonic() > deadline:
+                return Step("camera", "fail",
+                            f"no frame within {STEP_TIMEOUT:.0f} s: {result.reason}")
+            time.sleep(0.2)
+    finally:
+        camera.stop()
+
+
+def _broker(broker: tuple[str, int], keys: Path) -> Step:
+    host, port = broker
+    context = ssl.create_default_context(cafile=str(keys / "city-ca.pem"))
+    try:
+        context.load_cert_chain(str(keys / "mqtt-client.crt"), str(keys / "mqtt-client.key"))
+        with socket.create_connection((host, port), timeout=STEP_TIMEOUT) as raw, \
+                context.wrap_socket(raw, server_hostname=host) as tls:  # fmt: skip
+            version = tls.version()
+    except (OSError, ssl.SSLError) as error:
+        return Step("broker", "fail", f"{host}:{port}: {error}")
+    return Step("broker", "pass", f"{host}:{port} answered over {version} with our certificate")
+
+
+def _wait(condition: Callable[[], bool], timeout: float = STEP_TIMEOUT) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()

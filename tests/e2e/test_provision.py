@@ -1,0 +1,120 @@
+"""`gateway provision` end to end: libosdp readers in install mode on a pty, the real command.
+
+The first run makes the keys, sets them on the readers (KEYSET), writes the config and the
+first account and passes its self-test; a rerun changes nothing; then the gateway runs with
+that config, the readers come up on the secure channel and a card opens the door.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+from firmware_bridge.osdp.simulator import SimulatedBus, SimulatedReader
+from gateway.config import load_config
+from gateway.service import Gateway
+from gateway.store import Store, TenantCreate
+from tests.store.factories import id_number
+
+GATEWAY = [sys.executable, "-m", "gateway.cli"]
+HEADER = "building_code,building_name,gateway_id,serial_port,readers,camera,broker\n"
+
+
+def provision(sheet: Path, etc: Path, data: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*GATEWAY, "provision", str(sheet), "--gateway", "gw-440305-0042", "--config-dir",
+         str(etc), "--data-dir", str(data), "--baud", "115200", *extra],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+
+
+def test_provision_keys_the_readers_and_the_building_opens_its_door(tmp_path: Path) -> None:
+    etc, data = tmp_path / "etc", tmp_path / "data"
+    with SimulatedBus() as bus:
+        readers = {
+            "main": SimulatedReader(bus, 1, install_mode=True).start(),
+            "back": SimulatedReader(bus, 2, install_mode=True).start(),
+        }
+        try:
+            sheet = tmp_path / "buildings.csv"
+            sheet.write_text(
+                HEADER
+                + f"440305001002-0041,桃源村 41 栋,gw-440305-0041,{bus.port},main:1,,\n"
+                + f"440305001002-0042,桃源村 42 栋,gw-440305-0042,{bus.port},main:1;back:2,,\n",
+                encoding="utf-8-sig",
+            )
+            first = provision(sheet, etc, data)
+            assert first.returncode == 0, first.stdout + first.stderr
+            out = first.stdout
+            assert "[PASS] reader main (address 1): pass - was in install mode; key set" in out
+            assert "[PASS] reader back (address 2): pass - was in install mode; key set" in out
+            assert "PASS: ready for sign-off" in out
+            assert "One-time password of lou-zhang" in out
+            for name in ("main.scbk", "back.scbk", "mqtt-client.key"):
+                mode = stat.S_IMODE((etc / "keys" / name).stat().st_mode)
+                assert mode == 0o600, (name, oct(mode))
+            for door in ("main", "back"):
+                keyset = readers[door].wait_for("keyset", timeout=5)
+                assert keyset is not None
+                key = bytes.fromhex((etc / "keys" / f"{door}.scbk").read_text())
+                assert keyset.fields["data"] == key
+            config_text = (etc / "gateway.toml").read_text()
+
+            again = provision(sheet, etc, data)
+            assert again.returncode == 0, again.stdout + again.stderr
+            assert ": created" not in again.stdout  # a rerun changes nothing that is right
+            assert ": updated" not in again.stdout
+            assert "reader main (address 1): pass - secure channel with its key" in again.stdout
+            assert "One-time password" not in again.stdout
+            assert (etc / "gateway.toml").read_text() == config_text
+
+            config = load_config(etc / "gateway.toml")
+            assert [d.name for d in config.doors] == ["main", "back"]
+            with Store.open(config.gateway.data_dir, config.gateway.id) as store:
+                store.add_tenant(TenantCreate(
+                    name="黄磊", id_number=id_number(61), phone="13900000061", room="101",
+                    valid_from=date.today() - timedelta(days=1),
+                    valid_until=date.today() + timedelta(days=300), cards=(5_550_001,),
+                ))  # fmt: skip
+            gateway = Gateway(config, web=False)
+            gateway.start()
+            try:
+                deadline = time.monotonic() + 20
+                while time.monotonic() < deadline and not all(
+                        d.online for d in gateway.doors.values()):  # fmt: skip
+                    time.sleep(0.05)
+                assert gateway.health()["doors"]["main"]["secure_channel"]
+                readers["main"].present_card(5_550_001)
+                assert readers["main"].wait_for_output(timeout=10) is not None
+            finally:
+                gateway.stop()
+        finally:
+            for reader in readers.values():
+                reader.stop()
+
+
+def test_a_bad_row_is_named_by_its_line(tmp_path: Path) -> None:
+    sheet = tmp_path / "buildings.csv"
+    sheet.write_text(HEADER + "440305001002-0042,桃源村 42 栋,gw-440305-0042,/dev/ttyUSB0,"
+                     "main=1,,\n")  # fmt: skip
+    result = provision(sheet, tmp_path / "etc", tmp_path / "data")
+    assert result.returncode == 2
+    assert "line 2: readers: 'main=1' is not door:address" in result.stderr
+    assert not (tmp_path / "etc").exists()
+
+
+def test_the_uplink_waits_for_the_citys_certificate(tmp_path: Path) -> None:
+    sheet = tmp_path / "buildings.csv"
+    sheet.write_text(HEADER + "440305001002-0042,桃源村 42 栋,gw-440305-0042,/dev/ttyUSB9,"
+                     "main:1,,mqtt.example.gov.cn:8883\n")  # fmt: skip
+    result = provision(sheet, tmp_path / "etc", tmp_path / "data", "--no-self-test")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[WAIT] uplink: pending - waiting for the city's signed certificate" in result.stdout
+    assert "[mqtt]" not in (tmp_path / "etc" / "gateway.toml").read_text()
+    csr = (tmp_path / "etc" / "keys" / "mqtt-client.csr").read_text()
+    assert csr.startswith("-----BEGIN CERTIFICATE REQUEST-----")
