@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import shutil
 import signal
 import threading
 import time
@@ -353,6 +354,12 @@ class Gateway:
         )
         return Camera(source, store, snapshots, settings, today=self._clock.today)
 
+    def _disk_free_mb(self) -> int | None:
+        try:
+            return shutil.disk_usage(self.config.gateway.data_dir).free // (1024 * 1024)
+        except OSError:
+            return None
+
     def snapshot_file(self, event_id: str, around: datetime) -> Path | None:
         """Where the snapshot of `event_id` is kept, or None (taken around `around`)."""
         from gateway.camera.snapshots import SnapshotStore
@@ -451,6 +458,7 @@ class Gateway:
             "version": __version__,
             "gateway_id": self.config.gateway.id,
             "clock_synced": self._clock.synced(),
+            "disk_free_mb": self._disk_free_mb(),
             "uptime_seconds": round(time.monotonic() - self._started, 1),
             "buses": buses,
             "doors": doors,

@@ -31,6 +31,9 @@ def metrics_text(health: dict[str, Any], sessions: int) -> str:
            [("", float(health.get("uptime_seconds", 0)))])  # fmt: skip
     metric("gateway_clock_synced", "1 when the system clock is synchronised.", "gauge",
            [("", _bool(health.get("clock_synced")))])  # fmt: skip
+    if health.get("disk_free_mb") is not None:
+        metric("gateway_disk_free_bytes", "Free space on the data disk.", "gauge",
+               [("", float(health["disk_free_mb"]) * 1024 * 1024)])  # fmt: skip
     doors = health.get("doors", {})
     metric("gateway_reader_online", "1 while the door's reader answers.", "gauge",
            [(f'{{door="{_label(d)}"}}', _bool(s.get("reader_online"))) for d, s in doors.items()])
