@@ -63,6 +63,21 @@ class Pki:
         self.clients[identity] = files
         return files
 
+    def sign_request(self, csr_pem: bytes) -> bytes:
+        """Sign a gateway's certificate request as the city's CA does; the certificate (PEM)."""
+        csr = x509.load_pem_x509_csr(csr_pem)
+        assert csr.is_signature_valid
+        [name] = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        public_key = csr.public_key()
+        assert isinstance(public_key, ec.EllipticCurvePublicKey)
+        ca_cert = x509.load_pem_x509_certificate(self.ca.read_bytes())
+        ca_key = serialization.load_pem_private_key(self.ca_key.read_bytes(), password=None)
+        assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+        builder = _builder(str(name.value), ca_cert.subject, public_key, ca=False)
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
 
 def make_pki(folder: Path, identities: Iterable[str] = DEFAULT_IDENTITIES) -> Pki:
     """Create a CA, a broker certificate for 127.0.0.1/localhost and one client per identity."""
