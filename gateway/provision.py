@@ -201,10 +201,11 @@ def provision(building: Building, options: Options) -> Report:
             report.add("building head account", "unchanged", "accounts exist")
         else:
             password = "-".join(secrets.token_hex(3) for _ in range(4))
-            store.add_user(options.head_username, "building_head", password)
+            store.add_user(options.head_username, "building_head", password, must_change=True)
             report.one_time_password = password
             report.add("building head account", "created",
-                       f"user {options.head_username}, one-time password printed below")
+                       f"user {options.head_username}, one-time password printed below; the page"
+                       " asks for a new one at the first login")  # fmt: skip
     if options.self_test:
         for step in self_test(building, options, reader_keys, uplink, keys):
             report.steps.append(step)

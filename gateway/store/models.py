@@ -106,3 +106,4 @@ class User:
     role: Role
     created: str
     disabled: bool
+    must_change: bool = False  # a one-time password: choose a new one before anything else

@@ -259,6 +259,15 @@ _M0004 = (
 )
 
 
+@_migration
+def m0005_one_time_passwords(db: Database) -> None:
+    """A user whose password was handed out (provisioning) must choose one before anything."""
+    db.execute(
+        "ALTER TABLE users ADD COLUMN must_change INTEGER NOT NULL DEFAULT 0"
+        " CHECK (must_change IN (0, 1))"
+    )
+
+
 def apply_migrations(conn: sqlite3.Connection) -> int:
     """Apply pending migrations inside the caller's transaction; return the schema version."""
     db = Database(conn, recursive_triggers=False, execute_plugins=False)

@@ -607,14 +607,19 @@ class Store:
 
     # Users
 
-    def add_user(self, username: str, role: str, password: str) -> User:
-        """Create a web user; the password must pass the policy in gateway.passwords."""
+    def add_user(
+        self, username: str, role: str, password: str, *, must_change: bool = False
+    ) -> User:
+        """Create a web user; the password must pass the policy in gateway.passwords.
+
+        With `must_change` the password is a one-time password: the user must choose a new
+        one before doing anything else.
+        """
         checked_role = users.check_role(role)
         users.check_username(username)
         hashed = _hash_new_password(password, username)
-        return self.transaction(
-            lambda tx: users.insert_user(tx.conn, self.ctx, username, checked_role, hashed)
-        )
+        return self.transaction(lambda tx: users.insert_user(
+            tx.conn, self.ctx, username, checked_role, hashed, must_change))  # fmt: skip
 
     def verify_user(self, username: str, password: str) -> User | None:
         """The user if the password is right and the account enabled, else None."""

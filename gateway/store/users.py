@@ -14,7 +14,7 @@ from .errors import Conflict, NotFound, ValidationError
 from .models import ROLES, Role, User
 
 _USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{1,63}")
-_SELECT = "SELECT username, role, created, disabled FROM users"
+_SELECT = "SELECT username, role, created, disabled, must_change FROM users"
 
 
 def check_username(username: str) -> str:
@@ -35,13 +35,19 @@ def check_role(role: str) -> Role:
 
 
 def insert_user(
-    conn: sqlite3.Connection, ctx: Context, username: str, role: Role, password_hash: str
+    conn: sqlite3.Connection,
+    ctx: Context,
+    username: str,
+    role: Role,
+    password_hash: str,
+    must_change: bool = False,
 ) -> User:
     """Create a user with an already computed hash; Conflict if the name is taken."""
     try:
         conn.execute(
-            "INSERT INTO users (username, role, password_hash, created) VALUES (?, ?, ?, ?)",
-            (username, role, password_hash, ctx.now_text()),
+            "INSERT INTO users (username, role, password_hash, created, must_change)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (username, role, password_hash, ctx.now_text(), int(must_change)),
         )
     except sqlite3.IntegrityError:
         raise Conflict(f"user {username!r} already exists", field="username") from None
@@ -53,7 +59,8 @@ def get_user(conn: sqlite3.Connection, username: str) -> User:
     row = conn.execute(f"{_SELECT} WHERE username = ?", (username,)).fetchone()
     if row is None:
         raise NotFound(f"no user {username!r}")
-    return User(username=row[0], role=row[1], created=row[2], disabled=bool(row[3]))
+    return User(username=row[0], role=row[1], created=row[2], disabled=bool(row[3]),
+                must_change=bool(row[4]))
 
 
 def stored_hash(conn: sqlite3.Connection, username: str) -> str | None:
@@ -68,9 +75,10 @@ def replace_hash(conn: sqlite3.Connection, username: str, old: str | None, new: 
     The compare-and-set keeps a rehash after login from undoing a password change that
     committed in between.
     """
-    if old is None:
+    if old is None:  # a new password chosen: a one-time password is spent
         cursor = conn.execute(
-            "UPDATE users SET password_hash = ? WHERE username = ?", (new, username)
+            "UPDATE users SET password_hash = ?, must_change = 0 WHERE username = ?",
+            (new, username),
         )
         if cursor.rowcount == 0:
             raise NotFound(f"no user {username!r}")

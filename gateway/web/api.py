@@ -152,6 +152,7 @@ def invalid(where: str, field: str, message: str) -> RequestValidationError:
 
 
 @router.post("/login", responses={401: _problem("Bad credentials"),
+                                  403: _problem("A one-time password, not changed yet"),
                                   429: _problem("Too many failures for this username")})
 def login(body: LoginIn, request: Request, response: Response, state: StateDep,
           store: StoreDep) -> LoginOut:  # fmt: skip
@@ -165,6 +166,9 @@ def login(body: LoginIn, request: Request, response: Response, state: StateDep,
         state.throttle.failed(body.username)
         raise HTTPException(401, "wrong username or password")
     state.throttle.succeeded(body.username)
+    if user.must_change:
+        raise HTTPException(403, "this is a one-time password: choose a new one on the page"
+                            " (/password) first")  # fmt: skip
     token, session = state.sessions.create(user.username, user.role, remote_address(request))
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict",
                         secure=state.secure_cookies, path="/")  # fmt: skip

@@ -68,6 +68,10 @@ def create_app(gateway: WebGateway, *, tls: bool = False) -> FastAPI:
     def _login(_request: Request, exc: pages.LoginRequired) -> RedirectResponse:
         return RedirectResponse("/login", status_code=303)
 
+    @app.exception_handler(pages.PasswordChangeRequired)
+    def _password(_request: Request, _exc: pages.PasswordChangeRequired) -> RedirectResponse:
+        return RedirectResponse("/password", status_code=303)
+
     @app.exception_handler(pages.WrongRole)
     def _wrong_role(request: Request, _exc: pages.WrongRole) -> Response:
         return pages.render(request, "error.html", None, status=403, message="error.forbidden")

@@ -37,6 +37,15 @@ WORDS: dict[str, tuple[str, str]] = {
         "First use? Create the building head's account",
     ),
     "setup.title": ("创建楼长账号", "Create the building head's account"),
+    "password.title": ("设置新密码", "Choose a new password"),
+    "password.why": (
+        "这是一次性密码，请先设置您自己的密码",
+        "This was a one-time password: choose your own first",
+    ),
+    "password.current": ("当前密码", "Current password"),
+    "password.new": ("新密码（至少 10 个字符）", "New password (at least 10 characters)"),
+    "password.repeat": ("再次输入新密码", "New password again"),
+    "password.differ": ("两次输入的新密码不一致", "The two new passwords differ"),
     "setup.code": (
         "设置码（gateway run 首次启动时打印）",
         "Setup code (printed by gateway run on first start)",

@@ -38,6 +38,10 @@ class LoginRequired(Exception):
         self.next_url = next_url
 
 
+class PasswordChangeRequired(Exception):
+    """Logged in with a one-time password: the handler sends the user to /password."""
+
+
 class WrongRole(Exception):
     """A logged-in user asked for another role's page."""
 
@@ -55,6 +59,8 @@ def page_session(request: Request, state: StateDep) -> Session:
     found = state.sessions.get(request.cookies.get(COOKIE))
     if found is None:
         raise LoginRequired(request.url.path)
+    if found.must_change and request.url.path not in ("/password", "/logout"):
+        raise PasswordChangeRequired
     return found
 
 
@@ -124,8 +130,10 @@ def login_form(
         return render(request, "login.html", None, status=401, error="login.failed",
                       setup=state.setup_code.active)  # fmt: skip
     state.throttle.succeeded(username)
-    token, _session = state.sessions.create(user.username, user.role, remote_address(request))
-    response = RedirectResponse(HOME[user.role], status_code=303)
+    token, _session = state.sessions.create(user.username, user.role, remote_address(request),
+                                            must_change=user.must_change)  # fmt: skip
+    target = "/password" if user.must_change else HOME[user.role]
+    response = RedirectResponse(target, status_code=303)
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict",
                         secure=state.secure_cookies, path="/")  # fmt: skip
     return response
@@ -140,6 +148,35 @@ def logout_form(request: Request, state: StateDep,
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
+
+
+@router.get("/password")
+def password_page(request: Request,
+                  session: Annotated[Session, Depends(page_session)]) -> Response:  # fmt: skip
+    return render(request, "password.html", session)
+
+
+@router.post("/password")
+def change_password(
+    request: Request,
+    store: StoreDep,
+    session: Annotated[Session, Depends(page_session)],
+    csrf_token: CsrfField,
+    current: Annotated[str, Form(max_length=256)],
+    new: Annotated[str, Form(max_length=256)],
+    repeat: Annotated[str, Form(max_length=256)],
+) -> Response:
+    check_csrf(session, csrf_token)
+    if new != repeat:
+        return render(request, "password.html", session, status=422, error="password.differ")
+    if store.verify_user(session.username, current) is None:
+        return render(request, "password.html", session, status=401, error="login.failed")
+    try:
+        store.set_password(session.username, new)
+    except ValidationError as exc:
+        return render(request, "password.html", session, status=422, error_text=exc.message)
+    session.must_change = False
+    return RedirectResponse(HOME[session.role], status_code=303)
 
 
 @router.get("/setup")

@@ -47,6 +47,7 @@ class Session:
     remote: str | None
     created: float  # monotonic
     last_seen: float  # monotonic
+    must_change: bool = False  # logged in with a one-time password: only /password works
 
 
 def _digest(token: str) -> bytes:
@@ -69,11 +70,13 @@ class Sessions:
         self._lock = threading.Lock()
         self._by_digest: dict[bytes, Session] = {}
 
-    def create(self, username: str, role: Role, remote: str | None) -> tuple[str, Session]:
+    def create(self, username: str, role: Role, remote: str | None,
+               must_change: bool = False) -> tuple[str, Session]:  # fmt: skip
         """A new session; returns (cookie token, session)."""
         token = secrets.token_urlsafe(32)
         now = self._clock()
-        session = Session(username, role, secrets.token_urlsafe(32), remote, now, now)
+        session = Session(username, role, secrets.token_urlsafe(32), remote, now, now,
+                          must_change)  # fmt: skip
         with self._lock:
             self._expire(now)
             if len(self._by_digest) >= MAX_SESSIONS:

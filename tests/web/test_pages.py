@@ -210,3 +210,30 @@ def test_the_installer_sees_the_devices_and_no_personal_data(
     assert "1001" not in page.text
     assert client.get("/tenants").status_code == 403
     assert client.get("/police").status_code == 403
+
+
+def test_a_one_time_password_must_be_replaced_before_anything_else(
+    client: TestClient, store: Store
+) -> None:
+    store.add_user("new-head", "building_head", "Handed over 2026 once", must_change=True)
+    refused = client.post("/api/v1/login", json={"username": "new-head",
+                                                  "password": "Handed over 2026 once"})
+    assert refused.status_code == 403
+    login = client.post("/login", data={"username": "new-head",
+                                        "password": "Handed over 2026 once"},
+                        follow_redirects=False)  # fmt: skip
+    assert login.headers["location"] == "/password"
+    assert client.get("/tenants", follow_redirects=False).headers["location"] == "/password"
+    page = client.get("/password")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert csrf is not None
+    form = {"csrf_token": csrf.group(1), "current": "Handed over 2026 once",
+            "new": "My own phrase 4 the door", "repeat": "My own phrase 4 the door"}
+    assert client.post("/password", data={**form, "repeat": "something else 1"}).status_code == 422
+    assert client.post("/password", data={**form, "current": "wrong one 123"}).status_code == 401
+    done = client.post("/password", data=form, follow_redirects=False)
+    assert (done.status_code, done.headers["location"]) == (303, "/")
+    assert client.get("/tenants").status_code == 200
+    assert not store.get_user("new-head").must_change
+    fresh = {"username": "new-head", "password": "My own phrase 4 the door"}
+    assert client.post("/api/v1/login", json=fresh).status_code == 200

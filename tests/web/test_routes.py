@@ -42,6 +42,8 @@ ACCESS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("GET", "/login"): PUBLIC,
     ("POST", "/login"): PUBLIC,
     ("POST", "/logout"): ANY,
+    ("GET", "/password"): ANY,
+    ("POST", "/password"): ANY,
     ("GET", "/setup"): PUBLIC,
     ("POST", "/setup"): PUBLIC,
     ("GET", "/lang/{lang}"): PUBLIC,
@@ -129,7 +131,7 @@ def test_anonymous_callers_reach_only_public_routes(client: TestClient, method: 
 def test_each_role_reaches_its_routes_and_no_other(client: TestClient, role: str) -> None:
     csrf = login(client, USERS[role])
     for (method, path), allowed in sorted(ACCESS.items()):
-        if path in ("/api/v1/logout", "/logout") or allowed == PUBLIC:
+        if path in ("/api/v1/logout", "/logout", "/password") or allowed == PUBLIC:
             continue
         status = call(client, method, path, csrf)
         if role in allowed:
