@@ -59,6 +59,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _TICK_SECONDS = 0.2
+# Below this much free space on the data disk /healthz warns (without a camera; with one, its
+# min_free_mb, below which snapshots stop).
+DISK_FLOOR_MB = 500
 
 EventListener = Callable[[JournalEntry], None]
 FrameHook = Callable[[int, int, int], None]
@@ -452,13 +455,23 @@ class Gateway:
                     "secure_channel": status.secure,
                     "line_errors": sum(status.errors.values()),
                 }
+        # Worth a look, not a restart: the watchdog goes by `problems` only.
+        warnings: list[str] = []
+        if not self._clock.synced():
+            warnings.append("clock not synchronised: event times may be wrong")
+        free_mb = self._disk_free_mb()
+        floor_mb = self.config.camera.min_free_mb if self.config.camera else DISK_FLOOR_MB
+        if free_mb is not None and free_mb < floor_mb:
+            warnings.append(f"data disk low: {free_mb} MB free (snapshots stop below"
+                            f" {floor_mb} MB so the journal keeps its room)")  # fmt: skip
         return {
             "status": "ok" if not problems else "failing",
             "problems": problems,
+            "warnings": warnings,
             "version": __version__,
             "gateway_id": self.config.gateway.id,
             "clock_synced": self._clock.synced(),
-            "disk_free_mb": self._disk_free_mb(),
+            "disk_free_mb": free_mb,
             "uptime_seconds": round(time.monotonic() - self._started, 1),
             "buses": buses,
             "doors": doors,

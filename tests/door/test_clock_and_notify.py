@@ -52,3 +52,27 @@ def test_watchdog_interval_is_half_the_period(monkeypatch: pytest.MonkeyPatch) -
     assert Notifier("x").watchdog_interval() == 10.0
     monkeypatch.setenv("WATCHDOG_PID", "1")
     assert Notifier("x").watchdog_interval() is None
+
+
+def test_health_warns_of_an_unsynchronised_clock_and_a_low_disk_without_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collections import namedtuple
+
+    from gateway import service
+    from gateway.config import load_config
+    from tests.e2e.building import write_config
+
+    config = load_config(write_config(tmp_path, "/dev/null", [{"name": "main", "address": 1}],
+                                      8080))  # fmt: skip
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(service, "clock_synchronised", lambda: False)
+    monkeypatch.setattr("gateway.service.shutil.disk_usage",
+                        lambda _p: usage(10**10, 10**10, 50 << 20))
+    gateway = service.Gateway(config, web=False)
+    report = gateway.health()
+    assert report["disk_free_mb"] == 50
+    assert any("clock not synchronised" in w for w in report["warnings"])
+    assert any("data disk low: 50 MB free" in w for w in report["warnings"])
+    # Warnings are not problems: the watchdog must not restart a gateway for them.
+    assert not any("clock" in p or "disk" in p for p in report["problems"])
