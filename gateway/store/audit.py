@@ -25,7 +25,8 @@ from .errors import ValidationError
 GENESIS = b"\0" * 32
 # What police actions are called in the log.
 ACTIONS = frozenset({
-    "entries.query", "entries.export", "snapshot.view", "id_number.reveal", "audit.view",
+    "entries.query", "entries.export", "snapshot.view", "snapshot.hold", "id_number.reveal",
+    "audit.view",
 })  # fmt: skip
 _MAX_PARAMS = 4096
 

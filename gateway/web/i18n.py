@@ -121,6 +121,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "police.snapshot": ("抓拍", "Snapshot"),
     "police.no_snapshot": ("无抓拍", "no snapshot"),
     "police.more": ("更多", "More"),
+    "police.hold": ("保留此抓拍（超过保存期限）", "Keep this picture past retention"),
     "police.reveal": ("显示完整身份证号（将被审计）", "Show the full ID number (audited)"),
     "police.audited": ("每次查询都记入审计日志", "Every query is written to the audit log"),
     "police.none": ("没有记录", "No entries"),

@@ -13,9 +13,10 @@ import shutil
 from collections.abc import Iterator
 from datetime import datetime, tzinfo
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from gateway.store import SNAPSHOT_TYPES, EventQuery, NotFound, Store
 from gateway.web.api import ENTRY_TYPES
@@ -171,6 +172,21 @@ def _export_rows(store: Store, query: EventQuery) -> Iterator[tuple[str, int]]:
 
 def _fields(query: EventQuery) -> dict[str, Any]:
     return {name: getattr(query, name) for name in EventQuery.__dataclass_fields__}
+
+
+@router.post("/police/hold/{event_id}")
+def hold_snapshot(request: Request, event_id: str, user: PolicePage, store: StoreDep,
+                  csrf_token: CsrfField,
+                  purpose: Annotated[str, Form(min_length=1, max_length=200)],
+                  ) -> Response:  # fmt: skip
+    """Keep an entry's snapshot past retention for a case (audited)."""
+    check_csrf(user, csrf_token)
+    entry = store.find_event(event_id) if len(event_id) == 36 else None
+    if entry is None or not entry.body.get("snapshot"):
+        raise HTTPException(404)
+    store.hold_snapshot(event_id, purpose, user.username)
+    _audit(store, user, request, "snapshot.hold", purpose.strip(), {"event_id": event_id}, 1)
+    return RedirectResponse(f"/police?purpose={quote(purpose)}&held={event_id}", status_code=303)
 
 
 @router.post("/police/reveal/{tenant_id}", response_class=HTMLResponse)

@@ -237,3 +237,26 @@ def test_a_one_time_password_must_be_replaced_before_anything_else(
     assert not store.get_user("new-head").must_change
     fresh = {"username": "new-head", "password": "My own phrase 4 the door"}
     assert client.post("/api/v1/login", json=fresh).status_code == 200
+
+
+def test_police_keep_a_snapshot_past_retention_for_a_case(
+    client: TestClient, store: Store, gateway: BuildingGateway
+) -> None:
+    from datetime import UTC, datetime
+
+    held = store.append_event({
+        "type": "access.granted", "door": "main", "credential": {"kind": "card", "number": 8},
+        "reason": "tenant_card", "snapshot": None, "snapshot_error": "interrupted",
+    }, capture=True)  # fmt: skip
+    stored = gateway.snapshots.save(held.event_id, b"\xff\xd8 picture \xff\xd9",
+                                    taken=datetime.now(UTC))  # fmt: skip
+    store.fill_snapshot(held.seq, stored.reference())
+    csrf = form_login(client, "police")
+    response = client.post(f"/police/hold/{held.event_id}",
+                           data={"csrf_token": csrf, "purpose": "案件 2026-0777"},
+                           follow_redirects=False)  # fmt: skip
+    assert response.status_code == 303
+    [hold] = store.snapshot_holds()
+    assert (hold.event_id, hold.purpose) == (held.event_id, "案件 2026-0777")
+    assert hold.held_by == "police"
+    assert store.audit_page()[0].action == "snapshot.hold"

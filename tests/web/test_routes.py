@@ -68,6 +68,7 @@ ACCESS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("GET", "/police/snapshot/{event_id}"): POLICE,
     ("GET", "/police/export.csv"): POLICE,
     ("POST", "/police/reveal/{tenant_id}"): POLICE,
+    ("POST", "/police/hold/{event_id}"): POLICE,
     ("GET", "/police/audit"): POLICE,
     ("GET", "/installer"): ("installer",),
 }
