@@ -36,3 +36,28 @@ def test_every_mqtt_topic_is_documented() -> None:
     uplink = (Path(__file__).resolve().parent.parent / "docs" / "uplink.md").read_text()
     missing = [t for t in leaves if "P/" + t.removeprefix("rental/v1/gw/") not in uplink]
     assert missing == []
+
+
+def test_every_event_type_is_documented() -> None:
+    from gateway.store import EVENT_TYPES
+
+    uplink = (Path(__file__).resolve().parent.parent / "docs" / "uplink.md").read_text()
+    assert [t for t in sorted(EVENT_TYPES) if f"`{t}`" not in uplink] == []
+
+
+def test_every_web_route_is_documented(tmp_path: Path) -> None:
+    from gateway.store import Store
+    from tests.web.conftest import BuildingGateway
+    from tests.web.test_routes import routes
+
+    web = (Path(__file__).resolve().parent.parent / "docs" / "web.md").read_text()
+    with Store.open(tmp_path, "gw-docs-0001") as store:
+        found = routes(BuildingGateway(store, tmp_path))
+    missing = sorted(f"{method} {path}" for method, path in found
+                     if f"`{method} {path}`" not in web and f"{method} {path}`" not in web)
+    assert missing == []
+
+
+def test_credential_paths_are_documented() -> None:
+    config = (Path(__file__).resolve().parent.parent / "docs" / "config.md").read_text()
+    assert "`credential:FILE`" in config
