@@ -42,12 +42,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bench._common import machine, percentiles, save
 from bench.bytes_per_event import settle
 from gateway import passwords
-from gateway.camera.snapshots import SnapshotStore
 from gateway.store import NotFound, Store, Transaction, journal
 from gateway.store.bulk import seed_synthetic_registry
 from gateway.store.context import Context
 from gateway.web.app import create_app
 from gateway.web.server import WebServer
+from tests.web.building import BuildingGateway
 
 GATEWAY_ID = "gw-440305-0042"
 ZONE = timezone(timedelta(hours=8))
@@ -65,23 +65,6 @@ USERS = {
 }
 ENTRY_GOAL_P95_MS = 50.0
 TENANT_GOAL_MS = 100.0
-
-
-class BuildingGateway:
-    """What the web layer asks of the running gateway: its store, health, snapshot files."""
-
-    def __init__(self, store: Store, data_dir: Path) -> None:
-        self.store: Store | None = store
-        self.snapshots = SnapshotStore(data_dir, min_free_mb=0)
-
-    def health(self) -> dict[str, Any]:
-        return {"status": "ok", "problems": [], "uptime_seconds": 1.0, "clock_synced": True,
-                "doors": {"main": {"reader_online": True, "secure_channel": True,
-                                   "line_errors": 0}},
-                "uplink": None, "camera": None}  # fmt: skip
-
-    def snapshot_file(self, event_id: str, around: datetime) -> Path | None:
-        return self.snapshots.find(event_id, around)
 
 
 class ServerTiming:

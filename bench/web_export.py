@@ -24,10 +24,11 @@ import httpx
 
 from bench._common import machine, save
 from bench.gateway_rss import status_kib
-from bench.web import BuildingGateway, ServerTiming, login, prepare_store
+from bench.web import ServerTiming, login, prepare_store
 from gateway.store import Store
 from gateway.web.app import create_app
 from gateway.web.server import WebServer
+from tests.web.building import BuildingGateway
 
 GATEWAY_ID = "gw-bench-0001"
 

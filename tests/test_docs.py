@@ -47,7 +47,7 @@ def test_every_event_type_is_documented() -> None:
 
 def test_every_web_route_is_documented(tmp_path: Path) -> None:
     from gateway.store import Store
-    from tests.web.conftest import BuildingGateway
+    from tests.web.building import BuildingGateway
     from tests.web.test_routes import routes
 
     web = (Path(__file__).resolve().parent.parent / "docs" / "web.md").read_text()

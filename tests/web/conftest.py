@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway.camera.snapshots import SnapshotStore
 from gateway.store import Store
 from gateway.web.app import create_app
+
+from .building import BuildingGateway
 
 GATEWAY_ID = "gw-test-0001"
 PASSWORDS = {
@@ -20,23 +19,6 @@ PASSWORDS = {
     "police": ("police", "Min-jing an jian 4711"),
     "installer": ("installer", "An-zhuang shi fu 0420"),
 }
-
-
-class BuildingGateway:
-    """What the web layer asks of the running gateway: its store, health, snapshot files."""
-
-    def __init__(self, store: Store, data_dir: Path) -> None:
-        self.store: Store | None = store
-        self.snapshots = SnapshotStore(data_dir, min_free_mb=0)
-
-    def health(self) -> dict[str, Any]:
-        return {"status": "ok", "problems": [], "uptime_seconds": 1.0, "clock_synced": True,
-                "doors": {"main": {"reader_online": True, "secure_channel": True,
-                                   "line_errors": 0}},
-                "uplink": None, "camera": None}  # fmt: skip
-
-    def snapshot_file(self, event_id: str, around: datetime) -> Path | None:
-        return self.snapshots.find(event_id, around)
 
 
 @pytest.fixture

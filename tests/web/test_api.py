@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from gateway.store import Store
 from tests.store.factories import id_number
 
-from .conftest import BuildingGateway, login
+from .building import BuildingGateway
+from .conftest import login
 
 ID_NUMBER = id_number(7)
 PHONE = "13800138000"

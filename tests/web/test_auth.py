@@ -8,7 +8,8 @@ from gateway.web.app import create_app
 from gateway.web.sessions import LoginThrottle, Sessions
 from tests.store.factories import id_number
 
-from .conftest import PASSWORDS, BuildingGateway, login
+from .building import BuildingGateway
+from .conftest import PASSWORDS, login
 
 TENANT = {
     "name": "张伟", "id_number": id_number(1), "phone": "13800138000", "room": "301",

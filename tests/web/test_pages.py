@@ -15,7 +15,8 @@ from gateway.web.app import create_app
 from gateway.web.i18n import WORDS
 from tests.store.factories import id_number
 
-from .conftest import PASSWORDS, BuildingGateway
+from .building import BuildingGateway
+from .conftest import PASSWORDS
 
 ID = id_number(3)
 TEMPLATES = Path(pages.__file__).parent / "templates"

@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 from gateway.web import pages_head
 from gateway.web.app import create_app
 
-from .conftest import BuildingGateway, login
+from .building import BuildingGateway
+from .conftest import login
 
 PUBLIC = "public"
 ANY = ("building_head", "police", "installer")

@@ -1,0 +1,28 @@
+"""What the web layer asks of the running gateway, over a real store: its store, its health,
+its snapshot files. Used by the web tests and bench/web.py."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from gateway.camera.snapshots import SnapshotStore
+from gateway.store import Store
+
+
+class BuildingGateway:
+    """A gateway with one healthy door, as far as the web layer can tell."""
+
+    def __init__(self, store: Store, data_dir: Path) -> None:
+        self.store: Store | None = store
+        self.snapshots = SnapshotStore(data_dir, min_free_mb=0)
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok", "problems": [], "uptime_seconds": 1.0, "clock_synced": True,
+                "doors": {"main": {"reader_online": True, "secure_channel": True,
+                                   "line_errors": 0}},
+                "uplink": None, "camera": None}  # fmt: skip
+
+    def snapshot_file(self, event_id: str, around: datetime) -> Path | None:
+        return self.snapshots.find(event_id, around)
