@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import shutil
 import signal
 import threading
 import time
@@ -16,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -38,6 +36,7 @@ from firmware_bridge.osdp import (
     TamperChanged,
 )
 from gateway import __version__
+from gateway.camera.snapshots import SnapshotStore
 from gateway.clock import clock_synchronised, rfc3339
 from gateway.commands import CommandExecutor
 from gateway.config import Config
@@ -54,7 +53,6 @@ if TYPE_CHECKING:
     # Imported when a camera is configured: OpenCV and NumPy cost 25 MiB of resident memory,
     # and about half the buildings have no camera.
     from gateway.camera.capture import Camera, Capture
-    from gateway.camera.snapshots import SnapshotStore
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +121,19 @@ class _EventFanout:
             self._thread.join(timeout=10)
             self._thread = None
 
+    @staticmethod
+    def _final(capture: Capture) -> JournalEntry:
+        try:
+            return capture.result()
+        except Exception:
+            # Filling in "timeout" failed (the store cannot write): hand the event on as
+            # journaled rather than lose this thread and every event after it.
+            log.exception("snapshot of an event could not be recorded")
+            return capture.entry
+
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
-            entry = item if isinstance(item, JournalEntry) else item.result()
+            entry = item if isinstance(item, JournalEntry) else self._final(item)
             for listener in self._listeners:
                 try:
                     listener(entry)
@@ -235,6 +243,10 @@ class Gateway:
         self.setup_code: str | None = None
         self.uplink: Uplink | None = None
         self.camera: Camera | None = None
+        # The snapshot folder (read by the police pages even without a camera); its floor is
+        # also where /healthz warns of a low disk.
+        floor_mb = config.camera.min_free_mb if config.camera else DISK_FLOOR_MB
+        self.snapshots = SnapshotStore(config.gateway.data_dir, min_free_mb=floor_mb)
         self._registry: _StoreRegistry | None = None
         self._journal: _StoreJournal | None = None
         self._started = time.monotonic()
@@ -313,7 +325,8 @@ class Gateway:
                 record=journal.record,
                 stamp=self._clock.stamp,
             )
-            self.uplink = Uplink(cfg, self.store, executor, self._snapshot_store())
+            self.uplink = Uplink(cfg, self.store, executor,
+                                 self.snapshots if cfg.camera is not None else None)
             self.add_listener(lambda _entry: self._kick_uplink())
             self.uplink.start()
         if self.camera is not None:
@@ -323,18 +336,9 @@ class Gateway:
         log.info("gateway %s started: %d door(s) on %d bus(es)", cfg.gateway.id,
                  len(self.doors), len(self._buses))
 
-    def _snapshot_store(self) -> SnapshotStore | None:
-        camera = self.config.camera
-        if camera is None:
-            return None
-        from gateway.camera.snapshots import SnapshotStore
-
-        return SnapshotStore(self.config.gateway.data_dir, min_free_mb=camera.min_free_mb)
-
     def _make_camera(self, store: Store) -> Camera | None:
         cfg = self.config.camera
-        snapshots = self._snapshot_store()
-        if cfg is None or snapshots is None:
+        if cfg is None:
             return None
         from gateway.camera.capture import Camera, CaptureSettings
         from gateway.camera.source import open_source
@@ -346,28 +350,22 @@ class Gateway:
             if journal is not None:
                 journal.record_camera(online, reason, stamp())
 
-        # A snapshot URL must answer within the frame age; a stream gets up to 5 s to open.
+        # A snapshot URL must answer within the frame age; a stream gets 5 s to open.
         source = open_source(cfg.source, on_state=on_state,
-                             open_timeout_ms=min(5000, cfg.max_frame_age_ms))  # fmt: skip
+                             fetch_timeout_ms=min(5000, cfg.max_frame_age_ms))  # fmt: skip
         settings = CaptureSettings(
             max_frame_age_ms=cfg.max_frame_age_ms,
             jpeg_quality=cfg.jpeg_quality,
             max_height=cfg.max_height,
             retention_days=cfg.retention_days,
         )
-        return Camera(source, store, snapshots, settings, today=self._clock.today)
+        return Camera(source, store, self.snapshots, settings, today=self._clock.today)
 
     def _disk_free_mb(self) -> int | None:
         try:
-            return shutil.disk_usage(self.config.gateway.data_dir).free // (1024 * 1024)
+            return int(self.snapshots.free_mb())
         except OSError:
             return None
-
-    def snapshot_file(self, event_id: str, around: datetime) -> Path | None:
-        """Where the snapshot of `event_id` is kept, or None (taken around `around`)."""
-        from gateway.camera.snapshots import SnapshotStore
-
-        return SnapshotStore(self.config.gateway.data_dir).find(event_id, around)
 
     def _kick_uplink(self) -> None:
         if self.uplink is not None:
@@ -460,7 +458,7 @@ class Gateway:
         if not self._clock.synced():
             warnings.append("clock not synchronised: event times may be wrong")
         free_mb = self._disk_free_mb()
-        floor_mb = self.config.camera.min_free_mb if self.config.camera else DISK_FLOOR_MB
+        floor_mb = self.snapshots.min_free_mb
         if free_mb is not None and free_mb < floor_mb:
             warnings.append(f"data disk low: {free_mb} MB free (snapshots stop below"
                             f" {floor_mb} MB so the journal keeps its room)")  # fmt: skip

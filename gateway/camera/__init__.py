@@ -1,23 +1,6 @@
-"""The entry camera: frames from a stream or a snapshot URL, kept fresh for access events."""
+"""The entry camera: frames from a stream or a snapshot URL (`source`), JPEG files on disk
+(`snapshots`), the capture worker (`capture`), and the demo's synthetic camera (`synthetic`).
 
-from gateway.camera.source import (
-    CameraSource,
-    Frame,
-    FrameSource,
-    SnapshotError,
-    SnapshotErrorReason,
-    SnapshotUrlSource,
-    is_snapshot_url,
-    open_source,
-)
-
-__all__ = [
-    "CameraSource",
-    "Frame",
-    "FrameSource",
-    "SnapshotError",
-    "SnapshotErrorReason",
-    "SnapshotUrlSource",
-    "is_snapshot_url",
-    "open_source",
-]
+Nothing is imported here: `snapshots` serves the police pages of a gateway without a camera,
+and must not pull in OpenCV (25 MiB resident) with it.
+"""

@@ -86,6 +86,11 @@ class Capture:
         self._camera = camera
         self._job = job
 
+    @property
+    def entry(self) -> JournalEntry:
+        """The event as journaled, before its snapshot was filled in."""
+        return self._job.entry
+
     def result(self) -> JournalEntry:
         """Wait until the capture ends or its deadline passes; the event's final entry."""
         job = self._job

@@ -127,6 +127,14 @@ class SnapshotStore:
                 return path
         return None
 
+    def read(self, event_id: str, around: datetime | None = None) -> bytes | None:
+        """The snapshot of `event_id`, or None when it is not kept (any more)."""
+        path = self.find(event_id, around)
+        try:
+            return None if path is None else path.read_bytes()
+        except OSError:
+            return None
+
     def expire(self, *, before: date, held: frozenset[str] = frozenset()) -> int:
         """Delete snapshots of days before `before`, except event ids in `held`; return how many.
 

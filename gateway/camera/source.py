@@ -22,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import http.client
 import logging
 import threading
 import time
@@ -97,15 +98,17 @@ def open_source(
     on_state: StateCallback | None = None,
     open_timeout_ms: int = 5000,
     read_timeout_ms: int = 5000,
+    fetch_timeout_ms: int = 5000,
 ) -> FrameSource | SnapshotUrlSource:
     """A source for a `[camera] source` string; nothing is opened until `start()`.
 
     http(s) URLs ending in .jpg/.jpeg or containing "snapshot" become a `SnapshotUrlSource`
-    (fetched on demand); every other source, i.e. rtsp://, other http(s) URLs (MJPEG streams),
-    /dev/videoN and video files (looped), becomes a `FrameSource` with its own reader thread.
+    (fetched on demand, within `fetch_timeout_ms`); every other source, i.e. rtsp://, other
+    http(s) URLs (MJPEG streams), /dev/videoN and video files (looped), becomes a
+    `FrameSource` with its own reader thread and the open and read timeouts.
     """
     if is_snapshot_url(source):
-        return SnapshotUrlSource(source, on_state=on_state, timeout_ms=open_timeout_ms)
+        return SnapshotUrlSource(source, on_state=on_state, timeout_ms=fetch_timeout_ms)
     return FrameSource(
         source,
         on_state=on_state,
@@ -130,7 +133,12 @@ class _OnlineState:
         log.log(logging.INFO if online else logging.WARNING, "camera %s: %s",
                 "online" if online else "offline", reason)  # fmt: skip
         if self._on_state is not None:
-            self._on_state(online, reason)
+            try:
+                self._on_state(online, reason)
+            except Exception:
+                # Journaling the change failed (disk full, store closing): the reader thread
+                # that reported it must go on reading frames all the same.
+                log.exception("camera state change not recorded")
 
 
 class FrameSource:
@@ -298,7 +306,7 @@ class SnapshotUrlSource:
             # The URL is the operator's own camera from the config file, http(s) only.
             with urllib.request.urlopen(self.url, timeout=self._timeout_s) as response:  # noqa: S310
                 body = response.read()
-        except (urllib.error.URLError, TimeoutError, OSError) as error:
+        except (urllib.error.URLError, http.client.HTTPException, TimeoutError, OSError) as error:
             # The reason goes into a journal event: a word, not the URL or its password.
             log.warning("camera snapshot fetch failed: %s", error)
             self._state.report(False, "fetch_failed")

@@ -7,7 +7,6 @@ the audit log. ID numbers and phones leave only masked. Store errors map to HTTP
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -16,7 +15,6 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.store import (
-    SNAPSHOT_TYPES,
     EventQuery,
     Store,
     TenantCreate,
@@ -31,7 +29,10 @@ from gateway.web.deps import (
     Police,
     StateDep,
     StoreDep,
+    entry_with_snapshot,
     remote_address,
+    snapshot_bytes,
+    snapshot_intact,
 )
 
 router = APIRouter(prefix="/api/v1")
@@ -303,29 +304,17 @@ def entry_snapshot(
     purpose: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     """The entry's snapshot, checked against the sha256 its event recorded; audited."""
-    entry = store.find_event(event_id) if len(event_id) == 36 else None
-    snapshot = None if entry is None else entry.body.get("snapshot")
-    if entry is None or entry.body["type"] not in SNAPSHOT_TYPES or not snapshot:
-        raise HTTPException(404, "no snapshot for this entry")
-    data = _snapshot_bytes(state, event_id, entry.body["ts"])
+    entry = entry_with_snapshot(store, event_id)
+    data = snapshot_bytes(state, entry)
     store.audit(username=user.username, role=user.role, remote=remote_address(request),
                 action="snapshot.view", purpose=(purpose or "").strip() or None,
                 params={"event_id": event_id}, records=1 if data else 0)  # fmt: skip
     if data is None:
         raise HTTPException(404, "the snapshot is no longer kept")
-    if hashlib.sha256(data).hexdigest() != snapshot["sha256"]:
+    if not snapshot_intact(entry, data):
         raise HTTPException(409, "the snapshot file does not match its event's sha256")
     return Response(data, media_type="image/jpeg",
                     headers={"Cache-Control": "no-store"})  # fmt: skip
-
-
-def _snapshot_bytes(state: StateDep, event_id: str, ts: str) -> bytes | None:
-    finder = getattr(state.gateway, "snapshot_file", None)
-    path = finder(event_id, datetime.fromisoformat(ts)) if finder else None
-    try:
-        return None if path is None else bytes(path.read_bytes())
-    except OSError:
-        return None
 
 
 # ------------------------------------------------------------------------ alarms, audit

@@ -11,14 +11,17 @@ A route without a login dependency is public (`/healthz`, `/metrics`, `POST /log
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, HTTPException, Request
 
-from gateway.store import Role, Store
+from gateway.camera.snapshots import SnapshotStore
+from gateway.store import SNAPSHOT_TYPES, JournalEntry, Role, Store
 from gateway.web.sessions import LoginThrottle, Session, Sessions, SetupCode
 
 COOKIE = "session"
@@ -30,6 +33,7 @@ class WebGateway(Protocol):
     """The running gateway as the web layer sees it."""
 
     store: Store | None
+    snapshots: SnapshotStore
 
     def health(self) -> dict[str, Any]: ...
 
@@ -56,6 +60,24 @@ def store(state: Annotated[WebState, Depends(web_state)]) -> Store:
     if opened is None:
         raise HTTPException(503, "the gateway is starting; try again in a moment")
     return opened
+
+
+def entry_with_snapshot(store: Store, event_id: str) -> JournalEntry:
+    """The journaled entry `event_id` if it has a snapshot; 404 otherwise."""
+    entry = store.find_event(event_id) if len(event_id) == 36 else None
+    if entry is None or entry.body["type"] not in SNAPSHOT_TYPES or not entry.body.get("snapshot"):
+        raise HTTPException(404, "no snapshot for this entry")
+    return entry
+
+
+def snapshot_bytes(state: WebState, entry: JournalEntry) -> bytes | None:
+    """The entry's JPEG, or None when it is no longer kept."""
+    return state.gateway.snapshots.read(entry.event_id, datetime.fromisoformat(entry.body["ts"]))
+
+
+def snapshot_intact(entry: JournalEntry, data: bytes) -> bool:
+    """Whether the file is the one the event recorded (its sha256)."""
+    return bool(hashlib.sha256(data).hexdigest() == entry.body["snapshot"]["sha256"])
 
 
 def remote_address(request: Request) -> str | None:

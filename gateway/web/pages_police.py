@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
 import shutil
 from collections.abc import Iterator
@@ -20,7 +19,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from gateway.store import SNAPSHOT_TYPES, EventQuery, NotFound, Store
 from gateway.web.api import ENTRY_TYPES
-from gateway.web.deps import StateDep, StoreDep, remote_address
+from gateway.web.deps import (
+    StateDep,
+    StoreDep,
+    entry_with_snapshot,
+    remote_address,
+    snapshot_bytes,
+    snapshot_intact,
+)
 from gateway.web.pages import (
     CsrfField,
     InstallerPage,
@@ -104,17 +110,14 @@ def _names(store: Store, tenant_ids: list[Any]) -> dict[str, str]:
 def police_snapshot(request: Request, event_id: str, user: PolicePage, store: StoreDep,
                     state: StateDep, purpose: Annotated[str, Query(max_length=200)] = "",
                     ) -> Response:  # fmt: skip
-    entry = store.find_event(event_id) if len(event_id) == 36 else None
-    snapshot = None if entry is None else entry.body.get("snapshot")
-    if entry is None or not snapshot:
-        raise HTTPException(404)
-    finder = getattr(state.gateway, "snapshot_file", None)
-    path = finder(event_id, datetime.fromisoformat(entry.body["ts"])) if finder else None
-    data = path.read_bytes() if path is not None and path.is_file() else None
+    entry = entry_with_snapshot(store, event_id)
+    data = snapshot_bytes(state, entry)
     _audit(store, user, request, "snapshot.view", purpose.strip() or None,
            {"event_id": event_id}, 1 if data else 0)  # fmt: skip
-    if data is None or hashlib.sha256(data).hexdigest() != snapshot["sha256"]:
-        raise HTTPException(404)
+    if data is None:
+        raise HTTPException(404, "the snapshot is no longer kept")
+    if not snapshot_intact(entry, data):
+        raise HTTPException(409, "the snapshot file does not match its event's sha256")
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
@@ -181,9 +184,7 @@ def hold_snapshot(request: Request, event_id: str, user: PolicePage, store: Stor
                   ) -> Response:  # fmt: skip
     """Keep an entry's snapshot past retention for a case (audited)."""
     check_csrf(user, csrf_token)
-    entry = store.find_event(event_id) if len(event_id) == 36 else None
-    if entry is None or not entry.body.get("snapshot"):
-        raise HTTPException(404)
+    entry_with_snapshot(store, event_id)
     store.hold_snapshot(event_id, purpose, user.username)
     _audit(store, user, request, "snapshot.hold", purpose.strip(), {"event_id": event_id}, 1)
     return RedirectResponse(f"/police?purpose={quote(purpose)}&held={event_id}", status_code=303)

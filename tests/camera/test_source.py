@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from cloud_sync.backoff import Backoff
-from gateway.camera import (
+from gateway.camera.source import (
     Frame,
     FrameSource,
     SnapshotError,

@@ -67,7 +67,7 @@ def test_health_warns_of_an_unsynchronised_clock_and_a_low_disk_without_failing(
                                       8080))  # fmt: skip
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(service, "clock_synchronised", lambda: False)
-    monkeypatch.setattr("gateway.service.shutil.disk_usage",
+    monkeypatch.setattr("shutil.disk_usage",
                         lambda _p: usage(10**10, 10**10, 50 << 20))
     gateway = service.Gateway(config, web=False)
     report = gateway.health()

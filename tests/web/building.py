@@ -3,7 +3,6 @@ its snapshot files. Used by the web tests and bench/web.py."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,8 @@ from gateway.store import Store
 class BuildingGateway:
     """A gateway with one healthy door, as far as the web layer can tell."""
 
+    snapshots: SnapshotStore
+
     def __init__(self, store: Store, data_dir: Path) -> None:
         self.store: Store | None = store
         self.snapshots = SnapshotStore(data_dir, min_free_mb=0)
@@ -23,6 +24,3 @@ class BuildingGateway:
                 "doors": {"main": {"reader_online": True, "secure_channel": True,
                                    "line_errors": 0}},
                 "uplink": None, "camera": None}  # fmt: skip
-
-    def snapshot_file(self, event_id: str, around: datetime) -> Path | None:
-        return self.snapshots.find(event_id, around)

@@ -9,6 +9,7 @@ an undocumented status, content type or header, or a body that violates its sche
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import status_code_conformance
 
+from gateway.camera.snapshots import SnapshotStore
 from gateway.store import Store
 from gateway.web.app import create_app
 from gateway.web.deps import COOKIE, CSRF_HEADER
@@ -58,6 +60,7 @@ class _SchemaOnly:
     """Enough of a gateway to build the app and read its OpenAPI document."""
 
     store: Store | None = None
+    snapshots = SnapshotStore(Path("/nonexistent"))
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok"}
