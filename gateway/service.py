@@ -18,8 +18,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import FastAPI
-
 from cloud_sync.envelope import load_public_key
 from firmware_bridge.osdp import (
     BusTiming,
@@ -50,6 +48,8 @@ from gateway.web.app import create_app
 from gateway.web.server import WebServer
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     # Imported when a camera is configured: OpenCV and NumPy cost 25 MiB of resident memory,
     # and about half the buildings have no camera.
     from gateway.camera.capture import Camera, Capture
@@ -274,10 +274,8 @@ class Gateway:
         if self.app is not None and self.web is not None and not self.store.has_users():
             # First start: nobody can log in yet. This code, printed here once, creates the
             # building head's account on the page's /setup (or use `gateway users add`).
-            code = self.app.state.web.setup_code.issue()
-            self.setup_code = code
-            log.warning("no web user yet: open %s/setup with the one-time setup code %s",
-                        self.web.url, code)  # fmt: skip
+            # run_service prints it once (the console, and the journal under systemd).
+            self.setup_code = self.app.state.web.setup_code.issue()
         self._registry = _StoreRegistry(self.store)
         self._fanout.start()
         self.camera = self._make_camera(self.store)

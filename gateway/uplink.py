@@ -62,8 +62,7 @@ class SnapshotOutbox:
     def __init__(self, store: Store, snapshots: SnapshotStore) -> None:
         self._store = store
         self._snapshots = snapshots
-        self._on_wire: dict[str, int] = {}  # event_id -> seq
-        self.skipped = 0
+        self._on_wire: tuple[str, int] | None = None  # (event_id, seq) of the one sent
 
     def next_snapshot(self) -> tuple[str, bytes] | None:
         store = self._store
@@ -73,11 +72,10 @@ class SnapshotOutbox:
             if ref is None:
                 store.snapshots_sent(upto)  # nothing to send up to the ack
                 return None
-            data = self._read(ref.event_id, ref.ts)
+            data = self._snapshots.read(ref.event_id, datetime.fromisoformat(ref.ts))
             if data is not None and hashlib.sha256(data).hexdigest() == ref.sha256:
-                self._on_wire = {ref.event_id: ref.seq}
+                self._on_wire = (ref.event_id, ref.seq)
                 return ref.event_id, data
-            self.skipped += 1
             log.warning(
                 "snapshot of event %d not sent: %s",
                 ref.seq,
@@ -88,18 +86,11 @@ class SnapshotOutbox:
         return None
 
     def snapshot_done(self, event_id: str, accepted: bool) -> None:
-        seq = self._on_wire.pop(event_id, None)
-        if seq is not None:
-            self._store.snapshots_sent(seq)
+        # Refused for good or taken: either way the next one is due (the session logs a refusal).
+        if self._on_wire is not None and self._on_wire[0] == event_id:
+            self._store.snapshots_sent(self._on_wire[1])
+            self._on_wire = None
 
-    def _read(self, event_id: str, ts: str) -> bytes | None:
-        path = self._snapshots.find(event_id, around=datetime.fromisoformat(ts))
-        if path is None:
-            return None
-        try:
-            return path.read_bytes()
-        except OSError:
-            return None
 
 
 def uplink_settings(config: Config) -> UplinkSettings:

@@ -174,8 +174,7 @@ class Camera:
 
     def health(self) -> dict[str, Any]:
         """For /healthz and the installer's page: no personal data."""
-        online = getattr(self.source, "online", None)
-        return {"online": online, "captures": dict(self.outcomes)}
+        return {"online": self.source.online, "captures": dict(self.outcomes)}
 
     # ---------------------------------------------------------------------- worker
 
@@ -184,22 +183,27 @@ class Camera:
             try:
                 job = self._queue.get(timeout=60.0)
             except queue.Empty:
-                job = _IDLE
+                self._housekeep_when_due()
+                continue
             if job is None:
                 return
-            if job is not _IDLE:
-                try:
-                    self._capture(job)
-                except Exception:
-                    log.exception("snapshot of event %d failed", job.entry.seq)
-                    self.store.release_capture(job.entry.seq)
-                    job.done.set_result(None)
-            if self.clock() - self._housekept >= HOUSEKEEPING_SECONDS:
-                self._housekept = self.clock()
-                try:
-                    self.housekeeping()
-                except Exception:
-                    log.exception("snapshot housekeeping failed")
+            try:
+                self._capture(job)
+            except Exception:
+                log.exception("snapshot of event %d failed", job.entry.seq)
+                self.store.release_capture(job.entry.seq)
+                job.done.set_result(None)
+            if self._queue.empty():  # never while captures wait: deleting days takes a while
+                self._housekeep_when_due()
+
+    def _housekeep_when_due(self) -> None:
+        if self.clock() - self._housekept < HOUSEKEEPING_SECONDS:
+            return
+        self._housekept = self.clock()
+        try:
+            self.housekeeping()
+        except Exception:  # a disk error here must not end the capture worker
+            log.exception("snapshot housekeeping failed")
 
     def _capture(self, job: _Job) -> None:
         entry = job.entry
@@ -271,6 +275,3 @@ class Camera:
     def _held(self) -> frozenset[str]:
         return frozenset(hold.event_id for hold in self.store.snapshot_holds())
 
-
-# Wakes the worker for housekeeping when no capture came for a while.
-_IDLE = _Job(JournalEntry(0, "", {}, ""), 0.0, 0.0)

@@ -73,6 +73,9 @@ class SnapshotError:
 class CameraSource(Protocol):
     """What the snapshot code needs of any source."""
 
+    @property
+    def online(self) -> bool | None: ...
+
     def start(self) -> None: ...
 
     def stop(self) -> None: ...

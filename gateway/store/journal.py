@@ -232,25 +232,25 @@ def _check_unused(conn: sqlite3.Connection, event_ids: list[str]) -> None:
     if len(set(event_ids)) < len(event_ids):
         raise Conflict("an event_id is repeated in the events appended")
     for event_id in event_ids:
-        found = conn.execute(
-            f"WITH RECURSIVE {BLOCKS} SELECT EXISTS (SELECT 1 FROM blocks JOIN event_keys AS k"  # noqa: S608
-            " ON k.block = blocks.b AND k.kind = 'e' AND k.value = ?1) OR EXISTS (SELECT 1"
-            f" FROM events WHERE seq > {INDEXED} AND event_id = ?1)",
-            (event_id,),
-        ).fetchone()[0]
-        if found:
+        if seq_of(conn, event_id) is not None:
             raise Conflict(f"event_id {event_id} is already in the journal")
 
 
-def find_event(conn: sqlite3.Connection, keys: Keys, event_id: str) -> JournalEntry | None:
-    """The event with this event_id, through the block index (or among the newest)."""
+def seq_of(conn: sqlite3.Connection, event_id: str) -> int | None:
+    """The seq of the event with this event_id: through the block index, or among the newest."""
     row = conn.execute(
-        f"WITH RECURSIVE {BLOCKS} SELECT e.seq, e.event_id, e.body, e.sealed_body FROM blocks"  # noqa: S608
-        " JOIN event_keys AS k ON k.block = blocks.b AND k.kind = 'e' AND k.value = ?1"
-        " JOIN events AS e ON e.seq = k.seq UNION ALL SELECT seq, event_id, body, sealed_body"
+        f"WITH RECURSIVE {BLOCKS} SELECT k.seq FROM blocks JOIN event_keys AS k"  # noqa: S608
+        " ON k.block = blocks.b AND k.kind = 'e' AND k.value = ?1 UNION ALL SELECT seq"
         f" FROM events WHERE seq > {INDEXED} AND event_id = ?1 LIMIT 1",
         (event_id,),
     ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def find_event(conn: sqlite3.Connection, keys: Keys, event_id: str) -> JournalEntry | None:
+    """The event with this event_id, or None."""
+    seq = seq_of(conn, event_id)
+    row = None if seq is None else conn.execute(f"{_SELECT} WHERE seq = ?", (seq,)).fetchone()
     return None if row is None else decode_row(keys, row)
 
 

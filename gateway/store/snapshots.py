@@ -30,7 +30,7 @@ SNAPSHOT_TYPES = frozenset({"access.granted", "access.denied", "door.forced"})
 # snapshot_error of an event whose capture is running, and stays so if it never finished.
 CAPTURING = "interrupted"
 SENT_KEY = "snapshot_sent_seq"
-_TYPES_SQL = "('access.granted', 'access.denied', 'door.forced')"
+_TYPES_SQL = "(" + ", ".join(f"'{t}'" for t in sorted(SNAPSHOT_TYPES)) + ")"
 
 
 class CaptureGate:
@@ -101,7 +101,7 @@ def fill_snapshot(
     # The same encoding as the journal's own (journal.prepare_event), key order kept.
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     conn.execute("UPDATE events SET body = ? WHERE seq = ?", (text, seq))
-    return JournalEntry(seq, row[1], json.loads(text), text)
+    return JournalEntry(seq, row[1], body, text)
 
 
 @dataclass(frozen=True, slots=True)
