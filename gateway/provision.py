@@ -23,9 +23,11 @@ The gateway service must be stopped while this runs: both would drive the same s
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
+import re
 import secrets
 import socket
 import ssl
@@ -43,8 +45,14 @@ from cryptography.x509.oid import NameOID
 from firmware_bridge.osdp import ControlPanel, ReaderSpec
 from firmware_bridge.osdp.secure import SecureChannelError
 from gateway.config import ConfigError, load_config
+from gateway.config.base import (
+    BUILDING_CODE_PATTERN,
+    GATEWAY_ID_PATTERN,
+    NAME_PATTERN,
+    PATTERN_HINTS,
+)
 from gateway.store import Store
-from gateway.tenant_csv import decode
+from gateway.tenant_csv import CsvImportError, decode
 
 COLUMNS = ("building_code", "building_name", "gateway_id", "serial_port", "readers", "camera",
            "broker")  # fmt: skip
@@ -116,7 +124,11 @@ class Report:
 
 def read_sheet(data: bytes) -> list[Building]:
     """Every row of the spreadsheet; SheetError naming the line of the first bad one."""
-    rows = csv.reader(io.StringIO(decode(data)))
+    try:
+        text = decode(data)
+    except CsvImportError as exc:
+        raise SheetError(str(exc)) from None
+    rows = csv.reader(io.StringIO(text))
     header = [h.strip().lower() for h in next(rows, [])]
     missing = [c for c in COLUMNS if c not in header]
     if missing:
@@ -145,11 +157,19 @@ def _building(line: int, record: dict[str, str]) -> Building:
             raise SheetError(f"line {line}: {column} is empty")
         return value
 
+    for column, pattern in (("gateway_id", GATEWAY_ID_PATTERN),
+                            ("building_code", BUILDING_CODE_PATTERN)):  # fmt: skip
+        if not re.match(pattern, need(column)):
+            raise SheetError(f"line {line}: {column}: {record[column]!r} {PATTERN_HINTS[pattern]}")
     readers = []
     for part in need("readers").split(";"):
         door, _, address = part.strip().partition(":")
         if not door or not address.strip().isdigit():
             raise SheetError(f"line {line}: readers: {part!r} is not door:address, e.g. main:1")
+        # The door name becomes a key file's name: only what the config allows for a name.
+        if not re.match(NAME_PATTERN, door.strip()):
+            raise SheetError(f"line {line}: readers: door {door.strip()!r}"
+                             f" {PATTERN_HINTS[NAME_PATTERN]}")
         readers.append((door.strip(), int(address)))
     broker = None
     if record.get("broker"):
@@ -189,12 +209,17 @@ def provision(building: Building, options: Options) -> Report:
         _copy(report, "city CA certificate", options.ca_file, keys / "city-ca.pem")
     config_path = options.config_dir / "gateway.toml"
     uplink = _uplink_ready(report, building, options, keys)
-    _write(report, "config file", config_path, render(building, options, uplink), 0o640)
+    # Checked before it replaces the config in place: a bad row never costs a working file.
+    candidate = config_path.with_name(f".{config_path.name}.new")
+    candidate.write_text(render(building, options, uplink), encoding="utf-8")
     try:
-        config = load_config(config_path)
+        config = load_config(candidate)
     except ConfigError as error:
+        candidate.unlink()
         report.add("check-config", "fail", "; ".join(str(p) for p in error.problems))
         return report
+    _write(report, "config file", config_path, candidate.read_text(encoding="utf-8"), 0o640)
+    candidate.unlink()  # same folder: its paths are the installed file's paths
     report.add("check-config", "pass")
     with Store.open(config.gateway.data_dir, config.gateway.id) as store:
         if store.has_users():
@@ -234,7 +259,12 @@ def _reader_key(report: Report, path: Path) -> bytes:
 def _mqtt_key(report: Report, keys: Path, gateway_id: str, building_code: str) -> None:
     key_path, csr_path = keys / "mqtt-client.key", keys / "mqtt-client.csr"
     if key_path.exists():
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        try:
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        except ValueError:
+            report.add("MQTT client key", "fail", f"{key_path} is not a PEM private key; remove"
+                       " it to make a new one (and a new certificate request)")  # fmt: skip
+            return
         report.add("MQTT client key", "unchanged")
     else:
         key = ec.generate_private_key(ec.SECP256R1())
@@ -247,8 +277,11 @@ def _mqtt_key(report: Report, keys: Path, gateway_id: str, building_code: str) -
         return
     public = key.public_key().public_bytes(serialization.Encoding.DER,
                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    existing = None
     if csr_path.exists():
-        existing = x509.load_pem_x509_csr(csr_path.read_bytes())
+        with contextlib.suppress(ValueError):  # a damaged request is simply made again
+            existing = x509.load_pem_x509_csr(csr_path.read_bytes())
+    if existing is not None:
         same_key = existing.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) == public
         names = existing.subject.get_attributes_for_oid(NameOID.COMMON_NAME)

@@ -118,3 +118,13 @@ def test_the_uplink_waits_for_the_citys_certificate(tmp_path: Path) -> None:
     assert "[mqtt]" not in (tmp_path / "etc" / "gateway.toml").read_text()
     csr = (tmp_path / "etc" / "keys" / "mqtt-client.csr").read_text()
     assert csr.startswith("-----BEGIN CERTIFICATE REQUEST-----")
+
+
+def test_a_door_name_cannot_reach_outside_the_keys_folder(tmp_path: Path) -> None:
+    sheet = tmp_path / "buildings.csv"
+    sheet.write_text(HEADER + "440305001002-0042,桃源村 42 栋,gw-440305-0042,/dev/ttyUSB0,"
+                     "../../evil:1,,\n")  # fmt: skip
+    result = provision(sheet, tmp_path / "etc", tmp_path / "data")
+    assert result.returncode == 2
+    assert "door '../../evil' must be 1 to 32 lowercase letters" in result.stderr
+    assert list(tmp_path.rglob("evil*")) == []
