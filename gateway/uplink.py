@@ -44,10 +44,7 @@ class StoreJournal:
 
     def queue_depth(self) -> int:
         """Events journaled and not yet acknowledged."""
-        row = self._store.reader().execute(
-            "SELECT count(*) FROM events WHERE seq > ?", (self._store.acked_seq(),)
-        ).fetchone()
-        return int(row[0])
+        return self._store.queue_depth()
 
 
 class SnapshotOutbox:

@@ -331,6 +331,13 @@ class Store:
             return current  # never backwards
         return self._writer.defer(journal.ACKED_KEY, target, journal.save_acked, max)
 
+    def queue_depth(self) -> int:
+        """Events journaled and not yet acknowledged by the city."""
+        row = self.reader().execute(
+            "SELECT count(*) FROM events WHERE seq > ?", (self.acked_seq(),)
+        ).fetchone()
+        return int(row[0])
+
     def acked_seq(self) -> int:
         """The acknowledgement watermark (also an ack not saved yet)."""
         saved = journal.acked_seq(self.reader())

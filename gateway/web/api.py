@@ -22,17 +22,19 @@ from gateway.store import (
     TenantUpdate,
 )
 from gateway.web.deps import (
-    COOKIE,
     AnyUser,
     BuildingHead,
     HeadOrPolice,
     Police,
     StateDep,
     StoreDep,
+    check_login,
+    end_session,
     entry_with_snapshot,
     remote_address,
     snapshot_bytes,
     snapshot_intact,
+    start_session,
 )
 
 router = APIRouter(prefix="/api/v1")
@@ -158,31 +160,24 @@ def invalid(where: str, field: str, message: str) -> RequestValidationError:
 def login(body: LoginIn, request: Request, response: Response, state: StateDep,
           store: StoreDep) -> LoginOut:  # fmt: skip
     """Log in; sets the HttpOnly session cookie."""
-    wait = state.throttle.retry_after(body.username)
+    wait, user = check_login(state, store, body.username, body.password)
     if wait:
         raise HTTPException(429, "too many failed logins for this user; try again later",
                             headers={"Retry-After": str(wait)})  # fmt: skip
-    user = store.verify_user(body.username, body.password)
     if user is None:
-        state.throttle.failed(body.username)
         raise HTTPException(401, "wrong username or password")
-    state.throttle.succeeded(body.username)
     if user.must_change:
         raise HTTPException(403, "this is a one-time password: choose a new one on the page"
                             " (/password) first")  # fmt: skip
-    token, session = state.sessions.create(user.username, user.role, remote_address(request))
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict",
-                        secure=state.secure_cookies, path="/")  # fmt: skip
+    session = start_session(request, response, state, user)
     return LoginOut(role=user.role, csrf_token=session.csrf_token)
 
 
 @router.post("/logout", status_code=204, responses=_ERRORS)
 def logout(request: Request, state: StateDep, _user: AnyUser) -> Response:
     """End the session on the server."""
-    state.sessions.revoke(request.cookies.get(COOKIE))
     response = Response(status_code=204)
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",
-                           secure=state.secure_cookies)  # fmt: skip
+    end_session(request, response, state)
     return response
 
 

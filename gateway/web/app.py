@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -59,10 +61,9 @@ def create_app(gateway: WebGateway, *, tls: bool = False) -> FastAPI:
     app.include_router(pages_head.router)
     app.include_router(pages_police.router)
     app.mount("/static", StaticFiles(directory=pages.HERE / "static"), name="static")
-    app.state.unknown_cards = pages_head.UnknownCards()
     add_listener = getattr(gateway, "add_listener", None)
     if add_listener is not None:
-        add_listener(app.state.unknown_cards.on_event)
+        add_listener(app.state.web.unknown_cards.on_event)
 
     @app.exception_handler(pages.LoginRequired)
     def _login(_request: Request, exc: pages.LoginRequired) -> RedirectResponse:
@@ -80,25 +81,48 @@ def create_app(gateway: WebGateway, *, tls: bool = False) -> FastAPI:
     def _bad_csrf(request: Request, _exc: pages.BadCsrf) -> Response:
         return pages.render(request, "error.html", None, status=403, message="error.csrf")
 
+    def _error(request: Request, status: int, body: dict[str, Any]) -> Response:
+        """JSON for the API; for a page, the error page in the page's language."""
+        if request.url.path.startswith("/api/"):
+            return JSONResponse(body, status_code=status)
+        detail = body["detail"]
+        text = detail if isinstance(detail, str) else "; ".join(
+            f"{'.'.join(str(p) for p in d['loc'][1:])}: {d['msg']}" for d in detail)
+        return pages.render(request, "error.html", None, status=status, error_text=text)
+
+    def _invalid_body(where: str, field: str, message: str) -> dict[str, Any]:
+        # FastAPI's own 422 shape, so one schema describes every 422 of the API.
+        return {"detail": [{"loc": [where, field], "msg": message, "type": "value_error"}]}
+
     @app.exception_handler(ValidationError)
-    def _invalid(request: Request, exc: ValidationError) -> JSONResponse:
-        # The store checks more than the schema can say (ID number check digits, cursors);
-        # its refusals take FastAPI's own 422 shape, so one schema describes every 422.
+    def _invalid(request: Request, exc: ValidationError) -> Response:
+        # The store checks more than the schema can say (ID number check digits, cursors).
         where = "query" if request.method == "GET" else "body"
-        return JSONResponse({"detail": [{"loc": [where, exc.field], "msg": exc.message,
-                                         "type": "value_error"}]}, status_code=422)  # fmt: skip
+        return _error(request, 422, _invalid_body(where, exc.field, exc.message))
+
+    @app.exception_handler(RequestValidationError)
+    def _bad_request(request: Request, exc: RequestValidationError) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+        return _error(request, 422, {"detail": [
+            {"loc": e.get("loc", ()), "msg": e.get("msg", "")} for e in exc.errors()]})
+
+    @app.exception_handler(OverflowError)
+    def _too_large(request: Request, _exc: OverflowError) -> Response:
+        # A number past SQLite's 64 bits, in a path or query: bad input, not a server fault.
+        return _error(request, 422, _invalid_body("query", "number", "a number is too large"))
 
     @app.exception_handler(NotFound)
-    def _missing(_request: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
+    def _missing(request: Request, exc: NotFound) -> Response:
+        return _error(request, 404, {"detail": str(exc)})
 
     @app.exception_handler(Conflict)
-    def _conflict(_request: Request, exc: Conflict) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=409)
+    def _conflict(request: Request, exc: Conflict) -> Response:
+        return _error(request, 409, {"detail": str(exc), "field": exc.field})
 
     @app.exception_handler(StoreClosed)
-    def _closed(_request: Request, _exc: StoreClosed) -> JSONResponse:
-        return JSONResponse({"detail": "the gateway is stopping"}, status_code=503)
+    def _closed(request: Request, _exc: StoreClosed) -> Response:
+        return _error(request, 503, {"detail": "the gateway is stopping"})
 
     @app.get("/healthz", summary="Liveness and readiness, without personal data")
     def healthz() -> JSONResponse:

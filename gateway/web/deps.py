@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Protocol
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
 
 from gateway.camera.snapshots import SnapshotStore
-from gateway.store import SNAPSHOT_TYPES, JournalEntry, Role, Store
+from gateway.store import SNAPSHOT_TYPES, JournalEntry, Role, Store, User
 from gateway.web.sessions import LoginThrottle, Session, Sessions, SetupCode
 
 COOKIE = "session"
@@ -38,6 +40,34 @@ class WebGateway(Protocol):
     def health(self) -> dict[str, Any]: ...
 
 
+class UnknownCards:
+    """Cards the readers did not know, newest last: what "present the new card" waits for."""
+
+    def __init__(self) -> None:
+        self._seen: deque[tuple[int, int, str]] = deque(maxlen=32)  # (seq, number, door)
+        self._changed = threading.Condition()
+
+    def on_event(self, entry: JournalEntry) -> None:
+        body = entry.body
+        if body.get("type") == "access.denied" and body.get("reason") == "unknown_card":
+            number = body.get("credential", {}).get("number")
+            if isinstance(number, int):
+                with self._changed:
+                    self._seen.append((entry.seq, number, str(body.get("door", ""))))
+                    self._changed.notify_all()
+
+    def latest_seq(self) -> int:
+        with self._changed:
+            return self._seen[-1][0] if self._seen else 0
+
+    def wait_after(self, seq: int, timeout: float) -> tuple[int, int, str] | None:
+        with self._changed:
+            self._changed.wait_for(lambda: bool(self._seen) and self._seen[-1][0] > seq,
+                                   timeout=timeout)  # fmt: skip
+            newer = [item for item in self._seen if item[0] > seq]
+            return newer[0] if newer else None
+
+
 @dataclass(slots=True)
 class WebState:
     """Shared by every request: the gateway, its sessions, the login throttle."""
@@ -47,6 +77,7 @@ class WebState:
     throttle: LoginThrottle
     secure_cookies: bool  # set under TLS
     setup_code: SetupCode = field(default_factory=SetupCode)
+    unknown_cards: UnknownCards = field(default_factory=UnknownCards)
 
 
 def web_state(request: Request) -> WebState:
@@ -78,6 +109,37 @@ def snapshot_bytes(state: WebState, entry: JournalEntry) -> bytes | None:
 def snapshot_intact(entry: JournalEntry, data: bytes) -> bool:
     """Whether the file is the one the event recorded (its sha256)."""
     return bool(hashlib.sha256(data).hexdigest() == entry.body["snapshot"]["sha256"])
+
+
+def check_login(state: WebState, store: Store, username: str,
+                password: str) -> tuple[int, User | None]:  # fmt: skip
+    """(seconds to wait, the user): a wait above 0 while the name is locked out (SPEC 4),
+    else the user when the password is right; failures and successes are counted."""
+    wait = state.throttle.retry_after(username)
+    if wait:
+        return wait, None
+    user = store.verify_user(username, password)
+    if user is None:
+        state.throttle.failed(username)
+    else:
+        state.throttle.succeeded(username)
+    return 0, user
+
+
+def start_session(request: Request, response: Response, state: WebState, user: User) -> Session:
+    """A session for `user`, its cookie set on `response`."""
+    token, found = state.sessions.create(user.username, user.role, remote_address(request),
+                                         must_change=user.must_change)  # fmt: skip
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict",
+                        secure=state.secure_cookies, path="/")  # fmt: skip
+    return found
+
+
+def end_session(request: Request, response: Response, state: WebState) -> None:
+    """End the caller's session on the server and drop its cookie."""
+    state.sessions.revoke(request.cookies.get(COOKIE))
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",
+                           secure=state.secure_cookies)  # fmt: skip
 
 
 def remote_address(request: Request) -> str | None:

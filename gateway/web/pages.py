@@ -20,7 +20,15 @@ from fastapi.templating import Jinja2Templates
 from gateway import passwords
 from gateway.store import Conflict, Role, ValidationError
 from gateway.store.users import check_username
-from gateway.web.deps import COOKIE, StateDep, StoreDep, WebState, remote_address
+from gateway.web.deps import (
+    COOKIE,
+    StateDep,
+    StoreDep,
+    WebState,
+    check_login,
+    end_session,
+    start_session,
+)
 from gateway.web.i18n import LANGS, Lang, word
 from gateway.web.sessions import Session
 
@@ -33,9 +41,6 @@ HOME: dict[Role, str] = {"building_head": "/", "police": "/police", "installer":
 
 class LoginRequired(Exception):
     """No live session: the handler redirects to the login page."""
-
-    def __init__(self, next_url: str) -> None:
-        self.next_url = next_url
 
 
 class PasswordChangeRequired(Exception):
@@ -58,7 +63,7 @@ def language(request: Request) -> Lang:
 def page_session(request: Request, state: StateDep) -> Session:
     found = state.sessions.get(request.cookies.get(COOKIE))
     if found is None:
-        raise LoginRequired(request.url.path)
+        raise LoginRequired
     if found.must_change and request.url.path not in ("/password", "/logout"):
         raise PasswordChangeRequired
     return found
@@ -120,22 +125,14 @@ def login_form(
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=256)],
 ) -> Response:
-    wait = state.throttle.retry_after(username)
-    if wait:
-        return render(request, "login.html", None, status=429, error="login.locked",
+    wait, user = check_login(state, store, username, password)
+    if wait or user is None:
+        return render(request, "login.html", None, status=429 if wait else 401,
+                      error="login.locked" if wait else "login.failed",
                       setup=state.setup_code.active)  # fmt: skip
-    user = store.verify_user(username, password)
-    if user is None:
-        state.throttle.failed(username)
-        return render(request, "login.html", None, status=401, error="login.failed",
-                      setup=state.setup_code.active)  # fmt: skip
-    state.throttle.succeeded(username)
-    token, _session = state.sessions.create(user.username, user.role, remote_address(request),
-                                            must_change=user.must_change)  # fmt: skip
     target = "/password" if user.must_change else HOME[user.role]
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict",
-                        secure=state.secure_cookies, path="/")  # fmt: skip
+    start_session(request, response, state, user)
     return response
 
 
@@ -144,9 +141,8 @@ def logout_form(request: Request, state: StateDep,
                 session: Annotated[Session, Depends(page_session)],
                 csrf_token: CsrfField) -> Response:  # fmt: skip
     check_csrf(session, csrf_token)
-    state.sessions.revoke(request.cookies.get(COOKIE))
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/")
+    end_session(request, response, state)
     return response
 
 

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import threading
-from collections import deque
 from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Annotated
@@ -22,7 +18,6 @@ from fastapi.responses import (
 
 from gateway.store import (
     Conflict,
-    JournalEntry,
     Store,
     TenantCreate,
     TenantStatus,
@@ -30,39 +25,12 @@ from gateway.store import (
     ValidationError,
 )
 from gateway.tenant_csv import MAX_FILE_BYTES, CsvImportError, import_tenant_data
+from gateway.web.csvstream import csv_chunks
 from gateway.web.deps import StateDep, StoreDep
 from gateway.web.pages import CsrfField, HeadPage, building_now, check_csrf, render
 
 router = APIRouter(include_in_schema=False)
 ENROLL_WAIT_SECONDS = 25.0
-
-
-class UnknownCards:
-    """Cards the readers did not know, newest last: what "present the new card" waits for."""
-
-    def __init__(self) -> None:
-        self._seen: deque[tuple[int, int, str]] = deque(maxlen=32)  # (seq, number, door)
-        self._changed = threading.Condition()
-
-    def on_event(self, entry: JournalEntry) -> None:
-        body = entry.body
-        if body.get("type") == "access.denied" and body.get("reason") == "unknown_card":
-            number = body.get("credential", {}).get("number")
-            if isinstance(number, int):
-                with self._changed:
-                    self._seen.append((entry.seq, number, str(body.get("door", ""))))
-                    self._changed.notify_all()
-
-    def latest_seq(self) -> int:
-        with self._changed:
-            return self._seen[-1][0] if self._seen else 0
-
-    def wait_after(self, seq: int, timeout: float) -> tuple[int, int, str] | None:
-        with self._changed:
-            self._changed.wait_for(lambda: bool(self._seen) and self._seen[-1][0] > seq,
-                                   timeout=timeout)  # fmt: skip
-            newer = [item for item in self._seen if item[0] > seq]
-            return newer[0] if newer else None
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -133,9 +101,8 @@ def add_tenant(
 def tenant_page(request: Request, tenant_id: str, user: HeadPage, store: StoreDep,
                 state: StateDep, saved: int = 0, error: str = "") -> Response:  # fmt: skip
     tenant = store.get_tenant(tenant_id)
-    watch: UnknownCards = request.app.state.unknown_cards
     return render(request, "tenant.html", user, tenant=tenant, saved=bool(saved),
-                  error=error[:200], enroll_after=watch.latest_seq())  # fmt: skip
+                  error=error[:200], enroll_after=state.unknown_cards.latest_seq())  # fmt: skip
 
 
 @router.post("/tenants/{tenant_id}", response_class=HTMLResponse)
@@ -192,10 +159,9 @@ def report_lost(number: int, user: HeadPage, store: StoreDep, csrf_token: CsrfFi
 
 
 @router.get("/cards/next-unknown")
-def next_unknown_card(request: Request, user: HeadPage, after: int = 0) -> JSONResponse:
+def next_unknown_card(user: HeadPage, state: StateDep, after: int = 0) -> JSONResponse:
     """Long poll: the next card a reader did not know, for enrolling it (25 s at most)."""
-    watch: UnknownCards = request.app.state.unknown_cards
-    found = watch.wait_after(after, ENROLL_WAIT_SECONDS)
+    found = state.unknown_cards.wait_after(after, ENROLL_WAIT_SECONDS)
     if found is None:
         return JSONResponse({"number": None, "after": after})
     seq, number, door = found
@@ -265,28 +231,21 @@ def import_csv(request: Request, user: HeadPage, store: StoreDep, csrf_token: Cs
 @router.get("/tenants.csv")
 def export_tenants(user: HeadPage, store: StoreDep) -> StreamingResponse:
     """Every tenant, masked, streamed a page at a time (memory stays flat)."""
-    return StreamingResponse(_tenant_rows(store), media_type="text/csv; charset=utf-8",
+    return StreamingResponse(csv_chunks(TENANT_HEADER, _tenant_rows(store)),
+                             media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": 'attachment; filename="tenants.csv"'})
 
 
-def _tenant_rows(store: Store) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["room", "name", "id_number", "phone", "card", "valid_from", "valid_until",
-                     "status"])  # fmt: skip
-    yield "\ufeff" + buffer.getvalue()  # BOM: Excel on Chinese Windows reads UTF-8 then
+TENANT_HEADER = ("room", "name", "id_number", "phone", "card", "valid_from", "valid_until",
+                 "status")  # fmt: skip
+
+
+def _tenant_rows(store: Store) -> Iterator[list[list[object]]]:
     offset = 0
-    while True:
-        page = store.search_tenants(limit=500, offset=offset)
-        if not page:
-            return
-        buffer.seek(0)
-        buffer.truncate()
-        for t in page:
-            writer.writerow([t.room, t.name, t.id_number_masked, t.phone_masked,
-                             ";".join(str(c.number) for c in t.cards if c.status == "active"),
-                             t.valid_from.isoformat(), t.valid_until.isoformat(), t.status])
-        yield buffer.getvalue()
+    while page := store.search_tenants(limit=500, offset=offset):
+        yield [[t.room, t.name, t.id_number_masked, t.phone_masked,
+                ";".join(str(c.number) for c in t.cards if c.status == "active"),
+                t.valid_from.isoformat(), t.valid_until.isoformat(), t.status] for t in page]
         offset += len(page)
 
 

@@ -6,10 +6,8 @@ written to the audit log before anything is shown.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, tzinfo
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -19,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from gateway.store import SNAPSHOT_TYPES, EventQuery, NotFound, Store
 from gateway.web.api import ENTRY_TYPES
+from gateway.web.csvstream import csv_chunks
 from gateway.web.deps import (
     StateDep,
     StoreDep,
@@ -52,17 +51,19 @@ def _query(q: dict[str, str], limit: int, zone: tzinfo | None) -> EventQuery:
         return value
 
     card = q.get("card", "")
+    if card and not (card.isdigit() and int(card) <= 2**32 - 1):
+        raise ValueError(f"card: {card!r} is not a card number")
     result = q.get("result", "")
+    if result not in ("", "granted", "denied"):
+        raise ValueError(f"result: {result!r} must be granted or denied")
     return EventQuery(
         since=moment("since"), until=moment("until"), types=ENTRY_TYPES,
         door=q.get("door") or None, room=q.get("room") or None,
-        tenant_id=q.get("tenant_id") or None, card=int(card) if card.isdigit() else None,
-        result=result if result in ("granted", "denied") else None,  # type: ignore[arg-type]
+        tenant_id=q.get("tenant_id") or None, card=int(card) if card else None,
+        result=result or None,  # type: ignore[arg-type]
         limit=limit, cursor=q.get("cursor") or None,
     )  # fmt: skip
 
-
-_FIELDS = ("since", "until", "door", "room", "tenant_id", "card", "result", "cursor")
 
 
 def _audit(store: Store, user: Session, request: Request, action: str, purpose: str | None,
@@ -126,55 +127,46 @@ def police_export(request: Request, user: PolicePage, store: StoreDep, state: St
                   purpose: Annotated[str, Query(min_length=1, max_length=200)],
                   since: str = "", until: str = "", door: str = "", room: str = "",
                   tenant_id: str = "", card: str = "", result: str = "",
-                  ) -> StreamingResponse:  # fmt: skip
+                  ) -> Response:  # fmt: skip
     """The whole selection as CSV, streamed a page at a time; audited with its row count."""
     form = {"since": since, "until": until, "door": door, "room": room, "tenant_id": tenant_id,
             "card": card, "result": result}  # fmt: skip
-    query = _query(form, 500, building_now(state).tzinfo)
+    try:  # bad input and store errors answer before the download starts
+        query = _query(form, 500, building_now(state).tzinfo)
+        first = store.query_events(query)
+    except ValueError as exc:
+        return render(request, "error.html", user, status=422, error_text=str(exc))
     params = {k: v for k, v in form.items() if v}
-    rows = _export_rows(store, query)
+    sent = [0]
+
+    def pages() -> Iterator[list[list[object]]]:
+        page = first
+        while True:
+            sent[0] += len(page.entries)
+            yield [_export_row(entry.body) for entry in page.entries]
+            if page.next_cursor is None or sent[0] >= EXPORT_MAX:
+                return
+            page = store.query_events(replace(query, cursor=page.next_cursor))
 
     def audited() -> Iterator[str]:
-        count = 0
         try:
-            for line, n in rows:
-                count = n
-                yield line
+            yield from csv_chunks(EXPORT_HEADER, pages())
         finally:  # also when the download is cut off: what left the building is recorded
-            _audit(store, user, request, "entries.export", purpose.strip(), params, count)
+            _audit(store, user, request, "entries.export", purpose.strip(), params, sent[0])
 
     return StreamingResponse(audited(), media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": 'attachment; filename="entries.csv"'})
 
 
-def _export_rows(store: Store, query: EventQuery) -> Iterator[tuple[str, int]]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["ts", "event_id", "seq", "type", "door", "card", "tenant_id", "room",
-                     "reason", "snapshot_sha256"])  # fmt: skip
-    yield "\ufeff" + buffer.getvalue(), 0
-    count = 0
-    cursor = query.cursor
-    while count < EXPORT_MAX:
-        page = store.query_events(EventQuery(**{**_fields(query), "cursor": cursor}))
-        buffer.seek(0)
-        buffer.truncate()
-        for entry in page.entries:
-            body = entry.body
-            snapshot = body.get("snapshot") or {}
-            writer.writerow([body["ts"], body["event_id"], body["seq"], body["type"],
-                             body.get("door", ""), body.get("credential", {}).get("number", ""),
-                             body.get("tenant_id", ""), body.get("room", ""),
-                             body.get("reason", ""), snapshot.get("sha256", "")])
-        count += len(page.entries)
-        yield buffer.getvalue(), count
-        cursor = page.next_cursor
-        if cursor is None:
-            return
+EXPORT_HEADER = ("ts", "event_id", "seq", "type", "door", "card", "tenant_id", "room", "reason",
+                 "snapshot_sha256")  # fmt: skip
 
 
-def _fields(query: EventQuery) -> dict[str, Any]:
-    return {name: getattr(query, name) for name in EventQuery.__dataclass_fields__}
+def _export_row(body: dict[str, Any]) -> list[object]:
+    snapshot = body.get("snapshot") or {}
+    return [body["ts"], body["event_id"], body["seq"], body["type"], body.get("door", ""),
+            body.get("credential", {}).get("number", ""), body.get("tenant_id", ""),
+            body.get("room", ""), body.get("reason", ""), snapshot.get("sha256", "")]
 
 
 @router.post("/police/hold/{event_id}")
@@ -216,11 +208,6 @@ def installer_page(request: Request, user: InstallerPage, state: StateDep) -> Re
     """Diagnostics only: readers, bus errors, camera, uplink queue, disk, clock."""
     health = state.gateway.health()
     store = state.gateway.store
-    queue_depth = None
-    disk_free_mb = None
-    if store is not None:
-        queue_depth = store.reader().execute(
-            "SELECT count(*) FROM events WHERE seq > ?", (store.acked_seq(),)).fetchone()[0]
-        disk_free_mb = shutil.disk_usage(store.data_dir).free // (1024 * 1024)
+    queue_depth = None if store is None else store.queue_depth()
     return render(request, "installer.html", user, health=health, queue_depth=queue_depth,
-                  disk_free_mb=disk_free_mb)  # fmt: skip
+                  disk_free_mb=health.get("disk_free_mb"))  # fmt: skip

@@ -261,3 +261,22 @@ def test_police_keep_a_snapshot_past_retention_for_a_case(
     assert (hold.event_id, hold.purpose) == (held.event_id, "案件 2026-0777")
     assert hold.held_by == "police"
     assert store.audit_page()[0].action == "snapshot.hold"
+
+
+def test_bad_input_gets_a_clear_error_not_a_500(client: TestClient, store: Store) -> None:
+    huge = "9" * 25
+    form_login(client, "police")
+    for url in (f"/police?purpose=p&card={huge}", "/police?purpose=p&card=12a",
+                "/police?purpose=p&result=maybe", "/police/export.csv?purpose=p&since=yesterday",
+                f"/police/audit?before={huge}"):  # fmt: skip
+        response = client.get(url)
+        assert response.status_code == 422, (url, response.text[:200])
+        assert "text/html" in response.headers["content-type"]
+    assert client.get(f"/api/v1/entries?purpose=p&cursor={huge}:1").status_code == 422
+    client.cookies.clear()
+    csrf = form_login(client, "head")
+    missing = client.post("/cards/424242/lost", data={"csrf_token": csrf})
+    assert missing.status_code == 404
+    assert "text/html" in missing.headers["content-type"]  # a page, not JSON, in a browser
+    assert client.post(f"/cards/{huge}/lost", data={"csrf_token": csrf}).status_code == 422
+    assert client.post("/visitors", data={"csrf_token": csrf, "hours": "abc"}).status_code == 422
