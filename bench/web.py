@@ -42,9 +42,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bench._common import machine, percentiles, save
 from bench.bytes_per_event import settle
 from gateway import passwords
-from gateway.store import NotFound, Store, Transaction, journal
+from gateway.store import NotFound, Store, journal
 from gateway.store.bulk import seed_synthetic_registry
-from gateway.store.context import Context
 from gateway.web.app import create_app
 from gateway.web.server import WebServer
 from tests.web.building import BuildingGateway
@@ -116,10 +115,6 @@ def access_event(rng: random.Random, holders: list[tuple[int, str, str]], first_
         "snapshot": None,
         "snapshot_error": "disabled",
     }
-
-
-def _append(ctx: Context, batch: list[journal.PreparedEvent], tx: Transaction) -> None:
-    journal.append_prepared(tx.conn, ctx, batch)
 
 
 def seed_events(store: Store, events: int) -> None:
