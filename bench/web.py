@@ -40,7 +40,7 @@ import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bench._common import machine, percentiles, save
-from bench.bytes_per_event import settle
+from bench.bytes_per_event import _append_prepared, settle
 from gateway import passwords
 from gateway.store import NotFound, Store, journal
 from gateway.store.bulk import seed_synthetic_registry
@@ -139,7 +139,7 @@ def seed_events(store: Store, events: int) -> None:
             ]  # fmt: skip
             if writing is not None:
                 writing.result()
-            writing = submitter.submit(store.transaction, partial(_append, ctx, batch))
+            writing = submitter.submit(store.transaction, partial(_append_prepared, ctx, batch))
         if writing is not None:
             writing.result()
     store.acknowledge(journal.last_seq(store.reader()))
