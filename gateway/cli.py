@@ -21,6 +21,7 @@ from gateway.config import (
 )
 
 ROLES = ("building_head", "police", "installer")
+PART_NAMES = ("door", "camera", "uplink", "web")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser("run", help="run the service in the foreground")
+    run = commands.add_parser("run", help="run the service in the foreground")
+    run.add_argument("--part", choices=PART_NAMES, default=None,
+                     help="run only this part (each systemd unit runs one); default: every"
+                          " part, each in a process of its own")
     commands.add_parser("check-config", help="check the configuration file")
 
     demo = commands.add_parser("demo", help="a simulated building without hardware")
@@ -120,9 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config is None:
         return 2
     if args.command == "run":
-        from gateway.service import run_service
+        from gateway.parts.run import run_part, run_supervisor
 
-        return run_service(config)
+        if args.part is not None:
+            return run_part(args.part, config)
+        return run_supervisor(config, config_path)
     if args.command == "users":
         return _users_add(config, args.role, args.name, args.password_stdin)
     if args.command == "tenants":

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-from datetime import datetime, tzinfo
+import time
+from datetime import date, datetime, tzinfo
 from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
 
 # adjtimex(2) returns the clock state; TIME_ERROR means the kernel's STA_UNSYNC flag is set,
 # i.e. no NTP client has disciplined the clock. This is what `timedatectl` reports as
@@ -50,3 +53,28 @@ def rfc3339(moment: datetime) -> str:
 def now_rfc3339(zone: tzinfo) -> str:
     """Return the current time in `zone` as an RFC 3339 string."""
     return rfc3339(datetime.now(zone))
+
+
+class BuildingClock:
+    """Event time stamps in the building's time zone, with the synchronisation flag."""
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone = zone
+        self._synced = False
+        self._checked = float("-inf")
+
+    def synced(self) -> bool:
+        """Whether the clock is synchronised (checked at most every 10 s)."""
+        now = time.monotonic()
+        if now - self._checked > 10.0:  # adjtimex is cheap, but not on every event
+            self._synced = clock_synchronised()
+            self._checked = now
+        return self._synced
+
+    def stamp(self) -> dict[str, Any]:
+        """`ts` and `clock_synced` for an event taken now."""
+        return {"ts": rfc3339(datetime.now(self.zone)), "clock_synced": self.synced()}
+
+    def today(self) -> date:
+        """The building's date today."""
+        return datetime.now(self.zone).date()

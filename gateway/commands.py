@@ -26,7 +26,11 @@ log = logging.getLogger(__name__)
 
 # Longest remote unlock: a delivery held at the door, not a door left open for the day.
 MAX_UNLOCK_SECONDS = 600
+# Commands the door part carries out (it checks their signatures itself); the uplink part
+# hands their envelopes over as they came.
+DOOR_COMMANDS = frozenset({"unlock", "lockdown"})
 Reply = Callable[[dict[str, Any]], None]
+Forward = Callable[[bytes], dict[str, Any]]
 
 
 class Door(Protocol):
@@ -59,12 +63,20 @@ class CommandExecutor:
         public_key: Ed25519PublicKey,
         store: Store,
         doors: dict[str, Door],
-        lockdown: Lockdown,
+        lockdown: Lockdown | None,
         record: Callable[[dict[str, Any]], int],
         stamp: Callable[[], dict[str, Any]],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        forward: Forward | None = None,
     ) -> None:
-        """`record(event)` journals an event (and sends it up); `stamp()` gives ts fields."""
+        """`record(event)` journals an event (and sends it up); `stamp()` gives ts fields.
+
+        With `forward`, door commands are not carried out here: their envelope, once its
+        signature checks, goes to `forward` (the door part's socket), whose result is the
+        command's; an OSError from it (the door part is down) rejects the command as
+        "door_unavailable" without spending its counter, so the city may send it again.
+        """
+        self._forward = forward
         self._gateway_id = gateway_id
         self._key = public_key
         self._store = store
@@ -88,6 +100,10 @@ class CommandExecutor:
             self._thread.join(timeout=10)
             self._thread = None
 
+    def alive(self) -> bool:
+        """Whether the worker thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
     def submit(self, envelope: bytes, reply: Reply) -> None:
         """Queue an envelope; `reply(result)` is called from the worker when it is done."""
         self._queue.put((envelope, reply))
@@ -110,6 +126,11 @@ class CommandExecutor:
                                    now=self._now())  # fmt: skip
         except CommandRejected as rejected:
             return self._rejected(rejected.counter, None, rejected.reason, rejected.detail)
+        if self._forward is not None and command.cmd in DOOR_COMMANDS:
+            try:
+                return self._forward(envelope)
+            except (OSError, ValueError) as exc:
+                return self._rejected(command.counter, command.cmd, "door_unavailable", str(exc))
         try:
             action = self._prepare(command)
         except _Failed as failed:
@@ -166,8 +187,12 @@ class CommandExecutor:
             if type(on) is not bool:
                 raise _Failed("bad_args", '"on" must be true or false')
 
+            target = self._lockdown
+            if target is None:
+                raise _Failed("unknown_command", "lockdown is carried out by the door part")
+
             def lockdown() -> dict[str, Any]:
-                self._lockdown.set_lockdown(on)
+                target.set_lockdown(on)
                 return {"on": on}
 
             return lockdown

@@ -142,6 +142,10 @@ class Uplink:
         self.runner.stop()
         self.executor.stop()
 
+    def alive(self) -> bool:
+        """Whether both threads run: a dead one would go unnoticed but for this."""
+        return self.runner.alive() and self.executor.alive()
+
     def health(self) -> dict[str, Any]:
         """Connection state for /healthz: no personal data."""
         stats = self.session.stats

@@ -152,12 +152,22 @@ class Camera:
                 return frame.reason
         return None
 
-    def request(self, entry: JournalEntry) -> Capture:
-        """Capture a snapshot for held event `entry` (a queue put; safe on the door path)."""
-        now = self.clock()
+    def request(self, entry: JournalEntry, requested: float | None = None) -> Capture:
+        """Capture a snapshot for held event `entry` (a queue put; safe on the door path);
+        `requested` is when the door asked (time.monotonic(), one clock across processes)."""
+        now = self.clock() if requested is None else requested
         job = _Job(entry, now, now + self.settings.deadline_s)
         self._queue.put(job)
         return Capture(self, job)
+
+    def request_from_door(self, seq: int, event_id: str, ts: str, requested: float) -> None:
+        """A capture the door part asked for over the camera socket; the door part records
+        "timeout" itself if the deadline passes first."""
+        self.request(JournalEntry(seq, event_id, {"ts": ts}, ""), requested)
+
+    def alive(self) -> bool:
+        """Whether the capture worker runs."""
+        return self._thread is not None and self._thread.is_alive()
 
     def give_up(self, job: _Job) -> JournalEntry | None:
         """The deadline passed: record "timeout", unless the capture finished just now."""

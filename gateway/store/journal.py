@@ -54,6 +54,9 @@ _CARD_MAX = 2**32 - 1
 
 _SELECT = "SELECT seq, event_id, body, sealed_body FROM events"
 _ACKED = "(SELECT value FROM meta WHERE key = 'acked_seq')"
+# Nothing from the lowest event still waiting for its snapshot on (snapshots.py): in the same
+# statement as the rows, so a fill committed meanwhile cannot be half seen.
+_BEFORE_CAPTURES = "seq < coalesce((SELECT min(seq) FROM captures), 9223372036854775807)"
 # The highest seq ever used: the highest row, or a higher one deleted since (schema m0002).
 _LAST_SEQ = (
     "SELECT max(coalesce((SELECT max(seq) FROM events), 0),"
@@ -380,7 +383,8 @@ def decode_row(keys: Keys, row: sqlite3.Row | tuple[Any, ...]) -> JournalEntry:
 def pending(
     conn: sqlite3.Connection, keys: Keys, after_seq: int | None, limit: int
 ) -> list[JournalEntry]:
-    """Events above the saved acknowledgement watermark and above `after_seq`, in seq order.
+    """Events above the saved acknowledgement watermark and above `after_seq`, in seq order,
+    up to the first one whose snapshot is still being captured.
 
     The store passes its newest watermark as `after_seq`: an ack is saved a little later.
     """
@@ -388,8 +392,19 @@ def pending(
         raise ValidationError("limit", "must be at least 1")
     # One statement, so the watermark and the rows come from the same snapshot.
     rows = conn.execute(
-        f"{_SELECT} WHERE seq > max(?, {_ACKED}) ORDER BY seq LIMIT ?",
+        f"{_SELECT} WHERE seq > max(?, {_ACKED}) AND {_BEFORE_CAPTURES} ORDER BY seq LIMIT ?",
         (after_seq or 0, limit),
+    ).fetchall()
+    return [decode_row(keys, row) for row in rows]
+
+
+def events_after(
+    conn: sqlite3.Connection, keys: Keys, after_seq: int, limit: int
+) -> list[JournalEntry]:
+    """Events above `after_seq`, acknowledged or not, in seq order, up to the first one whose
+    snapshot is still being captured: every event once, with its final body."""
+    rows = conn.execute(
+        f"{_SELECT} WHERE seq > ? AND {_BEFORE_CAPTURES} ORDER BY seq LIMIT ?", (after_seq, limit)
     ).fetchall()
     return [decode_row(keys, row) for row in rows]
 
@@ -401,7 +416,8 @@ def pending_bodies(
     if limit < 1:
         raise ValidationError("limit", "must be at least 1")
     rows = conn.execute(
-        f"{_SELECT} WHERE seq > max(?, {_ACKED}) ORDER BY seq LIMIT ?", (after_seq, limit)
+        f"{_SELECT} WHERE seq > max(?, {_ACKED}) AND {_BEFORE_CAPTURES} ORDER BY seq LIMIT ?",
+        (after_seq, limit),
     ).fetchall()
     return [
         (seq, plain.encode() if sealed is None else keys.open(sealed, _sealing_context(event_id)))

@@ -268,6 +268,12 @@ def m0005_one_time_passwords(db: Database) -> None:
     )
 
 
+@_migration
+def m0006_capture_holds(db: Database) -> None:
+    """Events waiting for their snapshot, in the database so every process sees the hold."""
+    db.execute("CREATE TABLE captures (seq INTEGER PRIMARY KEY) STRICT")
+
+
 def apply_migrations(conn: sqlite3.Connection) -> int:
     """Apply pending migrations inside the caller's transaction; return the schema version."""
     db = Database(conn, recursive_triggers=False, execute_plugins=False)

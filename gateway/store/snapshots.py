@@ -3,11 +3,13 @@ snapshot outbox and police holds.
 
 An access event is committed before its door opens, and its picture is taken after, off the
 door path. So the event is journaled with `"snapshot": null, "snapshot_error": "interrupted"`
-and its seq is *held* (`CaptureGate`) until the capture has written the JPEG and
-`fill_snapshot` has put `{"sha256", "bytes"}` (or the reason there is none) into the body.
-While a seq is held, the uplink sends nothing from it on, so every event goes up once, in seq
-order, with its final body. If the gateway stops before the capture ends, the body keeps
-"interrupted", which is then true; nothing has to be repaired at the next start.
+and its seq is *held* (a row in `captures`, written in the event's transaction) until the
+capture has written the JPEG and `fill_snapshot` has put `{"sha256", "bytes"}` (or the reason
+there is none) into the body and deleted the hold, in one transaction. While a seq is held, the
+uplink sends nothing from it on, so every event goes up once, in seq order, with its final body.
+The hold is in the database because the door, the camera and the uplink are separate processes.
+If the gateway stops before the capture ends, the door lets the holds go at its next start and
+the body keeps "interrupted", which is then true.
 
 Snapshots go up (`P/snapshots/{event_id}`) only for events the platform has acknowledged, in
 seq order; `meta.snapshot_sent_seq` is the outbox's watermark, saved like the ack watermark.
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,46 +34,26 @@ SENT_KEY = "snapshot_sent_seq"
 _TYPES_SQL = "(" + ", ".join(f"'{t}'" for t in sorted(SNAPSHOT_TYPES)) + ")"
 
 
-class CaptureGate:
-    """The seqs whose snapshot is being captured: the uplink reads nothing from the lowest on.
+def hold_capture(conn: sqlite3.Connection, seq: int) -> None:
+    """Hold event `seq` back from the uplink until its snapshot is filled in (same transaction
+    as the event, so whoever can read the row also sees the hold)."""
+    conn.execute("INSERT INTO captures (seq) VALUES (?)", (seq,))
 
-    A seq is held inside its event's transaction, before COMMIT, so a reader that sees the
-    row also sees the hold; it is released after the transaction that filled the snapshot in
-    committed. `generation` moves at each release: a reader that saw it move while reading
-    may hold a body from before the fill, and reads again.
-    """
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._held: dict[int, bool] = {}  # seq -> claimed by a filler
-        self._generation = 0
+def claim_capture(conn: sqlite3.Connection, seq: int) -> bool:
+    """Take the hold off `seq`; True for the first caller only (the capture and its deadline
+    race to fill a seq, possibly from two processes)."""
+    return conn.execute("DELETE FROM captures WHERE seq = ?", (seq,)).rowcount > 0
 
-    def hold(self, seq: int) -> None:
-        with self._lock:
-            self._held[seq] = False
 
-    def claim(self, seq: int) -> bool:
-        """True for the first caller only: the capture and its deadline race to fill a seq."""
-        with self._lock:
-            if self._held.get(seq) is not False:
-                return False
-            self._held[seq] = True
-            return True
+def release_all_captures(conn: sqlite3.Connection) -> int:
+    """Let every held event go up as journaled ("interrupted"); how many were held."""
+    return conn.execute("DELETE FROM captures").rowcount
 
-    def release(self, seq: int) -> None:
-        with self._lock:
-            if self._held.pop(seq, None) is not None:
-                self._generation += 1
 
-    def state(self) -> tuple[int, int | None]:
-        """(generation, the lowest held seq or None)."""
-        with self._lock:
-            return self._generation, min(self._held, default=None)
-
-    def held(self) -> int:
-        """How many captures are running."""
-        with self._lock:
-            return len(self._held)
+def held_captures(conn: sqlite3.Connection) -> list[int]:
+    """The seqs waiting for their snapshot, lowest first."""
+    return [row[0] for row in conn.execute("SELECT seq FROM captures ORDER BY seq")]
 
 
 def fill_snapshot(
@@ -82,9 +63,12 @@ def fill_snapshot(
     snapshot: dict[str, Any] | None,
     error: str | None,
 ) -> JournalEntry | None:
-    """Put the capture's outcome into event `seq`'s body; None if it is not waiting for one."""
+    """Put the capture's outcome into event `seq`'s body and take its hold off; None if it is
+    not waiting for one (the hold was taken off already, by the deadline or a restart)."""
     if (snapshot is None) == (error is None):
         raise ValidationError("snapshot", "give either the snapshot or the error")
+    if not claim_capture(conn, seq):
+        return None
     row = conn.execute(
         "SELECT seq, event_id, body, sealed_body FROM events WHERE seq = ?", (seq,)
     ).fetchone()

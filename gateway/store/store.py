@@ -46,7 +46,7 @@ from .journal import JournalEntry
 from .models import Card, CardStatus, Tenant, TenantCreate, TenantStatus, TenantUpdate, User
 from .registry import CardGrant, IssuedVisitorCode, VisitorCode, VisitorCodeResult
 from .schema import apply_migrations
-from .snapshots import CaptureGate, SnapshotHold, SnapshotRef
+from .snapshots import SnapshotHold, SnapshotRef
 from .summary import Registration
 from .sync import RegistryApplied
 from .tx import Transaction
@@ -96,7 +96,6 @@ class Store:
         self._lock = threading.Lock()
         self._bulk_lock = threading.Lock()
         self._closed = False
-        self._captures = CaptureGate()
 
     @classmethod
     def open(
@@ -240,21 +239,13 @@ class Store:
         """
         if not capture:
             return self.transaction(lambda tx: tx.append_event(event, alarm=alarm))
-        held: list[int] = []
 
         def append(tx: Transaction) -> JournalEntry:
             entry = tx.append_event(event, alarm=alarm)
-            # Before COMMIT: whoever can read the row can also see that it is held.
-            self._captures.hold(entry.seq)
-            held.append(entry.seq)
+            snapshots.hold_capture(tx.conn, entry.seq)
             return entry
 
-        try:
-            return self.transaction(append)
-        except BaseException:
-            for seq in held:
-                self._captures.release(seq)
-            raise
+        return self.transaction(append)
 
     def fill_snapshot(
         self, seq: int, snapshot: dict[str, Any] | None, error: str | None = None
@@ -262,26 +253,28 @@ class Store:
         """Record the capture's outcome in held event `seq` and let it go up.
 
         Returns the final entry; None when the seq is not held (or another caller, such as
-        the capture's deadline, filled it first). If the write fails the seq is let go with
-        its body as journaled, so a broken disk cannot hold the uplink back.
+        the capture's deadline, filled it first).
         """
-        if not self._captures.claim(seq):
-            return None
         keys = self.ctx.keys
-        try:
-            return self.transaction(
-                lambda tx: snapshots.fill_snapshot(tx.conn, keys, seq, snapshot, error)
-            )
-        finally:
-            self._captures.release(seq)
+        return self.transaction(
+            lambda tx: snapshots.fill_snapshot(tx.conn, keys, seq, snapshot, error)
+        )
 
     def release_capture(self, seq: int) -> None:
         """Let held event `seq` go up as journaled ("interrupted")."""
-        self._captures.release(seq)
+        self.transaction(lambda tx: snapshots.claim_capture(tx.conn, seq))
+
+    def release_all_captures(self) -> int:
+        """Let every held event go up as journaled: at start, nobody is capturing them."""
+        return self.transaction(lambda tx: snapshots.release_all_captures(tx.conn))
 
     def captures_running(self) -> int:
         """How many events wait for their snapshot."""
-        return self._captures.held()
+        return len(self.held_captures())
+
+    def held_captures(self) -> list[int]:
+        """The seqs waiting for their snapshot, lowest first."""
+        return snapshots.held_captures(self.reader())
 
     def pending_events(self, after_seq: int | None = None, limit: int = 500) -> list[JournalEntry]:
         """Events not yet acknowledged (seq above the watermark and `after_seq`), in seq order.
@@ -289,30 +282,26 @@ class Store:
         Stops before the first event whose snapshot is still being captured.
         """
         after = max(after_seq or 0, self.acked_seq())
-        return self._before_captures(
-            lambda: journal.pending(self.reader(), self.ctx.keys, after, limit),
-            lambda entry: entry.seq,
-        )
+        return journal.pending(self.reader(), self.ctx.keys, after, limit)
+
+    def events_after(self, after_seq: int, limit: int = 500) -> list[JournalEntry]:
+        """Events above `after_seq` with their final bodies, in seq order (acknowledged or not;
+        stops before the first event whose snapshot is still being captured)."""
+        return journal.events_after(self.reader(), self.ctx.keys, after_seq, limit)
+
+    def last_seq(self) -> int:
+        """The highest seq journaled so far (0 before the first)."""
+        return journal.last_seq(self.reader())
+
+    def data_version(self) -> int:
+        """Changes whenever another connection (another process or this one's writer) commits:
+        a cheap way to poll for news (SQLite's PRAGMA data_version)."""
+        return int(self.reader().execute("PRAGMA data_version").fetchone()[0])
 
     def pending_bodies(self, after_seq: int = 0, limit: int = 500) -> list[tuple[int, bytes]]:
         """`pending_events` as (seq, exact body JSON bytes): what the uplink publishes."""
         after = max(after_seq, self.acked_seq())
-        return self._before_captures(
-            lambda: journal.pending_bodies(self.reader(), self.ctx.keys, after, limit),
-            lambda item: item[0],
-        )
-
-    def _before_captures(self, read: Callable[[], list[T]], seq_of: Callable[[T], int]) -> list[T]:
-        while True:
-            generation, _ = self._captures.state()
-            rows = read()
-            again, lowest = self._captures.state()
-            if again == generation:
-                break
-            # A snapshot was filled in while reading: that row may be from before. Read again.
-        if lowest is None:
-            return rows
-        return [row for row in rows if seq_of(row) < lowest]
+        return journal.pending_bodies(self.reader(), self.ctx.keys, after, limit)
 
     def acknowledge(self, upto_seq: int) -> int:
         """The central platform stored every seq ≤ `upto_seq`; return the new watermark.

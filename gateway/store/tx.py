@@ -21,8 +21,10 @@ from .registry import VisitorCodeResult
 from .validation import check_card_number
 
 # Keys callers may set; acked_seq and gateway_id have their own guarded paths.
-MetaKey = Literal["registry_version", "command_counter", "lockdown", "camera_online"]
-_SETTABLE_META = ("registry_version", "command_counter", "lockdown", "camera_online")
+MetaKey = Literal[
+    "registry_version", "command_counter", "lockdown", "camera_online", "camera_down"
+]
+_SETTABLE_META = ("registry_version", "command_counter", "lockdown", "camera_online", "camera_down")
 _TRANSACTION_CONTROL = re.compile(
     r"\s*(BEGIN|COMMIT|END|ROLLBACK(?!\s+(TRANSACTION\s+)?TO))\b", re.I
 )

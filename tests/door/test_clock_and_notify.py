@@ -59,14 +59,14 @@ def test_health_warns_of_an_unsynchronised_clock_and_a_low_disk_without_failing(
 ) -> None:
     from collections import namedtuple
 
-    from gateway import service
+    from gateway import clock, service
     from gateway.config import load_config
     from tests.e2e.building import write_config
 
     config = load_config(write_config(tmp_path, "/dev/null", [{"name": "main", "address": 1}],
                                       8080))  # fmt: skip
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(service, "clock_synchronised", lambda: False)
+    monkeypatch.setattr(clock, "clock_synchronised", lambda: False)
     monkeypatch.setattr("shutil.disk_usage",
                         lambda _p: usage(10**10, 10**10, 50 << 20))
     gateway = service.Gateway(config, web=False)

@@ -1,0 +1,163 @@
+"""The web part: the building's page and API, in a process of its own.
+
+Whatever a browser on the LAN does to this process (slow connections, big bodies, imports,
+exports, long polls) stays here: the door's process has its own CPU, memory, descriptors and
+systemd limits. The page reads and writes the store with SQLite's own locking, in short
+transactions, and learns of new events (a card to enroll) from the journal. Its health report
+is the gateway's: its own, plus every other part's from the runtime folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from gateway import __version__
+from gateway.camera.snapshots import SnapshotStore
+from gateway.config import Config
+from gateway.parts.door import DISK_FLOOR_MB
+from gateway.parts.runtime import Runtime
+from gateway.parts.watch import EventListener, JournalWatcher
+from gateway.store import Store
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from gateway.web.server import WebServer
+
+log = logging.getLogger(__name__)
+
+
+def expected_parts(config: Config) -> list[str]:
+    """The parts a gateway with this configuration runs."""
+    parts = ["door"]
+    if config.camera is not None:
+        parts.append("camera")
+    if config.mqtt is not None:
+        parts.append("uplink")
+    return [*parts, "web"]
+
+
+class WebPart:
+    """The page, the API, /healthz and /metrics."""
+
+    name = "web"
+
+    def __init__(self, config: Config, runtime: Runtime) -> None:
+        self.config = config
+        self.runtime = runtime
+        floor_mb = config.camera.min_free_mb if config.camera else DISK_FLOOR_MB
+        self.snapshots = SnapshotStore(config.gateway.data_dir, min_free_mb=floor_mb)
+        self.store: Store | None = None
+        self.app: FastAPI | None = None
+        self.web: WebServer | None = None
+        self.setup_code: str | None = None
+        self._watcher: JournalWatcher | None = None
+        self._pending_listeners: list[EventListener] = []
+        self._started = time.monotonic()
+        self._lock = threading.Lock()
+
+    def add_listener(self, listener: EventListener) -> None:
+        """Call `listener(entry)` for each event the door part commits from now on."""
+        if self._watcher is not None:
+            self._watcher.add_listener(listener)
+        else:
+            self._pending_listeners.append(listener)
+
+    def start(self) -> None:
+        """Open the store, then serve; a first start prints the one-time setup code."""
+        from gateway.web.app import create_app
+        from gateway.web.server import WebServer
+
+        cfg = self.config
+        store = self.store = Store.open(cfg.gateway.data_dir, cfg.gateway.id)
+        self._watcher = JournalWatcher(store, after_seq=store.last_seq())
+        for listener in self._pending_listeners:
+            self._watcher.add_listener(listener)
+        web = cfg.web
+        self.app = create_app(self, tls=web.tls_cert_file is not None)
+        self._watcher.start()
+        self.web = WebServer(
+            self.app, web.host, web.port,
+            str(web.tls_cert_file) if web.tls_cert_file else None,
+            str(web.tls_key_file) if web.tls_key_file else None,
+        )  # fmt: skip
+        self.web.start()
+        if not store.has_users():
+            # First start: nobody can log in yet. This code creates the building head's
+            # account on the page's /setup (or use `gateway users add`).
+            self.setup_code = self.app.state.web.setup_code.issue()
+            print(f"gateway: no web user yet. Create the building head's account at"
+                  f" {self.web.url}/setup with the one-time setup code {self.setup_code}"
+                  " (or use `gateway users add`).", flush=True)  # fmt: skip
+
+    def stop(self) -> None:
+        if self.web is not None:
+            self.web.stop()
+            self.web = None
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    def tick(self) -> None:
+        """Nothing to time here."""
+
+    def own_health(self) -> dict[str, Any]:
+        """This part's own state, for the runtime folder."""
+        problems: list[str] = []
+        if self.web is None or not self.web.alive():
+            problems.append("web server stopped")
+        if self._watcher is None or not self._watcher.alive():
+            problems.append("web journal watch stopped")
+        return {"status": "ok" if not problems else "failing", "problems": problems,
+                "warnings": []}  # fmt: skip
+
+    def part_reports(self) -> dict[str, dict[str, Any] | None]:
+        """Each part's last report from the runtime folder (None: down or hung); this one's
+        live."""
+        return {
+            part: self.own_health() if part == "web" else self.runtime.read_health(part)
+            for part in expected_parts(self.config)
+        }
+
+    def health(self) -> dict[str, Any]:
+        """The gateway's health report, every part's, without personal data (/healthz)."""
+        return combine_health(self.config, self.part_reports(), time.monotonic() - self._started)
+
+
+def combine_health(
+    config: Config, reports: dict[str, dict[str, Any] | None], uptime_s: float
+) -> dict[str, Any]:
+    """One report for the gateway from each part's (None: that part is not running)."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    parts: dict[str, Any] = {}
+    for part, report in reports.items():
+        if report is None:
+            problems.append(f"{part} part not running")
+            parts[part] = {"status": "down"}
+            continue
+        parts[part] = {"status": report.get("status"), "pid": report.get("pid")}
+        problems.extend(report.get("problems", []))
+        warnings.extend(report.get("warnings", []))
+    door = reports.get("door") or {}
+    return {
+        "status": "ok" if not problems else "failing",
+        "problems": problems,
+        "warnings": warnings,
+        "version": __version__,
+        "gateway_id": config.gateway.id,
+        "clock_synced": door.get("clock_synced", False),
+        "disk_free_mb": door.get("disk_free_mb"),
+        "uptime_seconds": round(uptime_s, 1),
+        "buses": door.get("buses", {}),
+        "doors": door.get("doors", {}),
+        "uplink": (reports.get("uplink") or {}).get("uplink"),
+        "camera": (reports.get("camera") or {}).get("camera"),
+        "parts": parts,
+    }
