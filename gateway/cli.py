@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--part", choices=PART_NAMES, default=None,
                      help="run only this part (each systemd unit runs one); default: every"
                           " part, each in a process of its own")
+    run.add_argument("--configured", action="store_true",
+                     help="with --part: only tell (exit 0 or 1) whether the config uses it")
     commands.add_parser("check-config", help="check the configuration file")
 
     demo = commands.add_parser("demo", help="a simulated building without hardware")
@@ -127,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.parts.run import run_part, run_supervisor
 
         if args.part is not None:
+            if args.configured:
+                from gateway.parts.web import expected_parts
+
+                return 0 if args.part in expected_parts(config) else 1
             return run_part(args.part, config)
         return run_supervisor(config, config_path)
     if args.command == "users":

@@ -32,7 +32,11 @@ def test_install_upgrade_remove_and_purge(tmp_path: Path) -> None:
     gateway = root / "opt" / "rental-gateway" / "venv" / "bin" / "gateway"
     version = subprocess.run([str(gateway), "--version"], capture_output=True, text=True)
     assert version.stdout.startswith("gateway ")
-    assert (root / "etc" / "systemd" / "system" / "gateway.service").is_file()
+    units = root / "etc" / "systemd" / "system"
+    assert (units / "rental-gateway@.service").is_file()
+    assert (units / "rental-gateway.target").is_file()
+    for part in ("door", "camera", "uplink", "web"):
+        assert (units / f"rental-gateway@{part}.service.d" / "part.conf").is_file()
     assert "rental-gateway:x:" in (root / "etc" / "passwd").read_text()
     assert stat.S_IMODE((root / "etc" / "rental-gateway" / "keys").stat().st_mode) == 0o700
     assert stat.S_IMODE((root / "var" / "lib" / "rental-gateway").stat().st_mode) == 0o700
@@ -50,7 +54,7 @@ def test_install_upgrade_remove_and_purge(tmp_path: Path) -> None:
     removed = install(root, "--remove")
     assert removed.returncode == 0, removed.stderr
     assert not (root / "opt" / "rental-gateway").exists()
-    assert not (root / "etc" / "systemd" / "system" / "gateway.service").exists()
+    assert list(units.glob("rental-gateway*")) == []
     assert config.exists()
     assert journal.exists()
 
