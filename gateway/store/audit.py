@@ -32,10 +32,11 @@ from .crypto import Keys
 from .errors import ValidationError
 
 GENESIS = b"\0" * 32
-# What police actions are called in the log.
+# What police actions are called in the log. (Rows written before exports had two rows say
+# `entries.export`, with the count; nothing writes it any more.)
 ACTIONS = frozenset({
-    "entries.query", "entries.export", "export.started", "export.finished", "export.cut",
-    "snapshot.view", "snapshot.hold", "id_number.reveal", "audit.view",
+    "entries.query", "export.started", "export.finished", "export.cut", "snapshot.view",
+    "snapshot.hold", "id_number.reveal", "audit.view",
 })  # fmt: skip
 # Actions done for a case: the row must say which.
 NEEDS_PURPOSE = frozenset({"entries.query", "export.started", "snapshot.hold", "id_number.reveal"})
