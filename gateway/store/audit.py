@@ -10,25 +10,51 @@ Triggers refuse UPDATE and DELETE.
     store.audit(username="li.police", role="police", remote="10.0.0.7", action="entries.query",
                 purpose="案件 2026-118", params={"room": "301"}, records=12)
     store.verify_audit()      # AuditCheck(ok=True, rows=1, first_bad=None)
+
+An export is two rows, since its count is known only at the end and a row cannot be changed:
+`export.started` (the query and the purpose, 0 records) committed before the first row is
+sent, then `export.finished` or `export.cut` with `params={"start": <its seq>}` and the rows
+sent. A start with no end (the process was killed, the power cut, or it still runs) reads as
+`export_state="unfinished"`, and the chain still verifies: every row was whole when written.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .crypto import Keys
 from .errors import ValidationError
 
 GENESIS = b"\0" * 32
-# What police actions are called in the log.
+# What police actions are called in the log. (Rows written before exports had two rows say
+# `entries.export`, with the count; nothing writes it any more.)
 ACTIONS = frozenset({
-    "entries.query", "entries.export", "snapshot.view", "snapshot.hold", "id_number.reveal",
-    "audit.view",
+    "entries.query", "export.started", "export.finished", "export.cut", "snapshot.view",
+    "snapshot.hold", "id_number.reveal", "audit.view",
 })  # fmt: skip
+# Actions done for a case: the row must say which.
+NEEDS_PURPOSE = frozenset({"entries.query", "export.started", "snapshot.hold", "id_number.reveal"})
+# The rows that end an export: `params={"start": seq}` names the export.started row they close.
+EXPORT_ENDS = frozenset({"export.finished", "export.cut"})
 _MAX_PARAMS = 4096
+PURPOSE_MAX = 200
+
+ExportState = Literal["finished", "cut", "unfinished"]
+_STATE: dict[str, ExportState] = {"export.finished": "finished", "export.cut": "cut"}
+
+# A purpose must show something. Unicode's separators, controls and format characters (zero-
+# width space and joiners, word joiner, BOM, direction marks) show nothing, nor does a combining
+# mark alone, nor these few letters and symbols drawn blank: the Hangul fillers and the blank
+# braille pattern.
+_BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+_EDGE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})  # trimmed off both ends
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +71,9 @@ class AuditRecord:
     params: dict[str, Any]
     records: int
     hash: str  # hex
+    # For an export.started row, how the download ended: finished, cut (the client went away
+    # or the stream failed) or unfinished (no end row: killed, or still running). Else None.
+    export_state: ExportState | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +83,36 @@ class AuditCheck:
     ok: bool
     rows: int
     first_bad: int | None = None
+
+
+def clean_purpose(text: str) -> str:
+    """The purpose (case number or reason) as stored: trimmed, and refused when it shows nothing.
+
+    >>> clean_purpose(" \u3000案件 2026-118\u200b ")
+    '案件 2026-118'
+    """
+    start, end = 0, len(text)
+    while start < end and _trimmed(text[start]):
+        start += 1
+    while end > start and _trimmed(text[end - 1]):
+        end -= 1
+    purpose = text[start:end]
+    if not any(_visible(ch) for ch in purpose):
+        raise ValidationError("purpose", "must say something: the case number or the reason")
+    if _CONTROL.search(purpose):
+        raise ValidationError("purpose", "must not contain control characters")
+    if len(purpose) > PURPOSE_MAX:
+        raise ValidationError("purpose", f"is longer than {PURPOSE_MAX} characters")
+    return purpose
+
+
+def _trimmed(ch: str) -> bool:
+    return ch.isspace() or ch in _BLANK or unicodedata.category(ch) in _EDGE
+
+
+def _visible(ch: str) -> bool:
+    # Letters, numbers, punctuation, symbols; not marks, separators or the "other" categories.
+    return ch not in _BLANK and unicodedata.category(ch)[0] in "LNPS"
 
 
 def _mac(keys: Keys, previous: bytes, fields: tuple[Any, ...]) -> bytes:
@@ -84,6 +143,12 @@ def append(
         raise ValidationError("action", f"unknown audit action {action!r}")
     if records < 0:
         raise ValidationError("records", "must not be negative")
+    if purpose is not None:
+        purpose = clean_purpose(purpose)
+    elif action in NEEDS_PURPOSE:
+        raise ValidationError("purpose", f"is required for {action}")
+    if action in EXPORT_ENDS:
+        _check_export_end(conn, params)
     params_text = json.dumps(params, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     if len(params_text) > _MAX_PARAMS:
         raise ValidationError("params", f"are longer than {_MAX_PARAMS} characters")
@@ -97,7 +162,32 @@ def append(
         (*fields, previous, digest),
     )
     return AuditRecord(seq, ts, username, role, remote, action, purpose, params, records,
-                       digest.hex())  # fmt: skip
+                       digest.hex(), _export_state(action, None))  # fmt: skip
+
+
+def _check_export_end(conn: sqlite3.Connection, params: dict[str, Any]) -> None:
+    start = params.get("start")
+    if set(params) != {"start"} or type(start) is not int:
+        raise ValidationError("params", 'an export\'s end names its start only: {"start": seq}')
+    row = conn.execute("SELECT action FROM audit WHERE seq = ?", (start,)).fetchone()
+    if row is None or row[0] != "export.started":
+        raise ValidationError("params", f"row {start} is not the start of an export")
+    if _export_ends(conn, [start]):
+        raise ValidationError("params", f"the export of row {start} has ended already")
+
+
+def _export_ends(conn: sqlite3.Connection, starts: Iterable[int]) -> dict[int, str]:
+    """{start seq: the action of its end row} for those of `starts` that have one."""
+    wanted = set(starts)
+    if not wanted:
+        return {}
+    # An end row always comes after its start: only the rows since the oldest start are read.
+    rows = conn.execute(
+        "SELECT json_extract(params, '$.start'), action FROM audit"
+        " WHERE seq > ? AND action IN ('export.finished', 'export.cut')",
+        (min(wanted),),
+    )
+    return {start: action for start, action in rows if start in wanted}
 
 
 def page(conn: sqlite3.Connection, *, before: int | None, limit: int) -> list[AuditRecord]:
@@ -107,10 +197,19 @@ def page(conn: sqlite3.Connection, *, before: int | None, limit: int) -> list[Au
         " FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?",
         (before if before is not None else 2**62, limit),
     ).fetchall()
+    ends = _export_ends(conn, (r[0] for r in rows if r[5] == "export.started"))
     return [
-        AuditRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), r[8], r[9].hex())
+        AuditRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), r[8], r[9].hex(),
+                    _export_state(r[5], ends.get(r[0])))
         for r in rows
     ]
+
+
+def _export_state(action: str, end: str | None) -> ExportState | None:
+    """How an export.started row's download ended, given its end row's action (None: none)."""
+    if action != "export.started":
+        return None
+    return _STATE.get(end or "", "unfinished")
 
 
 def verify(conn: sqlite3.Connection, keys: Keys) -> AuditCheck:

@@ -8,6 +8,7 @@ events above it, not indexed yet, are read directly and merged in.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,8 +18,12 @@ from .context import epoch_ms
 from .crypto import Keys
 from .errors import ValidationError
 from .journal import BLOCKS, INDEXED, JournalEntry, decode_row
+from .validation import CARD_NUMBER_MAX
 
 MAX_LIMIT = 1000
+# What query_events returns as next_cursor: the last row's ts_ms and seq, both within 64 bits.
+_CURSOR = re.compile(r"(-?[0-9]{1,16}):([0-9]{1,19})")
+_SEQ_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +54,8 @@ def query_events(conn: sqlite3.Connection, keys: Keys, q: EventQuery) -> EventPa
     """Run `q` against the journal."""
     if not 1 <= q.limit <= MAX_LIMIT:
         raise ValidationError("limit", f"must be 1..{MAX_LIMIT}")
+    if q.card is not None and not 0 <= q.card <= CARD_NUMBER_MAX:
+        raise ValidationError("card", f"must be 0..{CARD_NUMBER_MAX}")
     # Conditions as (SQL with {t} for the table's alias, values): first those on (ts_ms, seq),
     # which the indexes hold too, then those on the other columns of the events.
     bounds: dict[str, int] = {}
@@ -134,8 +141,7 @@ def _sql(conditions: list[tuple[str, tuple[Any, ...]]], alias: str, params: list
 
 
 def _parse_cursor(cursor: str) -> tuple[int, int]:
-    try:
-        ts_ms, seq = cursor.split(":")
-        return int(ts_ms), int(seq)
-    except ValueError:
-        raise ValidationError("cursor", "is not a cursor this query returned") from None
+    match = _CURSOR.fullmatch(cursor)
+    if match is None or int(match[2]) > _SEQ_MAX:
+        raise ValidationError("cursor", "is not a cursor this query returned")
+    return int(match[1]), int(match[2])

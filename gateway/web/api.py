@@ -15,12 +15,12 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.store import (
-    EventQuery,
     Store,
     TenantCreate,
     TenantStatus,
     TenantUpdate,
 )
+from gateway.store.audit import PURPOSE_MAX, ExportState, clean_purpose
 from gateway.web.deps import (
     AnyUser,
     BuildingHead,
@@ -36,10 +36,10 @@ from gateway.web.deps import (
     snapshot_intact,
     start_session,
 )
+from gateway.web.police_filters import LIMIT_MAX, filter_params, police_query
 
 router = APIRouter(prefix="/api/v1")
 
-ENTRY_TYPES = ("access.granted", "access.denied")
 _PURPOSE = Field(min_length=1, max_length=200, description="The case number or reason.")
 
 
@@ -124,6 +124,12 @@ class AuditOut(BaseModel):
     params: dict[str, Any]
     records: int
     hash: str
+    export_state: ExportState | None = Field(
+        default=None,
+        description="For an `export.started` row: `finished`, `cut` (the download ended early,"
+        " its `export.cut` row says after how many rows) or `unfinished` (no end row: the"
+        " gateway stopped or was killed mid-download, or it is still running).",
+    )
 
 
 class Problem(BaseModel):
@@ -252,33 +258,32 @@ def entries(
     request: Request,
     user: Police,
     store: StoreDep,
-    purpose: Annotated[str, Query(min_length=1, max_length=200,
-                                  description="The case number or reason (audited).")],
+    purpose: Annotated[str, Query(min_length=1, max_length=PURPOSE_MAX,
+                                  description="The case number or reason (audited); it must"
+                                  " show something, and is stored trimmed.")],
     since: datetime | None = None,
     until: datetime | None = None,
-    door: Annotated[str | None, Query(max_length=32)] = None,
+    door: Annotated[str | None, Query(max_length=32, description="A door's name")] = None,
     room: Annotated[str | None, Query(max_length=32)] = None,
-    tenant_id: Annotated[str | None, Query(max_length=64)] = None,
+    tenant_id: Annotated[str | None, Query(max_length=36, description="A UUID")] = None,
     card: Annotated[int | None, Query(ge=0, le=2**32 - 1)] = None,
     result: Literal["granted", "denied"] | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=LIMIT_MAX)] = 100,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
 ) -> EntriesOut:
-    """The entry log, newest first; every query is written to the audit log."""
-    for name, moment in (("since", since), ("until", until)):
-        if moment is not None and moment.tzinfo is None:
-            raise invalid("query", name, "needs a UTC offset (RFC 3339)")
-    page = store.query_events(EventQuery(
-        since=since, until=until, types=ENTRY_TYPES, door=door, room=room, tenant_id=tenant_id,
-        card=card, result=result, limit=limit, cursor=cursor,
-    ))  # fmt: skip
-    params = {k: v for k, v in {
-        "since": since.isoformat() if since else None,
-        "until": until.isoformat() if until else None, "door": door, "room": room,
-        "tenant_id": tenant_id, "card": card, "result": result, "limit": limit, "cursor": cursor,
-    }.items() if v is not None}  # fmt: skip
+    """The entry log, newest first; every query is written to the audit log.
+
+    Every filter is checked against its bounds before anything is read (`since` and `until`
+    within 1970..2099 and in that order, a door's name, a tenant's UUID, a cursor a search
+    returned): out of bounds is a 422 naming it, never an empty or wider search.
+    """
+    case = clean_purpose(purpose)
+    query = police_query(since=since, until=until, door=door, room=room, tenant_id=tenant_id,
+                         card=card, result=result, limit=limit, cursor=cursor)  # fmt: skip
+    page = store.query_events(query)
     store.audit(username=user.username, role=user.role, remote=remote_address(request),
-                action="entries.query", purpose=purpose.strip(), params=params,
+                action="entries.query", purpose=case,
+                params={**filter_params(query), "limit": limit},
                 records=len(page.entries))  # fmt: skip
     return EntriesOut(entries=[e.body for e in page.entries], next_cursor=page.next_cursor)
 
@@ -296,13 +301,14 @@ def entry_snapshot(
     user: Police,
     store: StoreDep,
     state: StateDep,
-    purpose: Annotated[str | None, Query(max_length=200)] = None,
+    purpose: Annotated[str | None, Query(max_length=PURPOSE_MAX)] = None,
 ) -> Response:
     """The entry's snapshot, checked against the sha256 its event recorded; audited."""
+    case = clean_purpose(purpose) if purpose else None  # optional, but if given, it says something
     entry = entry_with_snapshot(store, event_id)
     data = snapshot_bytes(state, entry)
     store.audit(username=user.username, role=user.role, remote=remote_address(request),
-                action="snapshot.view", purpose=(purpose or "").strip() or None,
+                action="snapshot.view", purpose=case,
                 params={"event_id": event_id}, records=1 if data else 0)  # fmt: skip
     if data is None:
         raise HTTPException(404, "the snapshot is no longer kept")
@@ -332,10 +338,14 @@ def audit_log(
     request: Request,
     user: Police,
     store: StoreDep,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[AuditOut]:
-    """The audit log, newest first; reading it is audited too."""
+    """The audit log, newest first; reading it is audited too.
+
+    An export is two rows: `export.started` before its first row is sent, then
+    `export.finished` or `export.cut` (`params.start` names the start) with the rows sent.
+    """
     rows = store.audit_page(before=before, limit=limit)
     store.audit(username=user.username, role=user.role, remote=remote_address(request),
                 action="audit.view", purpose=None,

@@ -129,6 +129,47 @@ WORDS: dict[str, tuple[str, str]] = {
     "audit.action": ("操作", "Action"),
     "audit.records": ("条数", "Records"),
     "audit.from": ("来源", "From"),
+    "audit.outcome": ("导出结果", "Export outcome"),
+    "audit.finished": ("已完成", "finished"),
+    "audit.cut": ("已中断（下载未完成）", "cut off (the download ended early)"),
+    "audit.unfinished": ("未完成/中断", "unfinished/interrupted"),
+    "audit.end_of": ("结束导出 #%s", "ends export #%s"),
+    "audit.chain_ok": ("审计链完整", "Hash chain intact"),
+    "audit.chain_broken": ("审计链已被篡改", "Hash chain BROKEN"),
+    # Why a police input was refused, by the field at fault (gateway/web/police_filters.py).
+    "invalid.purpose": (
+        "请填写事由（案件编号）：1 至 200 个字符，须有可见文字，不含控制字符",
+        "Give the purpose (case number): 1 to 200 characters, something visible, no control"
+        " characters",
+    ),
+    "invalid.card": (
+        "卡号须为 0 至 4294967295 之间的数字，最多 10 位",
+        "Card: a number from 0 to 4294967295, at most 10 digits",
+    ),
+    "invalid.room": (
+        "房间号须为 1 至 32 个字符，不含控制字符",
+        "Room: 1 to 32 characters, no control characters",
+    ),
+    "invalid.door": (
+        "门的名称只含小写字母、数字、- 和 _，最多 32 个字符",
+        "Door: a door's name, lower-case letters, digits, - and _, at most 32 characters",
+    ),
+    "invalid.tenant_id": (
+        "住户编号无效（应为本系统的住户编号）",
+        "Tenant: not a tenant id of this gateway (a lower-case UUID)",
+    ),
+    "invalid.since": (
+        "开始时间格式应如 2026-03-01T08:00，且在 1970 至 2099 年之间",
+        "From: a time such as 2026-03-01T08:00, between 1970 and 2099",
+    ),
+    "invalid.until": (
+        "结束时间格式应如 2026-03-01T08:00，在 1970 至 2099 年之间，且晚于开始时间",
+        "Until: a time such as 2026-03-01T08:00, between 1970 and 2099, after From",
+    ),
+    "invalid.result": ("结果只能是准许或拒绝", "Result: granted or denied"),
+    "invalid.limit": ("每页条数须为 1 至 500", "Limit: 1 to 500 per page"),
+    "invalid.cursor": ("翻页位置无效，请重新查询", "Not a page of this search: search again"),
+    "invalid.before": ("审计日志的翻页位置无效", "Not a position in the audit log"),
     "diag.readers": ("读卡器", "Readers"),
     "diag.camera": ("摄像头", "Camera"),
     "diag.uplink": ("上传", "Uplink"),

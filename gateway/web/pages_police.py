@@ -6,18 +6,18 @@ written to the audit log before anything is shown.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, tzinfo
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from gateway.store import SNAPSHOT_TYPES, EventQuery, NotFound, Store
-from gateway.web.api import ENTRY_TYPES
-from gateway.web.csvstream import csv_chunks
+from gateway.store import SNAPSHOT_TYPES, NotFound, Store, ValidationError
+from gateway.store.audit import clean_purpose
+from gateway.web.csvstream import CsvDownload
 from gateway.web.deps import (
     StateDep,
     StoreDep,
@@ -26,50 +26,37 @@ from gateway.web.deps import (
     snapshot_bytes,
     snapshot_intact,
 )
+from gateway.web.i18n import WORDS, word
 from gateway.web.pages import (
     CsrfField,
     InstallerPage,
     PolicePage,
     building_now,
     check_csrf,
+    language,
     render,
 )
+from gateway.web.police_filters import filter_params, form_query
 from gateway.web.sessions import Session
 
 router = APIRouter(include_in_schema=False)
 EXPORT_MAX = 1_000_000
+EXPORT_PAGE = 500
+_SEQ = re.compile(r"[0-9]{1,19}")
 
 
-def _query(q: dict[str, str], limit: int, zone: tzinfo | None) -> EventQuery:
-    def moment(key: str) -> datetime | None:
-        text = q.get(key, "")
-        if not text:
-            return None
-        value = datetime.fromisoformat(text)
-        if value.tzinfo is None:  # the form's local time: the building's
-            value = value.replace(tzinfo=zone) if zone else value.astimezone()
-        return value
-
-    card = q.get("card", "")
-    if card and not (card.isdigit() and int(card) <= 2**32 - 1):
-        raise ValueError(f"card: {card!r} is not a card number")
-    result = q.get("result", "")
-    if result not in ("", "granted", "denied"):
-        raise ValueError(f"result: {result!r} must be granted or denied")
-    return EventQuery(
-        since=moment("since"), until=moment("until"), types=ENTRY_TYPES,
-        door=q.get("door") or None, room=q.get("room") or None,
-        tenant_id=q.get("tenant_id") or None, card=int(card) if card else None,
-        result=result or None,  # type: ignore[arg-type]
-        limit=limit, cursor=q.get("cursor") or None,
-    )  # fmt: skip
-
+def _refusal(request: Request, exc: ValidationError) -> str:
+    """Why an input was refused, in the page's language (`invalid.<field>` in i18n.py)."""
+    key = f"invalid.{exc.field}"
+    return word(key, language(request)) if key in WORDS else str(exc)
 
 
 def _audit(store: Store, user: Session, request: Request, action: str, purpose: str | None,
-           params: dict[str, Any], records: int) -> None:  # fmt: skip
-    store.audit(username=user.username, role=user.role, remote=remote_address(request),
-                action=action, purpose=purpose, params=params, records=records)  # fmt: skip
+           params: dict[str, Any], records: int) -> int:  # fmt: skip
+    """Append the audit row; its seq."""
+    return store.audit(username=user.username, role=user.role, remote=remote_address(request),
+                       action=action, purpose=purpose, params=params,
+                       records=records).seq  # fmt: skip
 
 
 @router.get("/police", response_class=HTMLResponse)
@@ -78,23 +65,24 @@ def police_page(
     user: PolicePage,
     store: StoreDep,
     state: StateDep,
-    purpose: Annotated[str, Query(max_length=200)] = "",
+    purpose: str = "",
     since: str = "", until: str = "", door: str = "", room: str = "", tenant_id: str = "",
     card: str = "", result: str = "", cursor: str = "",
 ) -> Response:  # fmt: skip
     form = {"since": since, "until": until, "door": door, "room": room, "tenant_id": tenant_id,
             "card": card, "result": result, "cursor": cursor}  # fmt: skip
-    if not purpose.strip():
+    if not purpose and not any(form.values()):  # the page opened: not a search
         return render(request, "police.html", user, form=form, purpose="", searched=False)
-    try:
-        page = store.query_events(_query(form, 50, building_now(state).tzinfo))
-    except ValueError as exc:
+    try:  # every input checked before anything is read
+        case = clean_purpose(purpose)
+        query = form_query(form, limit=50, zone=building_now(state).tzinfo)
+    except ValidationError as exc:
         return render(request, "police.html", user, status=422, form=form, purpose=purpose,
-                      searched=False, error=str(exc))  # fmt: skip
-    params = {k: v for k, v in form.items() if v}
-    _audit(store, user, request, "entries.query", purpose.strip(), params, len(page.entries))
+                      searched=False, error=_refusal(request, exc))  # fmt: skip
+    page = store.query_events(query)
+    _audit(store, user, request, "entries.query", case, filter_params(query), len(page.entries))
     names = _names(store, [e.body.get("tenant_id") for e in page.entries])
-    return render(request, "police.html", user, form=form, purpose=purpose, searched=True,
+    return render(request, "police.html", user, form=form, purpose=case, searched=True,
                   entries=[e.body for e in page.entries], names=names,
                   next_cursor=page.next_cursor, snapshot_types=SNAPSHOT_TYPES)  # fmt: skip
 
@@ -109,12 +97,15 @@ def _names(store: Store, tenant_ids: list[Any]) -> dict[str, str]:
 
 @router.get("/police/snapshot/{event_id}")
 def police_snapshot(request: Request, event_id: str, user: PolicePage, store: StoreDep,
-                    state: StateDep, purpose: Annotated[str, Query(max_length=200)] = "",
-                    ) -> Response:  # fmt: skip
+                    state: StateDep, purpose: str = "") -> Response:  # fmt: skip
+    try:  # a purpose is optional here, but when given it must say something
+        case = clean_purpose(purpose) if purpose else None
+    except ValidationError as exc:
+        return render(request, "error.html", user, status=422, error_text=_refusal(request, exc))
     entry = entry_with_snapshot(store, event_id)
     data = snapshot_bytes(state, entry)
-    _audit(store, user, request, "snapshot.view", purpose.strip() or None,
-           {"event_id": event_id}, 1 if data else 0)  # fmt: skip
+    _audit(store, user, request, "snapshot.view", case, {"event_id": event_id},
+           1 if data else 0)  # fmt: skip
     if data is None:
         raise HTTPException(404, "the snapshot is no longer kept")
     if not snapshot_intact(entry, data):
@@ -124,38 +115,40 @@ def police_snapshot(request: Request, event_id: str, user: PolicePage, store: St
 
 @router.get("/police/export.csv")
 def police_export(request: Request, user: PolicePage, store: StoreDep, state: StateDep,
-                  purpose: Annotated[str, Query(min_length=1, max_length=200)],
-                  since: str = "", until: str = "", door: str = "", room: str = "",
-                  tenant_id: str = "", card: str = "", result: str = "",
+                  purpose: str = "", since: str = "", until: str = "", door: str = "",
+                  room: str = "", tenant_id: str = "", card: str = "", result: str = "",
                   ) -> Response:  # fmt: skip
-    """The whole selection as CSV, streamed a page at a time; audited with its row count."""
+    """The whole selection as CSV, streamed a page at a time.
+
+    Audited before the first row leaves (`export.started`, with the query and the purpose), and
+    again when the download ends (`export.finished`, or `export.cut` when the client went away),
+    with the rows sent. A process killed in between leaves the start row, which then reads as
+    unfinished.
+    """
     form = {"since": since, "until": until, "door": door, "room": room, "tenant_id": tenant_id,
             "card": card, "result": result}  # fmt: skip
-    try:  # bad input and store errors answer before the download starts
-        query = _query(form, 500, building_now(state).tzinfo)
-        first = store.query_events(query)
-    except ValueError as exc:
-        return render(request, "error.html", user, status=422, error_text=str(exc))
-    params = {k: v for k, v in form.items() if v}
-    sent = [0]
+    try:  # bad input answers before anything is read, and so before the download starts
+        case = clean_purpose(purpose)
+        query = form_query(form, limit=EXPORT_PAGE, zone=building_now(state).tzinfo)
+    except ValidationError as exc:
+        return render(request, "error.html", user, status=422, error_text=_refusal(request, exc))
+    first = store.query_events(query)  # a store error too answers before the download starts
+    start = _audit(store, user, request, "export.started", case, filter_params(query), 0)
 
     def pages() -> Iterator[list[list[object]]]:
-        page = first
+        page, sent = first, 0
         while True:
-            sent[0] += len(page.entries)
             yield [_export_row(entry.body) for entry in page.entries]
-            if page.next_cursor is None or sent[0] >= EXPORT_MAX:
+            sent += len(page.entries)
+            if page.next_cursor is None or sent >= EXPORT_MAX:
                 return
             page = store.query_events(replace(query, cursor=page.next_cursor))
 
-    def audited() -> Iterator[str]:
-        try:
-            yield from csv_chunks(EXPORT_HEADER, pages())
-        finally:  # also when the download is cut off: what left the building is recorded
-            _audit(store, user, request, "entries.export", purpose.strip(), params, sent[0])
+    def ended(rows: int, finished: bool) -> None:
+        _audit(store, user, request, "export.finished" if finished else "export.cut", None,
+               {"start": start}, rows)  # fmt: skip
 
-    return StreamingResponse(audited(), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": 'attachment; filename="entries.csv"'})
+    return CsvDownload(EXPORT_HEADER, pages(), filename="entries.csv", on_end=ended)
 
 
 EXPORT_HEADER = ("ts", "event_id", "seq", "type", "door", "card", "tenant_id", "room", "reason",
@@ -172,34 +165,45 @@ def _export_row(body: dict[str, Any]) -> list[object]:
 @router.post("/police/hold/{event_id}")
 def hold_snapshot(request: Request, event_id: str, user: PolicePage, store: StoreDep,
                   csrf_token: CsrfField,
-                  purpose: Annotated[str, Form(min_length=1, max_length=200)],
+                  purpose: Annotated[str, Form()] = "",
                   ) -> Response:  # fmt: skip
     """Keep an entry's snapshot past retention for a case (audited)."""
     check_csrf(user, csrf_token)
+    try:
+        case = clean_purpose(purpose)
+    except ValidationError as exc:
+        return render(request, "error.html", user, status=422, error_text=_refusal(request, exc))
     entry_with_snapshot(store, event_id)
-    store.hold_snapshot(event_id, purpose, user.username)
-    _audit(store, user, request, "snapshot.hold", purpose.strip(), {"event_id": event_id}, 1)
-    return RedirectResponse(f"/police?purpose={quote(purpose)}&held={event_id}", status_code=303)
+    store.hold_snapshot(event_id, case, user.username)
+    _audit(store, user, request, "snapshot.hold", case, {"event_id": event_id}, 1)
+    return RedirectResponse(f"/police?purpose={quote(case)}&held={event_id}", status_code=303)
 
 
 @router.post("/police/reveal/{tenant_id}", response_class=HTMLResponse)
 def reveal(request: Request, tenant_id: str, user: PolicePage, store: StoreDep,
            csrf_token: CsrfField,
-           purpose: Annotated[str, Form(min_length=1, max_length=200)]) -> Response:  # fmt: skip
+           purpose: Annotated[str, Form()] = "") -> Response:  # fmt: skip
     """The full ID number of one tenant: a separate action, audited before it is shown."""
     check_csrf(user, csrf_token)
+    try:
+        case = clean_purpose(purpose)
+    except ValidationError as exc:
+        return render(request, "error.html", user, status=422, error_text=_refusal(request, exc))
     tenant = store.get_tenant(tenant_id)
-    _audit(store, user, request, "id_number.reveal", purpose.strip(),
-           {"tenant_id": tenant_id}, 1)  # fmt: skip
+    _audit(store, user, request, "id_number.reveal", case, {"tenant_id": tenant_id}, 1)
     return render(request, "reveal.html", user, tenant=tenant,
-                  id_number=store.reveal_id_number(tenant_id), purpose=purpose)  # fmt: skip
+                  id_number=store.reveal_id_number(tenant_id), purpose=case)  # fmt: skip
 
 
 @router.get("/police/audit", response_class=HTMLResponse)
 def audit_page(request: Request, user: PolicePage, store: StoreDep,
-               before: int | None = None) -> Response:  # fmt: skip
-    rows = store.audit_page(before=before, limit=100)
-    _audit(store, user, request, "audit.view", None, {"before": before}, len(rows))
+               before: str = "") -> Response:  # fmt: skip
+    if before and not (_SEQ.fullmatch(before) and 1 <= int(before) <= 2**63 - 1):
+        return render(request, "error.html", user, status=422,
+                      error_text=word("invalid.before", language(request)))  # fmt: skip
+    start = int(before) if before else None
+    rows = store.audit_page(before=start, limit=100)
+    _audit(store, user, request, "audit.view", None, {"before": start}, len(rows))
     return render(request, "audit.html", user, rows=rows, chain_ok=store.verify_audit().ok)
 
 

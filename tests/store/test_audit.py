@@ -84,3 +84,44 @@ def test_unknown_actions_and_negative_counts_are_refused(store: Store) -> None:
         store.audit(username="x1", role="police", remote=None, action="entries.query",
                     purpose="p", params={}, records=-1)  # fmt: skip
     assert store.audit_page() == []
+
+
+def test_an_export_is_two_rows_and_a_start_without_its_end_reads_unfinished(
+    store: Store,
+) -> None:
+    def start() -> int:
+        return store.audit(username="li.police", role="police", remote=None,
+                           action="export.started", purpose="案件 2026-300",
+                           params={"room": "301"}, records=0).seq  # fmt: skip
+
+    def end(action: str, params: dict[str, object], records: int = 0) -> None:
+        store.audit(username="li.police", role="police", remote=None, action=action,
+                    purpose=None, params=params, records=records)  # fmt: skip
+
+    finished, cut, killed = start(), start(), start()
+    end("export.finished", {"start": finished}, 1200)
+    end("export.cut", {"start": cut}, 500)
+    states = {r.seq: r.export_state for r in store.audit_page() if r.action == "export.started"}
+    assert states == {finished: "finished", cut: "cut", killed: "unfinished"}
+    with pytest.raises(ValidationError, match="ended already"):
+        end("export.finished", {"start": cut}, 1200)
+    add(store, 9)
+    with pytest.raises(ValidationError, match="not the start of an export"):
+        end("export.cut", {"start": killed + 3})  # the entries.query row
+    with pytest.raises(ValidationError, match="names its start"):
+        end("export.cut", {"start": killed, "note": "x"})
+    assert store.verify_audit().ok
+
+
+def test_a_purpose_must_show_something_and_is_stored_trimmed(store: Store) -> None:
+    def query(purpose: str | None) -> None:
+        store.audit(username="li.police", role="police", remote=None, action="entries.query",
+                    purpose=purpose, params={}, records=0)  # fmt: skip
+
+    for blank in (None, "", "  ", "\u200b\u2060", "\u3000\ufeff", "\u3164"):
+        with pytest.raises(ValidationError, match="purpose"):
+            query(blank)
+    with pytest.raises(ValidationError, match="control characters"):
+        query("案件\n2026")
+    query(" \u3000案件 2026-301\u200b ")
+    assert [r.purpose for r in store.audit_page()] == ["案件 2026-301"]

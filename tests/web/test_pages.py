@@ -112,8 +112,10 @@ def test_police_search_is_audited_and_revealing_an_id_number_too(
     assert store.audit_page()[0].action == "id_number.reveal"
     export = client.get("/police/export.csv", params={"purpose": "案件 2026-0099"})
     assert "4242" in export.text
-    assert store.audit_page()[0].action == "entries.export"
-    assert store.audit_page()[0].records == 1
+    finished, started = store.audit_page()[:2]
+    assert (started.action, started.export_state) == ("export.started", "finished")
+    assert (finished.action, finished.params, finished.records) == (
+        "export.finished", {"start": started.seq}, 1)
     assert store.verify_audit().ok
 
 
