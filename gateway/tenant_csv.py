@@ -31,7 +31,7 @@ from gateway.store import (
     normalize_id_number,
     normalize_phone,
 )
-from gateway.store.validation import CARD_NUMBER_MAX, normalize_name, normalize_room
+from gateway.store.validation import normalize_name, normalize_room, parse_card_number
 
 T = TypeVar("T")
 V = TypeVar("V")
@@ -39,7 +39,6 @@ V = TypeVar("V")
 COLUMNS = ("room", "name", "id_number", "phone", "card", "valid_from", "valid_until")
 MAX_FILE_BYTES = 50 * 1024 * 1024
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_DIGITS = re.compile(r"[0-9]+")
 _CARD_SEPARATORS = re.compile(r"[;；]")  # Chinese input methods type the full-width one
 
 
@@ -270,15 +269,9 @@ def _parse_row(
 def _card_numbers(value: str, field: str) -> tuple[int, ...]:
     numbers: list[int] = []
     for piece in _CARD_SEPARATORS.split(value):
-        text = piece.strip()
-        if not text:
+        if not piece.strip():
             continue
-        if not _DIGITS.fullmatch(text):
-            hint = "; Excel rounded it, format the column as text" if "E+" in text.upper() else ""
-            raise ValidationError(field, f"{text!r} is not a decimal card number{hint}")
-        number = int(text)
-        if number > CARD_NUMBER_MAX:
-            raise ValidationError(field, f"{number} is above {CARD_NUMBER_MAX} (32 bits)")
+        number = parse_card_number(piece, field)
         if number in numbers:
             raise ValidationError(field, f"card {number} is listed twice")
         numbers.append(number)
