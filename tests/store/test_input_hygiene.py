@@ -15,6 +15,7 @@ from gateway.store.validation import (
     normalize_phone,
     normalize_room,
 )
+from gateway.tenant_csv import CsvImportError, import_tenants
 
 from .factories import tenant
 from .test_registry_sync import city
@@ -30,6 +31,13 @@ ROOM_FORMULA = (
     " or -1-02 (a spreadsheet would run it as a formula)"
 )
 OTHER_DIGITS = "must be typed with the digits 0-9, not full-width or other digits"
+UTF8_THEN_OTHER = (
+    "is not UTF-8, unlike the lines above (GB18030 text pasted in, or a damaged byte);"
+    " save the whole file again as 'CSV UTF-8'"
+)
+GB18030_THEN_UTF8 = (
+    "is UTF-8, unlike the lines above (GB18030); save the whole file again as 'CSV UTF-8'"
+)
 
 HIDDEN = {
     "right-to-left override": "张\u202e三丰",
@@ -128,3 +136,23 @@ def test_other_digits_in_id_numbers_and_phones_say_why() -> None:
         refused(normalize_id_number, "４４０３０５１９９００１０１１２３４").message == OTHER_DIGITS
     )
     assert refused(normalize_phone, "１３８００１３８０００").message == OTHER_DIGITS
+
+
+def test_a_file_mixing_utf8_and_gb18030_is_refused_at_the_line_it_changes(
+    store: Store, tmp_path: Path
+) -> None:
+    # Rows pasted from a GB18030 file into a UTF-8 one (or the other way round) decode
+    # either way into plausible Chinese: the names would be imported wrong, silently.
+    utf8 = [f"{row(n, name=name)}\n".encode() for n, name in enumerate(["张三", "李四"], 1)]
+    gb = [f"{row(n, name=name)}\n".encode("gb18030") for n, name in [(3, "王五"), (4, "赵六")]]
+    header = f"{HEADER}\n".encode()
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(header + b"".join(utf8 + gb))
+    with pytest.raises(CsvImportError) as caught:
+        import_tenants(store, path)
+    assert [str(e) for e in caught.value.errors] == [f"line 4: file: {UTF8_THEN_OTHER}"]
+    path.write_bytes(header + b"".join(gb + utf8))
+    with pytest.raises(CsvImportError) as caught:
+        import_tenants(store, path)
+    assert [str(e) for e in caught.value.errors] == [f"line 4: file: {GB18030_THEN_UTF8}"]
+    assert store.search_tenants() == []
