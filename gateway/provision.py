@@ -164,7 +164,7 @@ def _building(line: int, record: dict[str, str]) -> Building:
     readers = []
     for part in need("readers").split(";"):
         door, _, address = part.strip().partition(":")
-        if not door or not address.strip().isdigit():
+        if not door or not re.fullmatch(r"[0-9]+", address.strip()):  # isdigit() takes "²"
             raise SheetError(f"line {line}: readers: {part!r} is not door:address, e.g. main:1")
         # The door name becomes a key file's name: only what the config allows for a name.
         if not re.match(NAME_PATTERN, door.strip()):
@@ -174,7 +174,7 @@ def _building(line: int, record: dict[str, str]) -> Building:
     broker = None
     if record.get("broker"):
         host, _, port = record["broker"].rpartition(":")
-        if not host or not port.isdigit():
+        if not host or not re.fullmatch(r"[0-9]+", port):
             raise SheetError(f"line {line}: broker: {record['broker']!r} is not host:port")
         broker = (host, int(port))
     return Building(line, need("building_code"), need("building_name"), need("gateway_id"),

@@ -31,7 +31,7 @@ from gateway.store import (
     normalize_id_number,
     normalize_phone,
 )
-from gateway.store.validation import CARD_NUMBER_MAX, normalize_name, normalize_room
+from gateway.store.validation import normalize_name, normalize_room, parse_card_number
 
 T = TypeVar("T")
 V = TypeVar("V")
@@ -39,7 +39,6 @@ V = TypeVar("V")
 COLUMNS = ("room", "name", "id_number", "phone", "card", "valid_from", "valid_until")
 MAX_FILE_BYTES = 50 * 1024 * 1024
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_DIGITS = re.compile(r"[0-9]+")
 _CARD_SEPARATORS = re.compile(r"[;；]")  # Chinese input methods type the full-width one
 
 
@@ -124,35 +123,81 @@ def _row_error(rows: list[tuple[int, TenantCreate]], problem: Problem) -> RowErr
     return RowError(rows[problem.index][0], error.field or "row", message)
 
 
+# Reasons a file is refused before its rows are read: fixed texts the page translates.
+UTF16 = "is UTF-16 ('Unicode text'); save it as 'CSV UTF-8' or 'CSV'"
+UTF8_DAMAGED = "is UTF-8 with an invalid byte here"
+UTF8_THEN_OTHER = (
+    "is not UTF-8, unlike the lines above (GB18030 text pasted in, or a damaged byte);"
+    " save the whole file again as 'CSV UTF-8'"
+)
+GB18030_THEN_UTF8 = (
+    "is UTF-8, unlike the lines above (GB18030); save the whole file again as 'CSV UTF-8'"
+)
+UNDECODABLE = "is neither UTF-8 nor GB18030 (undecodable bytes here)"
+
+# What a line of this file holds when it is UTF-8: ASCII, Chinese characters and punctuation,
+# full-width forms, Latin letters with accents. GB18030 bytes read as UTF-8 only by chance,
+# and then mostly as other scripts, so a line that fits and holds a Chinese character is UTF-8.
+_UTF8_TEXT = re.compile(
+    r"[\x00-\x7f\u00b7\u00c0-\u024f\u2014-\u2026\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]*"
+)
+_CHINESE = re.compile(r"[\u4e00-\u9fff]")
+
+
 def decode(data: bytes) -> str:
-    """UTF-8 (with or without BOM), else GB18030 as saved by Excel on Chinese Windows."""
+    """UTF-8 (with or without BOM), else GB18030 as saved by Excel on Chinese Windows.
+
+    A file that is not cleanly one of the two is refused, naming the line where it changes:
+    rows pasted from another file would otherwise be read in the wrong encoding, and their
+    names imported as plausible-looking wrong characters.
+    """
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise CsvImportError(
-            [RowError(1, "file", "is UTF-16 ('Unicode text'); save it as 'CSV UTF-8' or 'CSV'")]
-        )
+        raise CsvImportError([RowError(1, "file", UTF16)])
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        utf8_error = exc
-    # A file that is mostly good UTF-8 with a damaged byte would also decode as GB18030, into
-    # plausible-looking garbage names; refuse it rather than import mojibake.
-    if data.startswith(b"\xef\xbb\xbf") or _mostly_utf8(data):
-        line = data[: utf8_error.start].count(b"\n") + 1
-        raise CsvImportError([RowError(line, "file", "is UTF-8 with an invalid byte here")])
+        if data.startswith(b"\xef\xbb\xbf"):
+            raise _refused(data, exc.start, UTF8_DAMAGED) from None
+    first_utf8 = first_other = 0
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if line.isascii():
+            continue
+        if _is_utf8_chinese(line):
+            first_utf8 = first_utf8 or number
+        else:
+            first_other = first_other or number
+        if first_utf8 and first_other:
+            break
+    if first_utf8 and first_utf8 < first_other:
+        line = data.split(b"\n", first_other)[first_other - 1]
+        reason = UTF8_THEN_OTHER if _decodes(line, "gb18030") else UTF8_DAMAGED
+        raise CsvImportError([RowError(first_other, "file", reason)])
+    if first_other and first_other < first_utf8:
+        raise CsvImportError([RowError(first_utf8, "file", GB18030_THEN_UTF8)])
     try:
         return data.decode("gb18030")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise CsvImportError(
-            [RowError(line, "file", "is neither UTF-8 nor GB18030 (undecodable bytes here)")]
-        ) from None
+        raise _refused(data, exc.start, UNDECODABLE) from None
 
 
-def _mostly_utf8(data: bytes) -> bool:
-    text = data.decode("utf-8", errors="replace")
-    bad = text.count("\ufffd")
-    chinese = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
-    return chinese >= 10 * bad
+def _is_utf8_chinese(line: bytes) -> bool:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return bool(_UTF8_TEXT.fullmatch(text) and _CHINESE.search(text))
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _refused(data: bytes, offset: int, reason: str) -> CsvImportError:
+    return CsvImportError([RowError(data[:offset].count(b"\n") + 1, "file", reason)])
 
 
 def parse_tenants(
@@ -270,15 +315,9 @@ def _parse_row(
 def _card_numbers(value: str, field: str) -> tuple[int, ...]:
     numbers: list[int] = []
     for piece in _CARD_SEPARATORS.split(value):
-        text = piece.strip()
-        if not text:
+        if not piece.strip():
             continue
-        if not _DIGITS.fullmatch(text):
-            hint = "; Excel rounded it, format the column as text" if "E+" in text.upper() else ""
-            raise ValidationError(field, f"{text!r} is not a decimal card number{hint}")
-        number = int(text)
-        if number > CARD_NUMBER_MAX:
-            raise ValidationError(field, f"{number} is above {CARD_NUMBER_MAX} (32 bits)")
+        number = parse_card_number(piece, field)
         if number in numbers:
             raise ValidationError(field, f"card {number} is listed twice")
         numbers.append(number)

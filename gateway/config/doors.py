@@ -149,13 +149,16 @@ def read_scbk(path: Path) -> bytes:
 
     The file holds exactly 32 hex characters, optionally followed by a newline.
     """
-    text = read_file(path).decode("ascii", errors="replace")
-    hex_text = text.removesuffix("\n").removesuffix("\r")
+    data = read_file(path)
+    hex_text = data.removesuffix(b"\n").removesuffix(b"\r").decode("latin-1")
     generate = "; make one with `openssl rand -hex 16 > FILE`"
-    bad = next((char for char in hex_text if char not in string.hexdigits), None)
+    # Where, never what: the path may point at the wrong file (/etc/shadow, another key), and
+    # check-config's output ends up in terminals, logs and support tickets.
+    bad = next((n for n, char in enumerate(hex_text, 1) if char not in string.hexdigits), None)
     if bad is not None:
         raise invalid(
-            f"{path} must hold 32 hex characters, but holds {bad!r}, not a hex digit{generate}"
+            f"{path} must hold 32 hex characters, but byte {bad} is not a hex digit"
+            f" (the file is not shown: it holds a secret){generate}"
         )
     if len(hex_text) != 32:
         raise invalid(f"{path} must hold 32 hex characters, but holds {len(hex_text)}{generate}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 import re
+import unicodedata
 from datetime import date
 
 from .errors import ValidationError
@@ -17,6 +18,29 @@ _ID_SHAPE = re.compile(r"[0-9]{17}[0-9X]")
 _MOBILE_SHAPE = re.compile(r"1[0-9]{10}")
 # Excel shows long numbers in scientific notation once a column is not formatted as text.
 _SCIENTIFIC = re.compile(r"[0-9](\.[0-9]+)?[eE]\+?[0-9]+")
+
+# The messages below are fixed texts, so that the page can show them in Chinese
+# (gateway/web/i18n.py looks them up); the value at fault is never part of them.
+OTHER_DIGITS = "must be typed with the digits 0-9, not full-width or other digits"
+INVISIBLE = "contains an invisible or direction-changing character; type it in again"
+NOT_TEXT = "has no visible letter or digit"
+REPLACEMENT = "contains \ufffd, a character lost to a wrong encoding; type it in again"
+NAME_FORMULA = "must not start with =, +, - or @ (a spreadsheet would run it as a formula)"
+ROOM_FORMULA = (
+    "must not start with =, + or @, nor with - unless it is a floor below ground such as -1"
+    " or -1-02 (a spreadsheet would run it as a formula)"
+)
+
+
+def _refuse_other_digits(text: str, field: str) -> None:
+    """Refuse digits a person typed with a full-width or another script's keyboard.
+
+    str.isdigit() and int() take "１２３" (full-width) and "١٢٣" (Arabic-Indic); isdigit also
+    takes the superscript "²", which int() then refuses. A number is stored, compared and
+    shown as 0-9 only, so the person is told rather than have it guessed.
+    """
+    if not text.isascii() and any(char.isnumeric() for char in text):
+        raise ValidationError(field, OTHER_DIGITS)
 
 
 def id_check_char(first17: str) -> str:
@@ -34,6 +58,7 @@ def normalize_id_number(value: str, field: str = "id_number") -> str:
     text = value.strip().upper()
     if _SCIENTIFIC.fullmatch(text):
         raise ValidationError(field, "looks like a number Excel rounded; format the column as text")
+    _refuse_other_digits(text, field)
     if len(text) != 18:
         raise ValidationError(field, f"must be 18 characters, got {len(text)}")
     if not _ID_SHAPE.fullmatch(text):
@@ -59,6 +84,7 @@ def normalize_phone(value: str, field: str = "phone") -> str:
         raise ValidationError(field, "looks like a number Excel rounded; format the column as text")
     if text.startswith("+86"):
         text = text[3:]
+    _refuse_other_digits(text, field)
     if not _MOBILE_SHAPE.fullmatch(text):
         raise ValidationError(field, "must be an 11-digit mainland mobile number starting with 1")
     return text
@@ -88,7 +114,16 @@ def mask_phone(phone: str) -> str:
 
 CARD_NUMBER_MAX = 2**32 - 1
 _PIN_SHAPE = re.compile(r"[0-9]{4,8}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DIGITS = re.compile(r"[0-9]+")
+# What Unicode calls control (Cc: C0, DEL, C1), format (Cf: zero-width spaces and joiners,
+# the bidi embeddings, overrides and isolates, soft hyphen, BOM), surrogate (Cs: a lone
+# "\ud800" that JSON can carry and SQLite cannot store) and line/paragraph separators.
+# "\u202e" makes a name read backwards on the page and in exports; zero-width characters
+# make two names look the same, or a name look empty.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+# Letters and marks Unicode does not class as format characters but that show as nothing:
+# the combining grapheme joiner and the Hangul fillers (the "blank name" of chat apps).
+_BLANKS = frozenset("\u034f\u115f\u1160\u3164\uffa0")
 
 
 def _plain_text(value: str, field: str, max_len: int) -> str:
@@ -97,19 +132,46 @@ def _plain_text(value: str, field: str, max_len: int) -> str:
         raise ValidationError(field, "is required")
     if len(text) > max_len:
         raise ValidationError(field, f"is longer than {max_len} characters")
-    if _CONTROL.search(text):
-        raise ValidationError(field, "contains control characters")
+    if any(unicodedata.category(char) in _INVISIBLE_CATEGORIES or char in _BLANKS for char in text):
+        raise ValidationError(field, INVISIBLE)
+    if "\ufffd" in text:
+        raise ValidationError(field, REPLACEMENT)
+    # Private-use and unassigned code points stay allowed: rare characters of Chinese names
+    # are found there (GB18030's private-use mappings, CJK extensions newer than Python's
+    # Unicode tables).
+    if not any(unicodedata.category(char)[0] in "LN" for char in text):
+        raise ValidationError(field, NOT_TEXT)
     return text
 
 
 def normalize_name(value: str, field: str = "name") -> str:
-    """A person's name: 1-64 characters after trimming, no control characters."""
-    return _plain_text(value, field, 64)
+    """A person's name: 1-64 visible characters after trimming, not the start of a formula.
+
+    No real name starts with =, +, - or @, and names travel on to the city's platform, whose
+    exports this gateway cannot neutralise (its own CSV exports do: gateway/web/csvstream.py).
+    """
+    text = _plain_text(value, field, 64)
+    if text[0] in "=+-@":
+        raise ValidationError(field, NAME_FORMULA)
+    return text
+
+
+# A basement room is written "-1", "-1-02" or "-1层": a leading "-" is allowed when only
+# letters, digits and dashes follow, which cannot make a formula that calls a function or
+# another program (that needs parentheses or "|").
+_BELOW_GROUND = re.compile(r"-\w[\w-]*")
 
 
 def normalize_room(value: str, field: str = "room") -> str:
-    """A room label such as "0301": 1-32 characters after trimming."""
-    return _plain_text(value, field, 32)
+    """A room label such as "0301" or "-1-02": 1-32 visible characters after trimming.
+
+    Like names, rooms may not start a spreadsheet formula (=, + or @); "-" only for a floor
+    below ground.
+    """
+    text = _plain_text(value, field, 32)
+    if text[0] in "=+@" or (text[0] == "-" and not _BELOW_GROUND.fullmatch(text)):
+        raise ValidationError(field, ROOM_FORMULA)
+    return text
 
 
 def check_validity(valid_from: date, valid_until: date) -> None:
@@ -125,8 +187,29 @@ def check_card_number(value: int, field: str = "card") -> int:
     return value
 
 
+def parse_card_number(value: str, field: str = "card") -> int:
+    """Read a card number a person typed (page, CSV import): the digits 0-9, up to 32 bits.
+
+    >>> parse_card_number(" 1234567 ")
+    1234567
+    """
+    text = value.strip()
+    if not text:
+        raise ValidationError(field, "is required")
+    _refuse_other_digits(text, field)
+    if not _DIGITS.fullmatch(text):
+        hint = "; Excel rounded it, format the column as text" if "E+" in text.upper() else ""
+        raise ValidationError(field, f"{text[:20]!r} is not a decimal card number{hint}")
+    # Length first: int() of 4,300 digits or more raises ValueError, not a wrong number.
+    if len(text.lstrip("0")) > len(str(CARD_NUMBER_MAX)) or int(text) > CARD_NUMBER_MAX:
+        shown = text if len(text) <= 20 else text[:17] + "…"
+        raise ValidationError(field, f"{shown} is above {CARD_NUMBER_MAX} (32 bits)")
+    return int(text)
+
+
 def check_pin(value: str, field: str = "pin") -> str:
     """A keypad PIN: 4 to 8 digits."""
+    _refuse_other_digits(value, field)
     if not _PIN_SHAPE.fullmatch(value):
         raise ValidationError(field, "must be 4 to 8 digits")
     return value

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from gateway import tenant_csv
+from gateway.store import validation
+
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")
 
@@ -182,6 +185,61 @@ WORDS: dict[str, tuple[str, str]] = {
     "common.back": ("返回", "Back"),
     "error.forbidden": ("此页面不属于您的角色", "This page is not for your role"),
     "error.csrf": ("表单已过期，请重试", "The form expired; please try again"),
+    # The store's and the CSV import's refusals (English in the API and the CLI), see explain().
+    "invalid.other_digits": (
+        "请用半角数字 0-9 输入，不要用全角数字或其他文字的数字",
+        validation.OTHER_DIGITS,
+    ),
+    "invalid.invisible": (
+        "含有看不见的字符或改变文字方向的字符，请重新输入",
+        validation.INVISIBLE,
+    ),
+    "invalid.not_text": ("没有可见的文字或数字", validation.NOT_TEXT),
+    "invalid.replacement": (
+        "含有乱码字符 \ufffd（编码错误时丢失的字），请重新输入",
+        validation.REPLACEMENT,
+    ),
+    "invalid.name_formula": (
+        "不能以 =、+、- 或 @ 开头（电子表格会把它当作公式执行）",
+        validation.NAME_FORMULA,
+    ),
+    "invalid.room_formula": (
+        "不能以 =、+ 或 @ 开头；以 - 开头只用于地下楼层，如 -1 或 -1-02"
+        "（电子表格会把它当作公式执行）",
+        validation.ROOM_FORMULA,
+    ),
+    "import.file.utf16": (
+        "是 UTF-16 文件（“Unicode 文本”）；请另存为“CSV UTF-8”或“CSV”",
+        tenant_csv.UTF16,
+    ),
+    "import.file.utf8_damaged": ("是 UTF-8 文件，但此处有无效字节", tenant_csv.UTF8_DAMAGED),
+    "import.file.utf8_then_other": (
+        "此行不是 UTF-8 编码，与上面的行不同（混入了 GB18030 文字，或有损坏的字节）；"
+        "请把整个文件重新另存为“CSV UTF-8”",
+        tenant_csv.UTF8_THEN_OTHER,
+    ),
+    "import.file.gb18030_then_utf8": (
+        "此行是 UTF-8 编码，与上面的行（GB18030）不同；请把整个文件重新另存为“CSV UTF-8”",
+        tenant_csv.GB18030_THEN_UTF8,
+    ),
+    "import.file.undecodable": (
+        "既不是 UTF-8 也不是 GB18030（此处有无法识别的字节）",
+        tenant_csv.UNDECODABLE,
+    ),
+}
+
+# The store and the CSV import refuse input in English, with fixed texts; these have words
+# above, found by their English text (the store cannot know the page's language).
+_REFUSALS = ("invalid.", "import.file.")
+MESSAGES = {english: key for key, (_, english) in WORDS.items() if key.startswith(_REFUSALS)}
+# The field a message names, in the page's words.
+FIELDS = {
+    "name": "tenant.name",
+    "room": "tenant.room",
+    "phone": "tenant.phone",
+    "id_number": "tenant.id_number",
+    "card": "card.number",
+    "number": "card.number",
 }
 
 
@@ -191,3 +249,23 @@ def word(key: str, lang: Lang) -> str:
     if pair is None:
         return key
     return pair[0] if lang == "zh" else pair[1]
+
+
+def explain(text: str, lang: Lang) -> str:
+    """A refusal from the store or the CSV import in `lang`, when the table has its words.
+
+    `text` is a message, or "field: message" as `str(ValidationError)` reads; one the table
+    does not know is returned as it is.
+
+    >>> explain("room: " + validation.NOT_TEXT, "zh")
+    '房间：没有可见的文字或数字'
+    """
+    key = MESSAGES.get(text)
+    if key is not None:
+        return word(key, lang)
+    field, colon, message = text.partition(": ")
+    key = MESSAGES.get(message)
+    if not colon or key is None:
+        return text
+    name = word(FIELDS[field], lang) if field in FIELDS else field
+    return f"{name}：{word(key, lang)}" if lang == "zh" else f"{name}: {word(key, lang)}"

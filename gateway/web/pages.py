@@ -29,7 +29,7 @@ from gateway.web.deps import (
     end_session,
     start_session,
 )
-from gateway.web.i18n import LANGS, Lang, word
+from gateway.web.i18n import LANGS, Lang, explain, word
 from gateway.web.sessions import Session
 
 HERE = Path(__file__).parent
@@ -105,6 +105,7 @@ def render(request: Request, name: str, session: Session | None, status: int = 2
     return templates.TemplateResponse(request, name, {
         "lang": lang, "other_lang": "en" if lang == "zh" else "zh",
         "t": lambda key: word(key, lang), "user": session,
+        "explain": lambda text: explain(text, lang),
         "csrf": session.csrf_token if session else "", **context,
     }, status_code=status)  # fmt: skip
 

@@ -24,6 +24,7 @@ from gateway.store import (
     TenantUpdate,
     ValidationError,
 )
+from gateway.store.validation import parse_card_number
 from gateway.tenant_csv import MAX_FILE_BYTES, CsvImportError, import_tenant_data
 from gateway.web.csvstream import csv_chunks
 from gateway.web.deps import StateDep, StoreDep
@@ -257,10 +258,7 @@ def _date(value: str, field: str) -> date:
 
 
 def _card(value: str) -> int:
-    text = value.strip()
-    if not text.isdigit() or len(text) > 10:
-        raise ValidationError("card", "must be the card's number (digits)")
-    return int(text)
+    return parse_card_number(value, "card")  # 0-9 only: isdigit() took "²", then int() failed
 
 
 def _back(tenant_id: str, *, saved: bool = False, error: str = "") -> RedirectResponse:

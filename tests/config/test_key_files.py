@@ -10,6 +10,8 @@ from gateway.config import load_config
 from tests.config.support import MINIMAL, SCBK_HEX, problems, write
 
 HOW = "; make one with `openssl rand -hex 16 > FILE`"
+NOT_HEX = "must hold 32 hex characters, but"
+UNSHOWN = " (the file is not shown: it holds a secret)"
 
 
 def with_key_file(folder: Path, content: str | bytes | None, name: str = "main.scbk") -> Path:
@@ -45,9 +47,9 @@ def test_key_is_kept_out_of_dumps_and_repr(tmp_path: Path) -> None:
         (SCBK_HEX[:31], "must hold 32 hex characters, but holds 31"),
         (SCBK_HEX + "0", "must hold 32 hex characters, but holds 33"),
         ("", "must hold 32 hex characters, but holds 0"),
-        (SCBK_HEX[:31] + "g", "must hold 32 hex characters, but holds 'g', not a hex digit"),
-        (SCBK_HEX + "\n\n", "must hold 32 hex characters, but holds '\\n', not a hex digit"),
-        (" " + SCBK_HEX, "must hold 32 hex characters, but holds ' ', not a hex digit"),
+        (SCBK_HEX[:31] + "g", f"{NOT_HEX} byte 32 is not a hex digit{UNSHOWN}"),
+        (SCBK_HEX + "\n\n", f"{NOT_HEX} byte 33 is not a hex digit{UNSHOWN}"),
+        (" " + SCBK_HEX, f"{NOT_HEX} byte 1 is not a hex digit{UNSHOWN}"),
         ("303132333435363738393a3b3c3d3e3f", "holds OSDP's published default key (SCBK-D)"),
         ("0" * 32, "holds a placeholder key (one byte repeated)"),
     ],
@@ -60,8 +62,8 @@ def test_bad_key_file(tmp_path: Path, content: str, complaint: str) -> None:
 
 def test_binary_key_file(tmp_path: Path) -> None:
     assert problems(with_key_file(tmp_path, bytes(range(0xE0, 0x100)))) == [
-        f"doors.0.scbk_file: {tmp_path}/keys/main.scbk must hold 32 hex characters, but holds"
-        f" '\ufffd', not a hex digit{HOW}"
+        f"doors.0.scbk_file: {tmp_path}/keys/main.scbk must hold 32 hex characters, but byte 1"
+        f" is not a hex digit{UNSHOWN}{HOW}"
     ]
 
 
