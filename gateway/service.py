@@ -451,6 +451,8 @@ class Gateway:
                     "secure_channel": status.secure,
                     "line_errors": sum(status.errors.values()),
                 }
+        if self.uplink is not None:
+            problems += self.uplink.problems()
         # Worth a look, not a restart: the watchdog goes by `problems` only.
         warnings: list[str] = []
         if not self._clock.synced():
