@@ -225,7 +225,7 @@ class Worker:
             "resent": sum(st.resent for st in stats),
             "refused": sum(st.refused for st in stats),
             "acks": sum(st.acks for st in stats),
-            "bad_acks": sum(st.bad_acks for st in stats),
+            "downlink_refused": sum(st.downlink_refused for st in stats),
             "last_errors": sorted({st.last_error for st in stats if st.last_error})[:10],
             "last_seq": {j.gateway: j.last_seq for j in self.journals if j.last_seq},
             "acked": [(a.phase, a.generated, a.acked) for a in self.done],

@@ -22,6 +22,8 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from .payload import PayloadRefused, parse_object
+
 COMMANDS = frozenset({"unlock", "lockdown", "registry.apply"})
 # A registry.apply carries a whole building's tenants: allow a few MiB, refuse more unread.
 MAX_ENVELOPE_BYTES = 8 * 1024 * 1024
@@ -137,13 +139,12 @@ def public_key_text(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
 
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
+    # Bounded: 1,000 nested brackets (1 KB) made json.loads raise RecursionError, which no
+    # caller expected, and the command worker thread died of it.
     try:
-        value = json.loads(data)
-    except (UnicodeDecodeError, ValueError):
-        raise CommandRejected("malformed", f"{what} is not JSON") from None
-    if not isinstance(value, dict):
-        raise CommandRejected("malformed", f"{what} must be a JSON object")
-    return value
+        return parse_object(data, max_bytes=MAX_ENVELOPE_BYTES)
+    except PayloadRefused as refused:
+        raise CommandRejected("malformed", f"{what}: {refused.detail}") from None
 
 
 def _timestamp(value: Any, name: str, counter: int) -> datetime:

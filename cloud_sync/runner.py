@@ -70,8 +70,8 @@ class Runner:
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
-    def alive(self) -> bool:
-        """Whether the thread runs."""
+    def is_alive(self) -> bool:
+        """Whether the thread runs: started, not stopped, and not ended by an exception."""
         return self._thread is not None and self._thread.is_alive()
 
     def call_soon(self, fn: Callable[[], None], session: UplinkSession | None = None) -> None:

@@ -29,6 +29,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from .backoff import Backoff
+from .envelope import MAX_ENVELOPE_BYTES
+from .payload import PayloadRefused, parse_object
 from .topics import Topics
 from .transport import TlsFiles, no_delay, tls_pending
 
@@ -38,6 +40,13 @@ log = logging.getLogger(__name__)
 
 _NO_MATCHING_SUBSCRIBERS = 0x10
 _UNHEARD_RETRY = 5.0  # seconds
+# `{"seq": N}` is under 40 bytes; an ack this large is not one, so it is never parsed.
+MAX_ACK_BYTES = 1024
+# The largest downlink is a command envelope (a registry.apply); the rest is room for the
+# topic and properties. Announced in CONNECT: the broker drops a larger PUBLISH for us instead
+# of delivering it (Mosquitto 2.0.11 logs "Dropping too large outgoing PUBLISH"), so it
+# never reaches paho, which would read it whole into memory first.
+MAX_DOWNLINK_PACKET = MAX_ENVELOPE_BYTES + 64 * 1024
 
 
 class Journal(Protocol):
@@ -109,6 +118,7 @@ class UplinkSettings:
     ack_timeout_cap: float = 1800.0
     backoff_base: float = 1.0
     backoff_cap: float = 120.0
+    max_packet_bytes: int = MAX_DOWNLINK_PACKET  # announced in CONNECT; see the constant
 
     @property
     def topics(self) -> Topics:
@@ -128,8 +138,11 @@ class UplinkStats:
     refused: int = 0  # PUBACKs with a failure reason code (ACL, quota)
     unheard: int = 0  # events the broker accepted with "no matching subscribers" (0x10)
     acks: int = 0
-    bad_acks: int = 0
     commands: int = 0
+    # Downlink messages refused before they could do anything (malformed, oversize, retained,
+    # an ack for a seq not sent on this connection), in all and by reason.
+    downlink_refused: int = 0
+    downlink_refusals: dict[str, int] = field(default_factory=dict)
     snapshots: int = 0
     snapshots_refused: int = 0
     connected_since: float | None = None
@@ -144,7 +157,8 @@ class _Connection:
     client: mqtt.Client
     started: float
     connected: bool = False
-    cursor: int = 0  # highest seq published on this connection
+    cursor: int = 0  # the last seq published, where sending carries on
+    highest: int = 0  # highest seq published on this connection: no ack may go beyond it
     inflight: dict[int, int] = field(default_factory=dict)  # mid → seq (0: status/result)
     floor_sent: int = -1  # the `acked` user property last attached to an event
     snapshot_mid: int | None = None
@@ -309,6 +323,7 @@ class UplinkSession:
         client.on_message = self._on_message
         props = _properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = s.session_expiry
+        props.MaximumPacketSize = s.max_packet_bytes
         self._conn = _Connection(client, now)
         try:
             client.connect(s.host, s.port, keepalive=s.keepalive, clean_start=False,
@@ -437,6 +452,7 @@ class UplinkSession:
                 self._last_ack_progress = now
             conn.inflight[info.mid] = seq
             conn.cursor = seq
+            conn.highest = max(conn.highest, seq)
             self.stats.published += 1
             events += 1
         if events == 0 and not conn.buffer and conn.snapshot_mid is None:
@@ -521,25 +537,44 @@ class UplinkSession:
     # ------------------------------------------------------------------ receiving
 
     def _on_message(self, client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        # Nothing a message holds may raise into paho and on into the runner's loop: that
+        # would end the thread that owns the connection. Every refusal is counted and logged
+        # with its reason, never its content.
         conn = self._conn
         if conn is None or conn.client is not client:
             return
-        if msg.topic == self.topics.ack:
-            self._on_ack(bytes(msg.payload))
-        elif msg.topic == self.topics.cmd:
-            self._on_command(msg)
-        else:
-            log.warning("message on unexpected topic %s ignored", msg.topic)
-
-    def _on_ack(self, payload: bytes) -> None:
         try:
-            data = json.loads(payload)
-            seq = data["seq"] if isinstance(data, dict) and len(data) == 1 else None
-        except (ValueError, KeyError):
-            seq = None
-        if type(seq) is not int or seq < 0:
-            self.stats.bad_acks += 1
-            log.warning("ignoring malformed ack %r", payload[:100])
+            topic = msg.topic
+        except UnicodeDecodeError:
+            self._refuse("a topic that is not UTF-8", "bad_topic", "not subscribed to")
+            return
+        if topic not in (self.topics.ack, self.topics.cmd):
+            self._refuse(topic, "unexpected_topic", "not subscribed to")
+        elif msg.retain:
+            # Only the platform writes here, and never retained: a retained ack would be
+            # delivered again on every reconnect, long after the seqs it names were sent.
+            self._refuse(topic, "retained", "retained message")
+        elif topic == self.topics.ack:
+            self._on_ack(conn, bytes(msg.payload))
+        else:
+            self._on_command(msg)
+
+    def _on_ack(self, conn: _Connection, payload: bytes) -> None:
+        try:
+            data = parse_object(payload, max_bytes=MAX_ACK_BYTES)
+        except PayloadRefused as refused:
+            self._refuse(self.topics.ack, refused.reason, refused.detail)
+            return
+        seq = data.get("seq")
+        if type(seq) is not int or seq < 0 or len(data) != 1:
+            self._refuse(self.topics.ack, "wrong_type", 'not {"seq": non-negative integer}')
+            return
+        if seq > max(conn.highest, self._acked):
+            # The platform acks only what it stored, and after each connect the gateway sends
+            # everything again from its watermark: an ack above what this connection sent is
+            # forged or stale, and taking it would drop events the city may never have stored.
+            self._refuse(self.topics.ack, "ack_ahead",
+                         f"seq {seq} is above {conn.highest}, the highest sent on this connection")
             return
         self.stats.acks += 1
         if seq <= self._acked:
@@ -548,6 +583,12 @@ class UplinkSession:
         self._acked = self.journal.acked_seq()
         self._last_ack_progress = self._clock()
         self._ack_wait = self.settings.ack_timeout
+
+    def _refuse(self, topic: str, reason: str, detail: str) -> None:
+        stats = self.stats
+        stats.downlink_refused += 1
+        stats.downlink_refusals[reason] = stats.downlink_refusals.get(reason, 0) + 1
+        log.warning("refused a message on %s: %s (%s)", topic, reason, detail)
 
     def _on_command(self, msg: mqtt.MQTTMessage) -> None:
         self.stats.commands += 1

@@ -87,6 +87,7 @@ class CommandExecutor:
         self._now = now
         self._queue: queue.SimpleQueue[tuple[bytes, Reply] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self.rejected = 0  # commands refused, for any reason (for health reports)
 
     def start(self) -> None:
         """Start the worker thread."""
@@ -100,8 +101,8 @@ class CommandExecutor:
             self._thread.join(timeout=10)
             self._thread = None
 
-    def alive(self) -> bool:
-        """Whether the worker thread runs."""
+    def is_alive(self) -> bool:
+        """Whether the worker runs: started, not stopped, and not ended by an exception."""
         return self._thread is not None and self._thread.is_alive()
 
     def submit(self, envelope: bytes, reply: Reply) -> None:
@@ -154,6 +155,7 @@ class CommandExecutor:
 
     def _rejected(self, counter: int | None, cmd: str | None, error: str, detail: str,
                   ) -> dict[str, Any]:  # fmt: skip
+        self.rejected += 1
         log.warning("command %s rejected: %s (%s)", counter, error, detail)
         event: dict[str, Any] = {
             "type": "command.rejected", **self._stamp(), "counter": counter, "cmd": cmd,

@@ -127,11 +127,13 @@ class Uplink:
                                      snapshots=self.outbox)  # fmt: skip
         self.runner = Runner(name="uplink")
         self.runner.add(self.session)
+        self._running = False
 
     def start(self) -> None:
         """Start commands and the network thread."""
         self.executor.start()
         self.runner.start()
+        self._running = True
 
     def kick(self) -> None:
         """An event was journaled: send it now (any thread)."""
@@ -139,21 +141,37 @@ class Uplink:
 
     def stop(self) -> None:
         """Say offline, disconnect, stop both threads."""
+        self._running = False
         self.runner.stop()
         self.executor.stop()
 
-    def alive(self) -> bool:
-        """Whether both threads run: a dead one would go unnoticed but for this."""
-        return self.runner.alive() and self.executor.alive()
+    def problems(self) -> list[str]:
+        """What only a restart mends: a thread that ended (an exception it did not expect).
+
+        Nothing else would notice: the door path carries on, /healthz said "ok" and the
+        watchdog was fed while no event went up and no command ran.
+        """
+        if not self._running:
+            return []
+        found = []
+        if not self.runner.is_alive():
+            found.append("uplink thread stopped")
+        if not self.executor.is_alive():
+            found.append("command worker stopped")
+        return found
 
     def health(self) -> dict[str, Any]:
         """Connection state for /healthz: no personal data."""
         stats = self.session.stats
         return {
             "connected": self.session.connected,
+            "threads_alive": not self.problems(),
             "connects": stats.connects,
             "published": stats.published,
             "snapshots": stats.snapshots,
             "refused": stats.refused,
+            "downlink_refused": stats.downlink_refused,
+            "downlink_refusals": dict(stats.downlink_refusals),
+            "commands_rejected": self.executor.rejected,
             "last_error": stats.last_error,
         }

@@ -100,8 +100,10 @@ class UplinkPart:
     def health(self) -> dict[str, Any]:
         problems: list[str] = []
         report = None if self.uplink is None else self.uplink.health()
-        if self.uplink is None or not self.uplink.alive():
+        if self.uplink is None:
             problems.append("uplink stopped")
+        else:
+            problems.extend(self.uplink.problems())
         if self._watch is None or not self._watch.is_alive():
             problems.append("uplink journal watch stopped")
         return {

@@ -51,6 +51,11 @@ def metrics_text(health: dict[str, Any], sessions: int) -> str:
                "counter", [("", float(uplink.get("published", 0)))])  # fmt: skip
         metric("gateway_uplink_snapshots_total", "Snapshots the broker took.", "counter",
                [("", float(uplink.get("snapshots", 0)))])  # fmt: skip
+        metric("gateway_uplink_downlink_refused_total",
+               "Downlink messages refused: malformed, too large, retained, an ack ahead of sends.",
+               "counter", [("", float(uplink.get("downlink_refused", 0)))])  # fmt: skip
+        metric("gateway_uplink_commands_rejected_total", "Commands refused, for any reason.",
+               "counter", [("", float(uplink.get("commands_rejected", 0)))])  # fmt: skip
     camera = health.get("camera")
     if camera is not None:
         metric("gateway_camera_online", "1 while the camera delivers frames.", "gauge",

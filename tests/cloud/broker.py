@@ -48,7 +48,8 @@ def acl_text(prefix: str = PREFIX, platforms: Sequence[str] = (PLATFORM,)) -> st
     `use_username_as_clientid` two processes sharing one would keep taking the session over.
     """
     lines = [
-        "# Gateways: %u is the certificate's common name, i.e. the gateway id.",
+        "# Gateways: %u is the certificate's common name, i.e. the gateway id. A gateway",
+        "# writes only its own up topics and reads only its own ack and cmd.",
         f"pattern write {prefix}/%u/status",
         f"pattern write {prefix}/%u/events",
         f"pattern write {prefix}/%u/snapshots/+",
@@ -57,7 +58,9 @@ def acl_text(prefix: str = PREFIX, platforms: Sequence[str] = (PLATFORM,)) -> st
         f"pattern read {prefix}/%u/cmd",
     ]
     lines += ["", "# The central platform, one user per consumer instance: everything up, acks",
-              "# and commands down."]
+              "# and commands down. Nobody else may write P/ack or P/cmd: a gateway forgets",
+              "# events on the strength of an ack, so a gateway (or anyone) able to ack would",
+              "# make events vanish that the city never stored."]
     for platform in platforms:
         lines += [
             f"user {platform}",

@@ -380,22 +380,27 @@ def drive(session: UplinkSession, until: Callable[[], bool], *, pump: bool,
 def test_events_acknowledged_while_they_wait_in_the_batch_are_not_published(
     broker: Broker,
 ) -> None:
-    """Seen in the backlog test: restarted, the gateway sent a whole batch (500) of events the
-    platform had acknowledged meanwhile, since the batch read from the journal was published
-    to its end whatever the acks said."""
+    """Seen in the backlog test: the gateway sent a whole batch (500) of events the platform
+    had acknowledged meanwhile, since the batch read from the journal was published to its end
+    whatever the acks said. An ack counts only for seqs sent on the same connection, so here
+    the batch is the one read again after an ack timeout."""
     probe = MqttProbe.connect(broker)
     probe.subscribe(EVENTS_TOPIC)
-    journal = ListJournal(1000)
+    journal = ListJournal(400)
+    now = [0.0]
     session = UplinkSession(UplinkSettings(broker.host, broker.port, GW, window=5, batch=500),
-                            journal)
+                            journal, clock=lambda: now[0])  # fmt: skip
     try:
-        # The CONNACK sends the first window (1..5); 6..500 wait in the batch.
         drive(session, lambda: session.connected, pump=True)
-        drive(session, lambda: _count(probe) == 5 and not session.want_write(), pump=False)
+        drive(session, lambda: _count(probe) == 400, pump=True)
+        now[0] += 61  # past the ack timeout: 1..5 go again, 6..400 wait in the batch
+        drive(session, lambda: session.stats.resent > 0, pump=True)
         probe.publish_wait(f"rental/v1/{GW}/ack", b'{"seq": 400}')
         drive(session, lambda: journal.acked == 400 and not session.want_write(), pump=False)
-        drive(session, lambda: _count(probe) >= 10, pump=True)
+        journal.events += [json.dumps({"gateway_id": GW, "seq": n}).encode()
+                           for n in range(401, 406)]  # fmt: skip
+        drive(session, lambda: _count(probe) >= 410, pump=True)
     finally:
         session.close()
         probe.close()
-    assert _seqs(probe)[:10] == [1, 2, 3, 4, 5, 401, 402, 403, 404, 405]
+    assert _seqs(probe)[400:410] == [1, 2, 3, 4, 5, 401, 402, 403, 404, 405]

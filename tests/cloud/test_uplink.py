@@ -199,7 +199,7 @@ def test_malformed_acks_are_ignored(broker: Broker) -> None:
             probe.publish_wait(f"{P}/ack", bad)
         probe.publish_wait(f"{P}/ack", b'{"seq": 2}')
         assert wait_until(lambda: journal.acked_seq() == 2)
-    assert session.stats.bad_acks == 7
+    assert session.stats.downlink_refused == 7
     assert journal.ack_calls == [2]
     probe.close()
 
