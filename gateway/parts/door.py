@@ -292,8 +292,11 @@ class DoorPart:
                 log.warning("reader %d: secure channel failed: %s", address, event.reason)
                 door.on_reader_online(False, reason=f"secure channel failed: {event.reason}")
             elif isinstance(event, PowerChanged):
-                log.warning("reader %d: power %s", address,
-                            "failing" if event.power_failure else "back to normal")
+                log.warning(
+                    "reader %d: power %s",
+                    address,
+                    "failing" if event.power_failure else "back to normal",
+                )
         except Exception:
             # The bus thread must keep polling every reader; the failure is logged with its
             # traceback and shows in the health report through the store's state.

@@ -17,6 +17,7 @@ import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -510,6 +511,7 @@ class Store:
         *,
         check_only: bool = False,
         progress: Progress | None = None,
+        batch: int | None = None,
     ) -> BulkUpsertResult:
         """Add or update many tenants, all or none, holding the write lock only briefly.
 
@@ -520,12 +522,28 @@ class Store:
         record that cannot be applied. `check_only` plans and reports without writing.
         `progress(stage, done, total)` is called now and then ("matching", "sealing",
         "writing"; the last from the writer thread).
+
+        With `batch`, every record is checked first (one bad record still writes nothing),
+        then they are written `batch` at a time, each batch its own transaction: the door
+        part's commits wait for one batch at most, not for the whole file. A crash between
+        batches leaves the first ones written; importing the same records again completes it.
         """
         with self._bulk_lock:  # one at a time: they share the writer's staging tables
-            return upsert.upsert_many(
-                self.ctx, self.reader, self._submit, records, check_only=check_only,
-                progress=progress,
-            )  # fmt: skip
+            upsert_some = partial(upsert.upsert_many, self.ctx, self.reader, self._submit,
+                                  progress=progress)  # fmt: skip
+            if check_only or batch is None or len(records) <= batch:
+                return upsert_some(records, check_only=check_only)
+            upsert_some(records, check_only=True)
+            done = [upsert_some(records[i : i + batch]) for i in range(0, len(records), batch)]
+            return BulkUpsertResult(
+                added=sum(r.added for r in done),
+                updated=sum(r.updated for r in done),
+                cards_added=sum(r.cards_added for r in done),
+                journaled=sum(r.journaled for r in done),
+                lock_seconds=max(r.lock_seconds for r in done),
+                attempts=max(r.attempts for r in done),
+                unchanged=sum(r.unchanged for r in done),
+            )
 
     def update_tenant(self, tenant_id: str, changes: TenantUpdate) -> Tenant:
         """Change some of a tenant's fields."""
