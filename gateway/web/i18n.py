@@ -141,6 +141,13 @@ WORDS: dict[str, tuple[str, str]] = {
     "common.back": ("返回", "Back"),
     "error.forbidden": ("此页面不属于您的角色", "This page is not for your role"),
     "error.csrf": ("表单已过期，请重试", "The form expired; please try again"),
+    # nginx's own answers (gateway/web/edge.py): plain text, both languages at once.
+    "edge.too_large": ("上传的内容太大，未被接收", "What was sent is too large and was refused"),
+    "edge.busy": ("网关正忙，请稍后再试", "The gateway is busy; try again in a moment"),
+    "edge.unavailable": (
+        "网关正在启动或重启，请稍后再试",
+        "The gateway is starting or restarting; try again in a moment",
+    ),
 }
 
 
