@@ -226,6 +226,13 @@ WORDS: dict[str, tuple[str, str]] = {
         "既不是 UTF-8 也不是 GB18030（此处有无法识别的字节）",
         tenant_csv.UNDECODABLE,
     ),
+    # nginx's own answers (gateway/web/edge.py): plain text, both languages at once.
+    "edge.too_large": ("上传的内容太大，未被接收", "What was sent is too large and was refused"),
+    "edge.busy": ("网关正忙，请稍后再试", "The gateway is busy; try again in a moment"),
+    "edge.unavailable": (
+        "网关正在启动或重启，请稍后再试",
+        "The gateway is starting or restarting; try again in a moment",
+    ),
 }
 
 # The store and the CSV import refuse input in English, with fixed texts; these have words

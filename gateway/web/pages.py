@@ -206,6 +206,19 @@ def setup_form(
     return RedirectResponse("/login", status_code=303)
 
 
+@router.get("/auth/upload", status_code=204)
+def may_upload(request: Request, state: StateDep) -> Response:
+    """Whether the caller may send an upload: nginx asks (auth_request, gateway/web/edge.py)
+    before it reads the body. 204 for a building head's live session, 401 without one, 403
+    for another role or a one-time password not yet changed."""
+    found = state.sessions.get(request.cookies.get(COOKIE))
+    if found is None:
+        return Response(status_code=401)
+    if found.role != "building_head" or found.must_change:
+        return Response(status_code=403)
+    return Response(status_code=204)
+
+
 @router.get("/lang/{lang}")
 def switch_language(lang: str, back: str = "/") -> Response:
     target = back if back.startswith("/") and not back.startswith("//") else "/"

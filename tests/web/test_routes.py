@@ -48,6 +48,7 @@ ACCESS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("GET", "/setup"): PUBLIC,
     ("POST", "/setup"): PUBLIC,
     ("GET", "/lang/{lang}"): PUBLIC,
+    ("GET", "/auth/upload"): HEAD,  # nginx's question before an upload's body (edge.py)
     ("GET", "/"): HEAD,
     ("GET", "/tenants"): HEAD,
     ("GET", "/tenants/new"): HEAD,
