@@ -21,7 +21,7 @@ from gateway.config import (
 )
 
 ROLES = ("building_head", "police", "installer")
-PART_NAMES = ("door", "camera", "uplink", "web")
+PART_NAMES = ("door", "camera", "uplink", "web", "edge")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -353,7 +353,7 @@ def _wait_online(gateway: Gateway, timeout: float = 10.0) -> None:
 def _introduce(console: _Console, gateway: Gateway, passwords: dict[str, str],
                tenants: list[DemoTenant], broker: str | None = None) -> None:
     say = console.say
-    url = gateway.web.url if gateway.web else "(web off)"
+    url = gateway.url or "(web off)"
     say(f"模拟楼栋 Simulated building: {BUILDING}  ({GATEWAY_ID})")
     say(f"网页 Web page: {url}    健康 health: {url}/healthz")
     say("一次性密码 One-time passwords:")

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from gateway.camera.capture import Camera
     from gateway.parts.camera import CameraPart
+    from gateway.parts.edge import EdgePart
     from gateway.parts.uplink import UplinkPart
     from gateway.parts.web import WebPart
     from gateway.uplink import Uplink
@@ -46,6 +47,7 @@ class Gateway:
         self.camera_part: CameraPart | None = None
         self.uplink_part: UplinkPart | None = None
         self.web_part: WebPart | None = None
+        self.edge_part: EdgePart | None = None
         if config.camera is not None:
             from gateway.parts.camera import CameraPart
 
@@ -60,6 +62,9 @@ class Gateway:
             self.web_part = WebPart(config, self.runtime)
             # In one process the page reads every part's report live, not from the files.
             self.web_part.part_reports = self._part_reports  # type: ignore[method-assign]
+            from gateway.parts.edge import EdgePart
+
+            self.edge_part = EdgePart(config, self.runtime)
         self.zone = self.door_part.clock.zone  # the building's time zone
         floor_mb = config.camera.min_free_mb if config.camera else DISK_FLOOR_MB
         self.snapshots = SnapshotStore(config.gateway.data_dir, min_free_mb=floor_mb)
@@ -69,7 +74,8 @@ class Gateway:
         self._reported = float("-inf")
 
     def _parts(self) -> list[Any]:
-        parts = [self.door_part, self.camera_part, self.uplink_part, self.web_part]
+        parts = [self.door_part, self.camera_part, self.uplink_part, self.web_part,
+                 self.edge_part]  # fmt: skip
         return [part for part in parts if part is not None]
 
     # Attributes of the parts that tests and the demo reach for.
@@ -94,6 +100,11 @@ class Gateway:
     @property
     def web(self) -> WebServer | None:
         return None if self.web_part is None else self.web_part.web
+
+    @property
+    def url(self) -> str | None:
+        """Where a browser finds the page (through the edge), or None without one."""
+        return None if self.edge_part is None else self.edge_part.url
 
     @property
     def app(self) -> FastAPI | None:

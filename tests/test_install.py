@@ -35,7 +35,7 @@ def test_install_upgrade_remove_and_purge(tmp_path: Path) -> None:
     units = root / "etc" / "systemd" / "system"
     assert (units / "rental-gateway@.service").is_file()
     assert (units / "rental-gateway.target").is_file()
-    for part in ("door", "camera", "uplink", "web"):
+    for part in ("door", "camera", "uplink", "web", "edge"):
         assert (units / f"rental-gateway@{part}.service.d" / "part.conf").is_file()
     assert "rental-gateway:x:" in (root / "etc" / "passwd").read_text()
     assert stat.S_IMODE((root / "etc" / "rental-gateway" / "keys").stat().st_mode) == 0o700

@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "systemd" / "rental-gateway@.service"
 TARGET = ROOT / "systemd" / "rental-gateway.target"
-PARTS = ("door", "camera", "uplink", "web")
+PARTS = ("door", "camera", "uplink", "web", "edge")
 SYSUSERS = ROOT / "systemd" / "rental-gateway.sysusers"
 INSTALLED_EXEC = "/opt/rental-gateway/venv/bin/gateway"
 

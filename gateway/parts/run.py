@@ -30,7 +30,7 @@ from gateway.sdnotify import Notifier
 
 log = logging.getLogger(__name__)
 
-PART_NAMES = ("door", "camera", "uplink", "web")
+PART_NAMES = ("door", "camera", "uplink", "web", "edge")
 TICK_SECONDS = 0.2
 HEALTH_SECONDS = 1.0
 # The units' WatchdogSec: a part failing this long is restarted.
@@ -69,6 +69,10 @@ def make_part(name: str, config: Config, runtime: Runtime) -> Part:
         from gateway.parts.web import WebPart
 
         return WebPart(config, runtime)
+    if name == "edge":
+        from gateway.parts.edge import EdgePart
+
+        return EdgePart(config, runtime)
     raise ValueError(f"no part named {name!r}")
 
 

@@ -37,7 +37,7 @@ def expected_parts(config: Config) -> list[str]:
         parts.append("camera")
     if config.mqtt is not None:
         parts.append("uplink")
-    return [*parts, "web"]
+    return [*parts, "web", "edge"]
 
 
 class WebPart:
@@ -76,22 +76,25 @@ class WebPart:
         self._watcher = JournalWatcher(store, after_seq=store.last_seq())
         for listener in self._pending_listeners:
             self._watcher.add_listener(listener)
-        web = cfg.web
-        self.app = create_app(self, tls=web.tls_cert_file is not None)
+        self.app = create_app(self, tls=cfg.web.tls)
         self._watcher.start()
-        self.web = WebServer(
-            self.app, web.host, web.port,
-            str(web.tls_cert_file) if web.tls_cert_file else None,
-            str(web.tls_key_file) if web.tls_key_file else None,
-        )  # fmt: skip
+        # Only the edge (nginx) talks to this socket; browsers talk to the edge.
+        self.web = WebServer(self.app, unix_socket=self.runtime.web_socket)
         self.web.start()
         if not store.has_users():
             # First start: nobody can log in yet. This code creates the building head's
             # account on the page's /setup (or use `gateway users add`).
             self.setup_code = self.app.state.web.setup_code.issue()
             print(f"gateway: no web user yet. Create the building head's account at"
-                  f" {self.web.url}/setup with the one-time setup code {self.setup_code}"
+                  f" {self.url}/setup with the one-time setup code {self.setup_code}"
                   " (or use `gateway users add`).", flush=True)  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        """Where a browser finds the page: the edge's address."""
+        from gateway.parts.edge import EdgePart
+
+        return EdgePart(self.config, self.runtime).url
 
     def stop(self) -> None:
         if self.web is not None:

@@ -69,8 +69,8 @@ def test_register_enroll_open_and_find_the_entry_with_its_picture(
     site: tuple[Building, Gateway], tmp_path: Path
 ) -> None:
     b, gateway = site
-    assert gateway.web is not None
-    base = gateway.web.url
+    assert gateway.url is not None
+    base = gateway.url
     shots = DOCS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path / "shots"
     shots.mkdir(parents=True, exist_ok=True)
     reader = b.readers["main"]
