@@ -32,7 +32,7 @@ ROOM_FORMULA = (
 )
 
 
-def _refuse_other_digits(text: str, field: str) -> None:
+def refuse_other_digits(text: str, field: str) -> None:
     """Refuse digits a person typed with a full-width or another script's keyboard.
 
     str.isdigit() and int() take "１２３" (full-width) and "١٢٣" (Arabic-Indic); isdigit also
@@ -58,7 +58,7 @@ def normalize_id_number(value: str, field: str = "id_number") -> str:
     text = value.strip().upper()
     if _SCIENTIFIC.fullmatch(text):
         raise ValidationError(field, "looks like a number Excel rounded; format the column as text")
-    _refuse_other_digits(text, field)
+    refuse_other_digits(text, field)
     if len(text) != 18:
         raise ValidationError(field, f"must be 18 characters, got {len(text)}")
     if not _ID_SHAPE.fullmatch(text):
@@ -84,7 +84,7 @@ def normalize_phone(value: str, field: str = "phone") -> str:
         raise ValidationError(field, "looks like a number Excel rounded; format the column as text")
     if text.startswith("+86"):
         text = text[3:]
-    _refuse_other_digits(text, field)
+    refuse_other_digits(text, field)
     if not _MOBILE_SHAPE.fullmatch(text):
         raise ValidationError(field, "must be an 11-digit mainland mobile number starting with 1")
     return text
@@ -196,7 +196,7 @@ def parse_card_number(value: str, field: str = "card") -> int:
     text = value.strip()
     if not text:
         raise ValidationError(field, "is required")
-    _refuse_other_digits(text, field)
+    refuse_other_digits(text, field)
     if not _DIGITS.fullmatch(text):
         hint = "; Excel rounded it, format the column as text" if "E+" in text.upper() else ""
         raise ValidationError(field, f"{text[:20]!r} is not a decimal card number{hint}")
@@ -209,7 +209,7 @@ def parse_card_number(value: str, field: str = "card") -> int:
 
 def check_pin(value: str, field: str = "pin") -> str:
     """A keypad PIN: 4 to 8 digits."""
-    _refuse_other_digits(value, field)
+    refuse_other_digits(value, field)
     if not _PIN_SHAPE.fullmatch(value):
         raise ValidationError(field, "must be 4 to 8 digits")
     return value

@@ -26,7 +26,7 @@ from gateway.web.deps import (
     snapshot_bytes,
     snapshot_intact,
 )
-from gateway.web.i18n import WORDS, word
+from gateway.web.i18n import WORDS, explain, word
 from gateway.web.pages import (
     CsrfField,
     InstallerPage,
@@ -46,9 +46,14 @@ _SEQ = re.compile(r"[0-9]{1,19}")
 
 
 def _refusal(request: Request, exc: ValidationError) -> str:
-    """Why an input was refused, in the page's language (`invalid.<field>` in i18n.py)."""
+    """Why an input was refused, in the page's language: a refusal the store words the same
+    everywhere (i18n.explain), else the filter's own (`invalid.<field>` in i18n.py)."""
+    lang = language(request)
+    explained = explain(str(exc), lang)
+    if explained != str(exc):
+        return explained
     key = f"invalid.{exc.field}"
-    return word(key, language(request)) if key in WORDS else str(exc)
+    return word(key, lang) if key in WORDS else str(exc)
 
 
 def _audit(store: Store, user: Session, request: Request, action: str, purpose: str | None,

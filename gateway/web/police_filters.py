@@ -19,7 +19,7 @@ from typing import Any, Literal, cast
 
 from gateway.config.base import NAME_PATTERN
 from gateway.store import EventQuery, ValidationError
-from gateway.store.validation import CARD_NUMBER_MAX
+from gateway.store.validation import CARD_NUMBER_MAX, refuse_other_digits
 
 ENTRY_TYPES = ("access.granted", "access.denied")
 LIMIT_MAX = 500
@@ -103,6 +103,7 @@ def form_query(form: Mapping[str, str], *, limit: int, zone: tzinfo | None) -> E
         return value
 
     card = text.get("card", "")
+    refuse_other_digits(card, "card")
     if card and not _CARD_TEXT.fullmatch(card):
         raise ValidationError("card", "must be a card number: up to 10 digits")
     return police_query(

