@@ -11,11 +11,13 @@ A route without a login dependency is public (`/healthz`, `/metrics`, `POST /log
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Protocol
@@ -29,6 +31,10 @@ from gateway.web.sessions import LoginThrottle, Session, Sessions, SetupCode
 COOKIE = "session"
 CSRF_HEADER = "X-CSRF-Token"
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Enrollment long polls: a building head has one tenant page open, maybe two; each poll holds
+# a connection (not a thread) for up to 25 s.
+MAX_POLLS_PER_SESSION = 2
+MAX_POLLS = 8
 
 
 class WebGateway(Protocol):
@@ -41,31 +47,91 @@ class WebGateway(Protocol):
 
 
 class UnknownCards:
-    """Cards the readers did not know, newest last: what "present the new card" waits for."""
+    """Cards the readers did not know, newest last: what "present the new card" waits for.
+
+    Fed from the gateway's threads (`on_event`), waited for on the web's event loop
+    (`wait_after`, awaited: a waiting page holds no worker thread).
+    """
 
     def __init__(self) -> None:
         self._seen: deque[tuple[int, int, str]] = deque(maxlen=32)  # (seq, number, door)
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
     def on_event(self, entry: JournalEntry) -> None:
         body = entry.body
         if body.get("type") == "access.denied" and body.get("reason") == "unknown_card":
             number = body.get("credential", {}).get("number")
             if isinstance(number, int):
-                with self._changed:
+                with self._lock:
                     self._seen.append((entry.seq, number, str(body.get("door", ""))))
-                    self._changed.notify_all()
+                    waiters, self._waiters = self._waiters, set()
+                for loop, wake in waiters:
+                    # RuntimeError: that loop has closed, so nobody waits on it any more.
+                    with contextlib.suppress(RuntimeError):
+                        loop.call_soon_threadsafe(wake.set)
 
     def latest_seq(self) -> int:
-        with self._changed:
+        with self._lock:
             return self._seen[-1][0] if self._seen else 0
 
-    def wait_after(self, seq: int, timeout: float) -> tuple[int, int, str] | None:
-        with self._changed:
-            self._changed.wait_for(lambda: bool(self._seen) and self._seen[-1][0] > seq,
-                                   timeout=timeout)  # fmt: skip
-            newer = [item for item in self._seen if item[0] > seq]
-            return newer[0] if newer else None
+    async def wait_after(self, seq: int, timeout: float) -> tuple[int, int, str] | None:
+        """The first card seen after `seq`, waiting up to `timeout` seconds for one."""
+        waiter = (asyncio.get_running_loop(), asyncio.Event())
+        with self._lock:
+            found = self._first_after(seq)
+            if found is not None:
+                return found
+            self._waiters.add(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter[1].wait()
+        except TimeoutError:
+            pass
+        finally:
+            with self._lock:
+                self._waiters.discard(waiter)
+        with self._lock:
+            return self._first_after(seq)
+
+    def _first_after(self, seq: int) -> tuple[int, int, str] | None:
+        return next((item for item in self._seen if item[0] > seq), None)
+
+
+class LongPolls:
+    """Long polls open now, at most `per_session` for one session and `total` in all."""
+
+    def __init__(self, per_session: int = MAX_POLLS_PER_SESSION, total: int = MAX_POLLS) -> None:
+        self.per_session = per_session
+        self.total = total
+        self._open: dict[str, int] = {}  # session (its CSRF token, unique to it): open polls
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def hold(self, session: Session) -> Iterator[str | None]:
+        """None while holding a place; else why there is none (an i18n key) and nothing held.
+
+            with state.long_polls.hold(user) as refused:
+                if refused: return 429
+        """
+        key = session.csrf_token
+        with self._lock:
+            if self._open.get(key, 0) >= self.per_session:
+                refused: str | None = "card.polls_session"
+            elif sum(self._open.values()) >= self.total:
+                refused = "card.polls_total"
+            else:
+                refused = None
+                self._open[key] = self._open.get(key, 0) + 1
+        try:
+            yield refused
+        finally:
+            if refused is None:
+                with self._lock:
+                    if self._open[key] > 1:
+                        self._open[key] -= 1
+                    else:
+                        del self._open[key]
 
 
 @dataclass(slots=True)
@@ -78,6 +144,7 @@ class WebState:
     secure_cookies: bool  # set under TLS
     setup_code: SetupCode = field(default_factory=SetupCode)
     unknown_cards: UnknownCards = field(default_factory=UnknownCards)
+    long_polls: LongPolls = field(default_factory=LongPolls)
 
 
 def web_state(request: Request) -> WebState:

@@ -93,6 +93,14 @@ WORDS: dict[str, tuple[str, str]] = {
     "card.number": ("卡号", "Card number"),
     "card.enroll": ("在门口读卡器刷新卡", "Present the new card at the door reader"),
     "card.waiting": ("等待刷卡…", "Waiting for the card…"),
+    "card.polls_session": (
+        "已有其他页面在等待刷卡，请关闭它们后再试",
+        "Other pages are already waiting for a card; close them and try again",
+    ),
+    "card.polls_total": (
+        "同时等待刷卡的页面太多，请稍后再试",
+        "Too many pages are waiting for a card; try again later",
+    ),
     "card.report_lost": ("挂失", "Report lost"),
     "alarm.kind": ("类型", "Kind"),
     "alarm.raised": ("时间", "Raised"),
