@@ -24,6 +24,7 @@ from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, HTTPException, Request, Response
 
+from gateway import passwords
 from gateway.camera.snapshots import SnapshotStore
 from gateway.store import SNAPSHOT_TYPES, JournalEntry, Role, Store, User
 from gateway.web.sessions import LoginThrottle, Session, Sessions, SetupCode
@@ -178,19 +179,56 @@ def snapshot_intact(entry: JournalEntry, data: bytes) -> bool:
     return bool(hashlib.sha256(data).hexdigest() == entry.body["snapshot"]["sha256"])
 
 
-def check_login(state: WebState, store: Store, username: str,
-                password: str) -> tuple[int, User | None]:  # fmt: skip
-    """(seconds to wait, the user): a wait above 0 while the name is locked out (SPEC 4),
-    else the user when the password is right; failures and successes are counted."""
-    wait = state.throttle.retry_after(username)
+class LoginRefused(Exception):
+    """A password not accepted: `status` for the HTTP answer, `key` for the page's words (i18n),
+    `detail` for the API's JSON, `retry_after` seconds (0: no Retry-After header)."""
+
+    def __init__(self, status: int, key: str, detail: str, retry_after: int = 0) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.key = key
+        self.detail = detail
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after)} if self.retry_after else None
+
+
+def check_password(state: WebState, store: Store, username: str, password: str) -> User:
+    """The user if `password` is theirs, else LoginRefused: locked out (SPEC 4: 429), wrong
+    (401), or too many hashes under way (503). Every check counts towards the lockout, and is
+    reserved before it starts, so parallel attempts check at most 5 passwords between them."""
+    wait = state.throttle.reserve(username)
     if wait:
-        return wait, None
-    user = store.verify_user(username, password)
+        raise LoginRefused(429, "login.locked",
+                           "too many failed logins for this user; try again later", wait)
+    try:
+        user = store.verify_user(username, password)
+    except passwords.HashingBusy:
+        state.throttle.release(username)
+        raise LoginRefused(503, "login.busy", "busy checking other logins; try again in a"
+                           " moment", 1) from None  # fmt: skip
+    except BaseException:
+        state.throttle.release(username)
+        raise
     if user is None:
         state.throttle.failed(username)
-    else:
-        state.throttle.succeeded(username)
-    return 0, user
+        raise LoginRefused(401, "login.failed", "wrong username or password")
+    state.throttle.succeeded(username)
+    return user
+
+
+def log_in(request: Request, response: Response, state: WebState, store: Store, username: str,
+           password: str, *, one_time_ok: bool) -> Session:  # fmt: skip
+    """Check the password and start a session, its cookie set on `response`; else
+    LoginRefused. A one-time password is refused unless `one_time_ok` (the page then asks
+    for a new one)."""
+    user = check_password(state, store, username, password)
+    if user.must_change and not one_time_ok:
+        raise LoginRefused(403, "login.one_time", "this is a one-time password: choose a new"
+                           " one on the page (/password) first")  # fmt: skip
+    return start_session(request, response, state, user)
 
 
 def start_session(request: Request, response: Response, state: WebState, user: User) -> Session:

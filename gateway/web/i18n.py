@@ -32,6 +32,14 @@ WORDS: dict[str, tuple[str, str]] = {
         "失败次数过多，请 15 分钟后再试",
         "Too many failures; try again in 15 minutes",
     ),
+    "login.busy": (
+        "正在处理其他登录，请稍候几秒再试",
+        "Busy checking other logins; try again in a few seconds",
+    ),
+    "login.one_time": (
+        "这是一次性密码，请先在页面上设置新密码",
+        "This is a one-time password: choose a new one on the page first",
+    ),
     "login.setup": (
         "首次使用？输入设置码创建楼长账号",
         "First use? Create the building head's account",
