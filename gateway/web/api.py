@@ -157,7 +157,8 @@ def invalid(where: str, field: str, message: str) -> RequestValidationError:
 @router.post("/login", responses={401: _problem("Bad credentials"),
                                   403: _problem("A one-time password, not changed yet"),
                                   429: _problem("Too many failures for this username"),
-                                  503: _problem("Too many logins being checked at once")})
+                                  503: _problem("Too many logins being checked at once, or"
+                                                " too many sessions open")})  # fmt: skip
 def login(body: LoginIn, request: Request, response: Response, state: StateDep,
           store: StoreDep) -> LoginOut:  # fmt: skip
     """Log in; sets the HttpOnly session cookie."""

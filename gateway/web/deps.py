@@ -27,7 +27,14 @@ from fastapi import Depends, HTTPException, Request, Response
 from gateway import passwords
 from gateway.camera.snapshots import SnapshotStore
 from gateway.store import SNAPSHOT_TYPES, JournalEntry, Role, Store, User
-from gateway.web.sessions import LoginThrottle, Session, Sessions, SetupCode
+from gateway.web.sessions import (
+    LoginThrottle,
+    PasswordChanged,
+    Session,
+    Sessions,
+    SessionsFull,
+    SetupCode,
+)
 
 COOKIE = "session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -224,17 +231,39 @@ def log_in(request: Request, response: Response, state: WebState, store: Store, 
     """Check the password and start a session, its cookie set on `response`; else
     LoginRefused. A one-time password is refused unless `one_time_ok` (the page then asks
     for a new one)."""
+    generation = state.sessions.generation(username)
     user = check_password(state, store, username, password)
     if user.must_change and not one_time_ok:
         raise LoginRefused(403, "login.one_time", "this is a one-time password: choose a new"
                            " one on the page (/password) first")  # fmt: skip
-    return start_session(request, response, state, user)
+    try:
+        return start_session(request, response, state, user, generation)
+    except PasswordChanged:  # changed while we checked: the password given is the old one
+        raise LoginRefused(401, "login.failed", "wrong username or password") from None
+    except SessionsFull:
+        raise LoginRefused(503, "login.full", "too many sessions are open; try again later",
+                           60) from None  # fmt: skip
 
 
-def start_session(request: Request, response: Response, state: WebState, user: User) -> Session:
-    """A session for `user`, its cookie set on `response`."""
+def change_password(request: Request, response: Response, state: WebState, store: Store,
+                    username: str, new: str) -> Session:  # fmt: skip
+    """Replace the user's password and end every session of theirs, the caller's too; the
+    caller goes on in a fresh session (new token and CSRF token) set on `response`.
+
+    A stolen cookie, even a copy of the caller's own, is worthless afterwards. ValidationError
+    for a weak password, HashingBusy, SessionsFull (then the user logs in again).
+    """
+    store.set_password(username, new)
+    state.sessions.revoke_user(username)
+    return start_session(request, response, state, store.get_user(username))
+
+
+def start_session(request: Request, response: Response, state: WebState, user: User,
+                  generation: int | None = None) -> Session:  # fmt: skip
+    """A session for `user`, its cookie set on `response`; see Sessions.create."""
     token, found = state.sessions.create(user.username, user.role, remote_address(request),
-                                         must_change=user.must_change)  # fmt: skip
+                                         must_change=user.must_change,
+                                         generation=generation)  # fmt: skip
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict",
                         secure=state.secure_cookies, path="/")  # fmt: skip
     return found

@@ -36,6 +36,10 @@ WORDS: dict[str, tuple[str, str]] = {
         "正在处理其他登录，请稍候几秒再试",
         "Busy checking other logins; try again in a few seconds",
     ),
+    "login.full": (
+        "当前登录的会话已满，请稍后再试",
+        "Too many sessions are open; try again later",
+    ),
     "login.one_time": (
         "这是一次性密码，请先在页面上设置新密码",
         "This is a one-time password: choose a new one on the page first",

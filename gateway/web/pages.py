@@ -26,12 +26,13 @@ from gateway.web.deps import (
     StateDep,
     StoreDep,
     WebState,
+    change_password,
     check_password,
     end_session,
     log_in,
 )
 from gateway.web.i18n import LANGS, Lang, word
-from gateway.web.sessions import Session
+from gateway.web.sessions import Session, SessionsFull
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -156,7 +157,7 @@ def password_page(request: Request,
 
 
 @router.post("/password")
-def change_password(
+def change_password_form(
     request: Request,
     state: StateDep,
     store: StoreDep,
@@ -166,20 +167,23 @@ def change_password(
     new: Annotated[str, Form(max_length=256)],
     repeat: Annotated[str, Form(max_length=256)],
 ) -> Response:
+    """Every session of the user ends, this one too; the user goes on in a fresh one."""
     check_csrf(session, csrf_token)
     if new != repeat:
         return render(request, "password.html", session, status=422, error="password.differ")
+    response = RedirectResponse(HOME[session.role], status_code=303)
     try:  # the current password counts towards the lockout, as a login does
         check_password(state, store, session.username, current)
-        store.set_password(session.username, new)
+        change_password(request, response, state, store, session.username, new)
     except LoginRefused as refused:
         return render(request, "password.html", session, status=refused.status, error=refused.key)
     except passwords.HashingBusy:
         return render(request, "password.html", session, status=503, error="login.busy")
     except ValidationError as exc:
         return render(request, "password.html", session, status=422, error_text=exc.message)
-    session.must_change = False
-    return RedirectResponse(HOME[session.role], status_code=303)
+    except SessionsFull:  # the password is changed; the new session must wait for a place
+        return RedirectResponse("/login", status_code=303)
+    return response
 
 
 @router.get("/setup")

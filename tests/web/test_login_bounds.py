@@ -1,4 +1,4 @@
-"""What a flood of logins may cost, tried as an attacker would.
+"""What a flood of logins and sessions may cost, tried as an attacker would.
 
 Over real HTTP against the real application served by uvicorn on loopback (`WebServer`), with
 argon2 counted where it runs (`PasswordHasher.hash` and `.verify`, the real ones, wrapped).
@@ -18,9 +18,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from gateway import passwords
+from gateway.web.app import create_app
+from gateway.web.sessions import Sessions
 
 from .building import BuildingGateway
-from .conftest import PASSWORDS
+from .conftest import PASSWORDS, login
 from .flood import at_once, serving, statuses
 
 
@@ -135,6 +137,50 @@ def test_a_busy_login_says_so_in_chinese_on_the_page_and_in_json_on_the_api(
         holder.join()
     # Refused for lack of a hashing thread is not a failed login: nothing was locked out.
     assert client.post("/api/v1/login", json=right).status_code == 200
+
+
+def test_a_thousand_logins_of_one_user_leave_other_users_sessions_alone() -> None:
+    now = [0.0]
+    sessions = Sessions(clock=lambda: now[0])
+    police, _ = sessions.create("police", "police", None)
+    head = []
+    for _ in range(1000):
+        now[0] += 0.1
+        head.append(sessions.create("head", "building_head", None)[0])
+    assert sessions.get(police) is not None
+    alive = [token for token in head if sessions.get(token) is not None]
+    assert alive == head[-sessions.max_per_user :]  # the user's own longest idle went first
+
+
+def test_a_password_change_ends_the_users_other_sessions_and_renews_its_own(
+    gateway: BuildingGateway,
+) -> None:
+    app = create_app(gateway)
+    mine, thief, other = (TestClient(app, base_url="http://127.0.0.1") for _ in range(3))
+    login(thief, "head")
+    login(other, "police")
+    mine.post("/login", data={"username": "head", "password": PASSWORDS["head"][1]})
+    before = mine.cookies["session"]
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', mine.get("/password").text)
+    assert csrf is not None
+    new = "Xin mi-ma 2026 for the door"
+    done = mine.post(
+        "/password",
+        follow_redirects=False,
+        data={
+            "csrf_token": csrf.group(1),
+            "current": PASSWORDS["head"][1],
+            "new": new,
+            "repeat": new,
+        },
+    )
+    assert (done.status_code, done.headers["location"]) == (303, "/")
+    assert thief.get("/api/v1/tenants").status_code == 401
+    assert mine.get("/api/v1/tenants").status_code == 200  # the changer goes on, freshly
+    assert mine.cookies["session"] != before
+    mine.cookies.set("session", before)
+    assert mine.get("/api/v1/tenants").status_code == 401  # a copy of the old cookie is dead
+    assert other.get("/api/v1/alarms").status_code == 200  # other users are left alone
 
 
 def test_the_current_password_on_the_password_page_counts_towards_the_lockout(
