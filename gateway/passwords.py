@@ -4,11 +4,21 @@ Parameters are OWASP's minimum for argon2id (19 MiB, 2 passes, 1 lane). On the P
 keeps a login well under a quarter second while making each guess against a stolen hash cost
 19 MiB of memory; measured figures are in docs/store.md. Hashes made with other parameters
 still verify and are upgraded on the next successful login (`Verification.new_hash`).
+
+Hashing runs on `HASH_WORKERS` threads of its own, with at most `HASH_QUEUE` more waiting;
+past that `HashingBusy` is raised at once. So a burst of logins costs at most
+HASH_WORKERS x 19 MiB of argon2 memory, and only those threads' malloc arenas ever hold it:
+hashed on every web worker thread, 100 parallel logins took the process from 103 to 1,082 MiB,
+770 MiB of it still held afterwards (docs/benchmarks.md, "Logins under a burst").
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -19,6 +29,12 @@ PARALLELISM = 1
 MIN_LENGTH = 10
 # argon2 accepts anything, but a megabyte "password" is a denial-of-service attempt.
 MAX_LENGTH = 256
+# Two hashes at once: half a Pi 4's cores and 38 MiB; a login waits at most about
+# (HASH_QUEUE / HASH_WORKERS + 1) hashes, under half a second on a Pi 4.
+HASH_WORKERS = 2
+HASH_QUEUE = 8
+
+T = TypeVar("T")
 
 _hasher = PasswordHasher(
     time_cost=TIME_COST,
@@ -46,6 +62,45 @@ class WeakPasswordError(ValueError):
     """The password breaks the policy; the message says how."""
 
 
+class HashingBusy(Exception):
+    """Too many password hashes are running or waiting: try again in a moment."""
+
+
+class HashingThreads:
+    """Runs argon2 on `workers` threads of its own, admitting at most `queue` more to wait.
+
+        HASHING.run(lambda: _hasher.hash(password))   # the hash, or HashingBusy at once
+
+    The caller's thread waits for the result. The threads start on first use.
+    """
+
+    def __init__(self, workers: int = HASH_WORKERS, queue: int = HASH_QUEUE) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
+        self._limit = workers + queue
+        self._admitted = 0
+        self._lock = threading.Lock()
+
+    def run(self, work: Callable[[], T]) -> T:
+        with self._lock:
+            if self._admitted >= self._limit:
+                raise HashingBusy
+            self._admitted += 1
+        try:
+            return self._pool.submit(work).result()
+        finally:
+            with self._lock:
+                self._admitted -= 1
+
+    @property
+    def admitted(self) -> int:
+        """Hashes running or waiting now."""
+        with self._lock:
+            return self._admitted
+
+
+HASHING = HashingThreads()
+
+
 @dataclass(frozen=True, slots=True)
 class Verification:
     """Outcome of `verify_password`: `new_hash` is set when the stored hash should be replaced."""
@@ -71,14 +126,22 @@ def check_policy(password: str, username: str | None = None) -> None:
 
 
 def hash_password(password: str) -> str:
-    """Hash a password that passed `check_policy` (an argon2id PHC string)."""
-    return _hasher.hash(password)
+    """Hash a password that passed `check_policy` (an argon2id PHC string); HashingBusy when
+    too many hashes are running or waiting."""
+    return HASHING.run(lambda: _hasher.hash(password))
 
 
 def verify_password(stored_hash: str, password: str) -> Verification:
-    """Check `password` against `stored_hash`; on success, say whether to store a fresh hash."""
+    """Check `password` against `stored_hash`; on success, say whether to store a fresh hash.
+
+    HashingBusy when too many hashes are running or waiting.
+    """
     if len(password) > MAX_LENGTH:
         return Verification(ok=False)
+    return HASHING.run(lambda: _verify(stored_hash, password))
+
+
+def _verify(stored_hash: str, password: str) -> Verification:
     try:
         _hasher.verify(stored_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):

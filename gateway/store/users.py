@@ -1,7 +1,8 @@
 """Web users: username, role, argon2id hash. Hashing happens outside the writer thread.
 
 argon2 costs tens of milliseconds by design; done inside the writer it would hold up door
-events queued behind it, so the store hashes in the caller's thread and writes the result.
+events queued behind it, so the store hashes before it writes (on the hashing threads of
+gateway.passwords, the caller waiting) and writes the result.
 """
 
 from __future__ import annotations

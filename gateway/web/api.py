@@ -25,16 +25,16 @@ from gateway.web.deps import (
     AnyUser,
     BuildingHead,
     HeadOrPolice,
+    LoginRefused,
     Police,
     StateDep,
     StoreDep,
-    check_login,
     end_session,
     entry_with_snapshot,
+    log_in,
     remote_address,
     snapshot_bytes,
     snapshot_intact,
-    start_session,
 )
 from gateway.web.police_filters import LIMIT_MAX, filter_params, police_query
 
@@ -162,21 +162,18 @@ def invalid(where: str, field: str, message: str) -> RequestValidationError:
 
 @router.post("/login", responses={401: _problem("Bad credentials"),
                                   403: _problem("A one-time password, not changed yet"),
-                                  429: _problem("Too many failures for this username")})
+                                  429: _problem("Too many failures for this username"),
+                                  503: _problem("Too many logins being checked at once, or"
+                                                " too many sessions open")})  # fmt: skip
 def login(body: LoginIn, request: Request, response: Response, state: StateDep,
           store: StoreDep) -> LoginOut:  # fmt: skip
     """Log in; sets the HttpOnly session cookie."""
-    wait, user = check_login(state, store, body.username, body.password)
-    if wait:
-        raise HTTPException(429, "too many failed logins for this user; try again later",
-                            headers={"Retry-After": str(wait)})  # fmt: skip
-    if user is None:
-        raise HTTPException(401, "wrong username or password")
-    if user.must_change:
-        raise HTTPException(403, "this is a one-time password: choose a new one on the page"
-                            " (/password) first")  # fmt: skip
-    session = start_session(request, response, state, user)
-    return LoginOut(role=user.role, csrf_token=session.csrf_token)
+    try:
+        session = log_in(request, response, state, store, body.username, body.password,
+                         one_time_ok=False)  # fmt: skip
+    except LoginRefused as refused:
+        raise HTTPException(refused.status, refused.detail, headers=refused.headers) from None
+    return LoginOut(role=session.role, csrf_token=session.csrf_token)
 
 
 @router.post("/logout", status_code=204, responses=_ERRORS)

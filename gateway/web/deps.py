@@ -11,24 +11,38 @@ A route without a login dependency is public (`/healthz`, `/metrics`, `POST /log
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, HTTPException, Request, Response
 
+from gateway import passwords
 from gateway.camera.snapshots import SnapshotStore
 from gateway.store import SNAPSHOT_TYPES, JournalEntry, Role, Store, User
-from gateway.web.sessions import LoginThrottle, Session, Sessions, SetupCode
+from gateway.web.sessions import (
+    LoginThrottle,
+    PasswordChanged,
+    Session,
+    Sessions,
+    SessionsFull,
+    SetupCode,
+)
 
 COOKIE = "session"
 CSRF_HEADER = "X-CSRF-Token"
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Enrollment long polls: a building head has one tenant page open, maybe two; each poll holds
+# a connection (not a thread) for up to 25 s.
+MAX_POLLS_PER_SESSION = 2
+MAX_POLLS = 8
 
 
 class WebGateway(Protocol):
@@ -41,31 +55,91 @@ class WebGateway(Protocol):
 
 
 class UnknownCards:
-    """Cards the readers did not know, newest last: what "present the new card" waits for."""
+    """Cards the readers did not know, newest last: what "present the new card" waits for.
+
+    Fed from the gateway's threads (`on_event`), waited for on the web's event loop
+    (`wait_after`, awaited: a waiting page holds no worker thread).
+    """
 
     def __init__(self) -> None:
         self._seen: deque[tuple[int, int, str]] = deque(maxlen=32)  # (seq, number, door)
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
     def on_event(self, entry: JournalEntry) -> None:
         body = entry.body
         if body.get("type") == "access.denied" and body.get("reason") == "unknown_card":
             number = body.get("credential", {}).get("number")
             if isinstance(number, int):
-                with self._changed:
+                with self._lock:
                     self._seen.append((entry.seq, number, str(body.get("door", ""))))
-                    self._changed.notify_all()
+                    waiters, self._waiters = self._waiters, set()
+                for loop, wake in waiters:
+                    # RuntimeError: that loop has closed, so nobody waits on it any more.
+                    with contextlib.suppress(RuntimeError):
+                        loop.call_soon_threadsafe(wake.set)
 
     def latest_seq(self) -> int:
-        with self._changed:
+        with self._lock:
             return self._seen[-1][0] if self._seen else 0
 
-    def wait_after(self, seq: int, timeout: float) -> tuple[int, int, str] | None:
-        with self._changed:
-            self._changed.wait_for(lambda: bool(self._seen) and self._seen[-1][0] > seq,
-                                   timeout=timeout)  # fmt: skip
-            newer = [item for item in self._seen if item[0] > seq]
-            return newer[0] if newer else None
+    async def wait_after(self, seq: int, timeout: float) -> tuple[int, int, str] | None:
+        """The first card seen after `seq`, waiting up to `timeout` seconds for one."""
+        waiter = (asyncio.get_running_loop(), asyncio.Event())
+        with self._lock:
+            found = self._first_after(seq)
+            if found is not None:
+                return found
+            self._waiters.add(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter[1].wait()
+        except TimeoutError:
+            pass
+        finally:
+            with self._lock:
+                self._waiters.discard(waiter)
+        with self._lock:
+            return self._first_after(seq)
+
+    def _first_after(self, seq: int) -> tuple[int, int, str] | None:
+        return next((item for item in self._seen if item[0] > seq), None)
+
+
+class LongPolls:
+    """Long polls open now, at most `per_session` for one session and `total` in all."""
+
+    def __init__(self, per_session: int = MAX_POLLS_PER_SESSION, total: int = MAX_POLLS) -> None:
+        self.per_session = per_session
+        self.total = total
+        self._open: dict[str, int] = {}  # session (its CSRF token, unique to it): open polls
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def hold(self, session: Session) -> Iterator[str | None]:
+        """None while holding a place; else why there is none (an i18n key) and nothing held.
+
+            with state.long_polls.hold(user) as refused:
+                if refused: return 429
+        """
+        key = session.csrf_token
+        with self._lock:
+            if self._open.get(key, 0) >= self.per_session:
+                refused: str | None = "card.polls_session"
+            elif sum(self._open.values()) >= self.total:
+                refused = "card.polls_total"
+            else:
+                refused = None
+                self._open[key] = self._open.get(key, 0) + 1
+        try:
+            yield refused
+        finally:
+            if refused is None:
+                with self._lock:
+                    if self._open[key] > 1:
+                        self._open[key] -= 1
+                    else:
+                        del self._open[key]
 
 
 @dataclass(slots=True)
@@ -78,6 +152,7 @@ class WebState:
     secure_cookies: bool  # set under TLS
     setup_code: SetupCode = field(default_factory=SetupCode)
     unknown_cards: UnknownCards = field(default_factory=UnknownCards)
+    long_polls: LongPolls = field(default_factory=LongPolls)
 
 
 def web_state(request: Request) -> WebState:
@@ -111,25 +186,84 @@ def snapshot_intact(entry: JournalEntry, data: bytes) -> bool:
     return bool(hashlib.sha256(data).hexdigest() == entry.body["snapshot"]["sha256"])
 
 
-def check_login(state: WebState, store: Store, username: str,
-                password: str) -> tuple[int, User | None]:  # fmt: skip
-    """(seconds to wait, the user): a wait above 0 while the name is locked out (SPEC 4),
-    else the user when the password is right; failures and successes are counted."""
-    wait = state.throttle.retry_after(username)
+class LoginRefused(Exception):
+    """A password not accepted: `status` for the HTTP answer, `key` for the page's words (i18n),
+    `detail` for the API's JSON, `retry_after` seconds (0: no Retry-After header)."""
+
+    def __init__(self, status: int, key: str, detail: str, retry_after: int = 0) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.key = key
+        self.detail = detail
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after)} if self.retry_after else None
+
+
+def check_password(state: WebState, store: Store, username: str, password: str) -> User:
+    """The user if `password` is theirs, else LoginRefused: locked out (SPEC 4: 429), wrong
+    (401), or too many hashes under way (503). Every check counts towards the lockout, and is
+    reserved before it starts, so parallel attempts check at most 5 passwords between them."""
+    wait = state.throttle.reserve(username)
     if wait:
-        return wait, None
-    user = store.verify_user(username, password)
+        raise LoginRefused(429, "login.locked",
+                           "too many failed logins for this user; try again later", wait)
+    try:
+        user = store.verify_user(username, password)
+    except passwords.HashingBusy:
+        state.throttle.release(username)
+        raise LoginRefused(503, "login.busy", "busy checking other logins; try again in a"
+                           " moment", 1) from None  # fmt: skip
+    except BaseException:
+        state.throttle.release(username)
+        raise
     if user is None:
         state.throttle.failed(username)
-    else:
-        state.throttle.succeeded(username)
-    return 0, user
+        raise LoginRefused(401, "login.failed", "wrong username or password")
+    state.throttle.succeeded(username)
+    return user
 
 
-def start_session(request: Request, response: Response, state: WebState, user: User) -> Session:
-    """A session for `user`, its cookie set on `response`."""
+def log_in(request: Request, response: Response, state: WebState, store: Store, username: str,
+           password: str, *, one_time_ok: bool) -> Session:  # fmt: skip
+    """Check the password and start a session, its cookie set on `response`; else
+    LoginRefused. A one-time password is refused unless `one_time_ok` (the page then asks
+    for a new one)."""
+    generation = state.sessions.generation(username)
+    user = check_password(state, store, username, password)
+    if user.must_change and not one_time_ok:
+        raise LoginRefused(403, "login.one_time", "this is a one-time password: choose a new"
+                           " one on the page (/password) first")  # fmt: skip
+    try:
+        return start_session(request, response, state, user, generation)
+    except PasswordChanged:  # changed while we checked: the password given is the old one
+        raise LoginRefused(401, "login.failed", "wrong username or password") from None
+    except SessionsFull:
+        raise LoginRefused(503, "login.full", "too many sessions are open; try again later",
+                           60) from None  # fmt: skip
+
+
+def change_password(request: Request, response: Response, state: WebState, store: Store,
+                    username: str, new: str) -> Session:  # fmt: skip
+    """Replace the user's password and end every session of theirs, the caller's too; the
+    caller goes on in a fresh session (new token and CSRF token) set on `response`.
+
+    A stolen cookie, even a copy of the caller's own, is worthless afterwards. ValidationError
+    for a weak password, HashingBusy, SessionsFull (then the user logs in again).
+    """
+    store.set_password(username, new)
+    state.sessions.revoke_user(username)
+    return start_session(request, response, state, store.get_user(username))
+
+
+def start_session(request: Request, response: Response, state: WebState, user: User,
+                  generation: int | None = None) -> Session:  # fmt: skip
+    """A session for `user`, its cookie set on `response`; see Sessions.create."""
     token, found = state.sessions.create(user.username, user.role, remote_address(request),
-                                         must_change=user.must_change)  # fmt: skip
+                                         must_change=user.must_change,
+                                         generation=generation)  # fmt: skip
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict",
                         secure=state.secure_cookies, path="/")  # fmt: skip
     return found

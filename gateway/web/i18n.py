@@ -35,6 +35,18 @@ WORDS: dict[str, tuple[str, str]] = {
         "失败次数过多，请 15 分钟后再试",
         "Too many failures; try again in 15 minutes",
     ),
+    "login.busy": (
+        "正在处理其他登录，请稍候几秒再试",
+        "Busy checking other logins; try again in a few seconds",
+    ),
+    "login.full": (
+        "当前登录的会话已满，请稍后再试",
+        "Too many sessions are open; try again later",
+    ),
+    "login.one_time": (
+        "这是一次性密码，请先在页面上设置新密码",
+        "This is a one-time password: choose a new one on the page first",
+    ),
     "login.setup": (
         "首次使用？输入设置码创建楼长账号",
         "First use? Create the building head's account",
@@ -96,6 +108,14 @@ WORDS: dict[str, tuple[str, str]] = {
     "card.number": ("卡号", "Card number"),
     "card.enroll": ("在门口读卡器刷新卡", "Present the new card at the door reader"),
     "card.waiting": ("等待刷卡…", "Waiting for the card…"),
+    "card.polls_session": (
+        "已有其他页面在等待刷卡，请关闭它们后再试",
+        "Other pages are already waiting for a card; close them and try again",
+    ),
+    "card.polls_total": (
+        "同时等待刷卡的页面太多，请稍后再试",
+        "Too many pages are waiting for a card; try again later",
+    ),
     "card.report_lost": ("挂失", "Report lost"),
     "alarm.kind": ("类型", "Kind"),
     "alarm.raised": ("时间", "Raised"),

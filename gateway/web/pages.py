@@ -22,15 +22,17 @@ from gateway.store import Conflict, Role, ValidationError
 from gateway.store.users import check_username
 from gateway.web.deps import (
     COOKIE,
+    LoginRefused,
     StateDep,
     StoreDep,
     WebState,
-    check_login,
+    change_password,
+    check_password,
     end_session,
-    start_session,
+    log_in,
 )
 from gateway.web.i18n import LANGS, Lang, explain, word
-from gateway.web.sessions import Session
+from gateway.web.sessions import Session, SessionsFull
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -126,14 +128,16 @@ def login_form(
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=256)],
 ) -> Response:
-    wait, user = check_login(state, store, username, password)
-    if wait or user is None:
-        return render(request, "login.html", None, status=429 if wait else 401,
-                      error="login.locked" if wait else "login.failed",
+    response = RedirectResponse("/", status_code=303)
+    try:
+        session = log_in(request, response, state, store, username, password, one_time_ok=True)
+    except LoginRefused as refused:
+        page = render(request, "login.html", None, status=refused.status, error=refused.key,
                       setup=state.setup_code.active)  # fmt: skip
-    target = "/password" if user.must_change else HOME[user.role]
-    response = RedirectResponse(target, status_code=303)
-    start_session(request, response, state, user)
+        if refused.headers:
+            page.headers.update(refused.headers)
+        return page
+    response.headers["location"] = "/password" if session.must_change else HOME[session.role]
     return response
 
 
@@ -154,8 +158,9 @@ def password_page(request: Request,
 
 
 @router.post("/password")
-def change_password(
+def change_password_form(
     request: Request,
+    state: StateDep,
     store: StoreDep,
     session: Annotated[Session, Depends(page_session)],
     csrf_token: CsrfField,
@@ -163,17 +168,23 @@ def change_password(
     new: Annotated[str, Form(max_length=256)],
     repeat: Annotated[str, Form(max_length=256)],
 ) -> Response:
+    """Every session of the user ends, this one too; the user goes on in a fresh one."""
     check_csrf(session, csrf_token)
     if new != repeat:
         return render(request, "password.html", session, status=422, error="password.differ")
-    if store.verify_user(session.username, current) is None:
-        return render(request, "password.html", session, status=401, error="login.failed")
-    try:
-        store.set_password(session.username, new)
+    response = RedirectResponse(HOME[session.role], status_code=303)
+    try:  # the current password counts towards the lockout, as a login does
+        check_password(state, store, session.username, current)
+        change_password(request, response, state, store, session.username, new)
+    except LoginRefused as refused:
+        return render(request, "password.html", session, status=refused.status, error=refused.key)
+    except passwords.HashingBusy:
+        return render(request, "password.html", session, status=503, error="login.busy")
     except ValidationError as exc:
         return render(request, "password.html", session, status=422, error_text=exc.message)
-    session.must_change = False
-    return RedirectResponse(HOME[session.role], status_code=303)
+    except SessionsFull:  # the password is changed; the new session must wait for a place
+        return RedirectResponse("/login", status_code=303)
+    return response
 
 
 @router.get("/setup")
@@ -203,6 +214,9 @@ def setup_form(
         store.add_user(username, "building_head", password)
     except Conflict as exc:
         return render(request, "setup.html", None, status=409, error_text=str(exc))
+    except passwords.HashingBusy:  # no account made: the code must still work
+        state.setup_code.put_back(code)
+        return render(request, "setup.html", None, status=503, error="login.busy")
     return RedirectResponse("/login", status_code=303)
 
 

@@ -28,7 +28,8 @@ from gateway.store.validation import parse_card_number
 from gateway.tenant_csv import MAX_FILE_BYTES, CsvImportError, import_tenant_data
 from gateway.web.csvstream import csv_chunks
 from gateway.web.deps import StateDep, StoreDep
-from gateway.web.pages import CsrfField, HeadPage, building_now, check_csrf, render
+from gateway.web.i18n import word
+from gateway.web.pages import CsrfField, HeadPage, building_now, check_csrf, language, render
 
 router = APIRouter(include_in_schema=False)
 ENROLL_WAIT_SECONDS = 25.0
@@ -160,9 +161,18 @@ def report_lost(number: int, user: HeadPage, store: StoreDep, csrf_token: CsrfFi
 
 
 @router.get("/cards/next-unknown")
-def next_unknown_card(user: HeadPage, state: StateDep, after: int = 0) -> JSONResponse:
-    """Long poll: the next card a reader did not know, for enrolling it (25 s at most)."""
-    found = state.unknown_cards.wait_after(after, ENROLL_WAIT_SECONDS)
+async def next_unknown_card(request: Request, user: HeadPage, state: StateDep,
+                            after: int = 0) -> JSONResponse:  # fmt: skip
+    """Long poll: the next card a reader did not know, for enrolling it (25 s at most).
+
+    Awaited on the event loop, not on a worker thread, and capped per session and in all
+    (429 past that), so waiting pages never hold up logins or /healthz.
+    """
+    with state.long_polls.hold(user) as refused:
+        if refused:
+            return JSONResponse({"detail": word(refused, language(request))}, status_code=429,
+                                headers={"Retry-After": str(int(ENROLL_WAIT_SECONDS))})
+        found = await state.unknown_cards.wait_after(after, ENROLL_WAIT_SECONDS)
     if found is None:
         return JSONResponse({"number": None, "after": after})
     seq, number, door = found
