@@ -64,6 +64,11 @@ def served(gateway: BuildingGateway) -> Iterator[tuple[str, FastAPI]]:
         yield found
 
 
+# Requests at once: below uvicorn's own limit (server.LIMIT_CONCURRENCY), whose 503 would
+# answer the rest before the app sees them; behind the edge at most 48 arrive at once anyway.
+AT_ONCE = 60
+
+
 def test_parallel_logins_for_one_user_check_at_most_five_passwords(
     served: tuple[str, FastAPI], argon2_calls: Argon2Calls
 ) -> None:
@@ -71,7 +76,7 @@ def test_parallel_logins_for_one_user_check_at_most_five_passwords(
     seen = statuses(
         at_once(
             url,
-            100,
+            AT_ONCE,
             lambda client, i: client.post(
                 "/api/v1/login", json={"username": "head", "password": f"guess number {i}"}
             ),
@@ -79,7 +84,7 @@ def test_parallel_logins_for_one_user_check_at_most_five_passwords(
     )
     assert argon2_calls.calls <= 5, seen
     assert seen[401] == argon2_calls.calls
-    assert seen[429] == 100 - seen[401]
+    assert seen[429] == AT_ONCE - seen[401]
     right = httpx.post(
         f"{url}/api/v1/login", json={"username": "head", "password": PASSWORDS["head"][1]}
     )
@@ -93,7 +98,7 @@ def test_parallel_failed_logins_never_hash_more_than_two_passwords_at_once(
     url, _ = served
     futures = at_once(
         url,
-        100,
+        AT_ONCE,
         lambda client, i: client.post(
             "/api/v1/login", json={"username": f"guess-{i:03d}", "password": "not the password"}
         ),
