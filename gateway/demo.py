@@ -1,9 +1,10 @@
 """`gateway demo`: a whole building without hardware, to try the gateway at a desk.
 
 Two simulated OSDP readers (libosdp peripheral devices) share a pseudo-terminal as their RS-485
-line; the main door's reader uses the secure channel. The gateway runs for real on top: the same
-control panel, store, decisions and journal as on a Raspberry Pi. A person types a card number or
-picks a tenant, the card is presented at the reader, and the terminal shows the decision.
+line; the main door's reader uses the secure channel. The gateway runs for real on top, as on a
+Raspberry Pi: `gateway run`'s parts (door, camera, uplink, web, edge), each a process of its
+own. A person types a card number or picks a tenant, the card is presented at the reader, and
+the terminal shows the decision as the journal records it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ from cloud_sync.envelope import public_key_text
 from firmware_bridge.osdp.simulator import SimulatedBus, SimulatedReader
 from gateway.camera.synthetic import SyntheticCamera
 from gateway.config import Config, load_config
-from gateway.service import Gateway
+from gateway.parts.edge import EdgePart
+from gateway.parts.run import Supervisor
+from gateway.parts.runtime import Runtime
+from gateway.parts.watch import JournalWatcher
 from gateway.store import JournalEntry, Store, TenantCreate
 
 GATEWAY_ID = "gw-demo-0001"
@@ -176,7 +180,7 @@ class _Console:
             self.out.flush()
 
     def on_event(self, entry: JournalEntry) -> None:
-        """Show every event as it is committed (on the gateway's fan-out thread)."""
+        """Show every event as it is committed (on the journal watcher's thread)."""
         self.show(entry)
         if entry.body["type"].startswith("access."):
             self.access.put(entry)
@@ -281,19 +285,24 @@ def run_demo(broker: str | None = None, web_port: int = 8080, out: TextIO = sys.
         config = load_config(_write_config(Path(tmp), bus.port, port, main_key, camera.url,
                                            mqtt))  # fmt: skip
         passwords = _seed(config, tenants, today)
-        gateway = Gateway(config)
-        gateway.add_listener(console.on_event)
-        cleanup.callback(gateway.stop)
+        log = Path(tmp) / "gateway.log"
+        supervisor = Supervisor(config, Path(tmp) / "gateway.toml", log=log)
+        cleanup.callback(supervisor.stop)
+        store = Store.open(config.gateway.data_dir, config.gateway.id)
+        cleanup.callback(store.close)
+        watcher = JournalWatcher(store, after_seq=store.last_seq())
+        watcher.add_listener(console.on_event)
+        cleanup.callback(watcher.stop)
         try:
-            gateway.start()
-            threading.Thread(target=_tick, args=(gateway, stop), daemon=True).start()
-            _introduce(console, gateway, passwords, tenants, broker)
-            _wait_online(gateway)
-            if gateway.store is not None:
-                for tenant in gateway.store.search_tenants(limit=100):
-                    console.names[tenant.id] = tenant.name
+            supervisor.start()
+            watcher.start()
+            threading.Thread(target=_supervise, args=(supervisor, stop), daemon=True).start()
+            _introduce(console, config, passwords, tenants, broker, log)
+            _wait_online(supervisor.runtime, config)
+            for tenant in store.search_tenants(limit=100):
+                console.names[tenant.id] = tenant.name
             if platform is not None:
-                threading.Thread(target=_report_city, args=(console, gateway, platform, stop),
+                threading.Thread(target=_report_city, args=(console, store, platform, stop),
                                  daemon=True).start()  # fmt: skip
             _interact(console, readers, tenants, stop, platform)
         except KeyboardInterrupt:
@@ -320,14 +329,11 @@ keepalive_seconds = 10
 """
 
 
-def _report_city(console: _Console, gateway: Gateway, platform: Platform,
-                 stop: threading.Event) -> None:
+def _report_city(console: _Console, store: Store, platform: Platform,
+                 stop: threading.Event) -> None:  # fmt: skip
     """Say when the city has stored and acknowledged events (every second, on change)."""
     shown = (-1, -1)
     while not stop.wait(1.0):
-        store = gateway.store
-        if store is None:
-            return
         now = (platform.stats.stored, store.acked_seq())
         if now != shown:
             shown = now
@@ -335,33 +341,38 @@ def _report_city(console: _Console, gateway: Gateway, platform: Platform,
                         f" 网关已确认至 acknowledged up to seq {now[1]}")
 
 
-def _tick(gateway: Gateway, stop: threading.Event) -> None:
-    while not stop.wait(0.2):
-        gateway.tick()
+def _supervise(supervisor: Supervisor, stop: threading.Event) -> None:
+    """Restart a part that died, as systemd would (try: kill the web part's pid)."""
+    while not stop.wait(1.0):
+        supervisor.check()
 
 
-def _wait_online(gateway: Gateway, timeout: float = 10.0) -> None:
+def _wait_online(runtime: Runtime, config: Config, timeout: float = 10.0) -> None:
+    """Until every reader answers and the camera delivers frames (or `timeout`)."""
     deadline = time.monotonic() + timeout
-    camera = gateway.camera
     while time.monotonic() < deadline:
-        camera_up = camera is None or camera.health()["online"] is True
-        if camera_up and all(door.online for door in gateway.doors.values()):
+        door = runtime.read_health("door") or {}
+        camera = (runtime.read_health("camera") or {}).get("camera") or {}
+        doors = door.get("doors", {})
+        camera_up = config.camera is None or camera.get("online") is True
+        if camera_up and doors and all(d["reader_online"] for d in doors.values()):
             return
         time.sleep(0.05)
 
 
-def _introduce(console: _Console, gateway: Gateway, passwords: dict[str, str],
-               tenants: list[DemoTenant], broker: str | None = None) -> None:
+def _introduce(console: _Console, config: Config, passwords: dict[str, str],
+               tenants: list[DemoTenant], broker: str | None, log: Path) -> None:  # fmt: skip
     say = console.say
-    url = gateway.url or "(web off)"
+    url = EdgePart(config, Runtime.for_config(config)).url
     say(f"模拟楼栋 Simulated building: {BUILDING}  ({GATEWAY_ID})")
     say(f"网页 Web page: {url}    健康 health: {url}/healthz")
     say("一次性密码 One-time passwords:")
     for role, label in (("building_head", "楼长"), ("police", "民警"), ("installer", "安装员")):
         say(f"  {label:<4} {role:<14} user {role.replace('_', '-'):<14} {passwords[role]}")
     say("门 Doors: main (读卡器 reader 1, 安全通道 secure channel), back (读卡器 reader 2)")
-    if gateway.config.camera is not None:
-        snapshots = gateway.config.gateway.data_dir / "snapshots"
+    say(f"进程 Processes: door, camera, uplink, web, edge (nginx); 日志 their log: {log}")
+    if config.camera is not None:
+        snapshots = config.gateway.data_dir / "snapshots"
         say(f"摄像头 Camera: 合成画面 synthetic scene 1280x720 5 fps; 抓拍 snapshots: {snapshots}")
     say("租户 Tenants:")
     for i, t in enumerate(tenants, 1):

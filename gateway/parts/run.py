@@ -168,12 +168,21 @@ class _Child:
 class Supervisor:
     """Every part of the gateway as a child process of this one."""
 
-    def __init__(self, config: Config, config_path: Path, *, parts: list[str] | None = None,
-                 extra_env: dict[str, str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: Config,
+        config_path: Path,
+        *,
+        parts: list[str] | None = None,
+        extra_env: dict[str, str] | None = None,
+        log: Path | None = None,
+    ) -> None:
+        """`log`: a file for the parts' output (default: this process's stdout and stderr)."""
         from gateway.parts.web import expected_parts
 
         self.config = config
         self.config_path = config_path
+        self._log = log
         self.runtime = Runtime.for_config(config)
         names = parts if parts is not None else expected_parts(config)
         self.children = {name: _Child(name) for name in names}
@@ -209,7 +218,13 @@ class Supervisor:
 
     def _spawn(self, child: _Child) -> None:
         self.runtime.clear_health(child.name)
-        child.process = subprocess.Popen(self.command(child.name), env=self._env)  # noqa: S603
+        out = None if self._log is None else self._log.open("ab")
+        try:
+            child.process = subprocess.Popen(self.command(child.name), env=self._env,  # noqa: S603
+                                             stdout=out, stderr=out)  # fmt: skip
+        finally:
+            if out is not None:
+                out.close()
         child.started = time.monotonic()
         child.unhealthy_since = None
         log.info("part %s started (pid %d)", child.name, child.process.pid)
