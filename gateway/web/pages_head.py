@@ -25,7 +25,12 @@ from gateway.store import (
     ValidationError,
 )
 from gateway.store.validation import parse_card_number
-from gateway.tenant_csv import MAX_FILE_BYTES, CsvImportError, import_tenant_data
+from gateway.tenant_csv import (
+    MAX_FILE_BYTES,
+    WEB_BATCH_ROWS,
+    CsvImportError,
+    import_tenant_data,
+)
 from gateway.web.csvstream import csv_chunks
 from gateway.web.deps import StateDep, StoreDep
 from gateway.web.i18n import word
@@ -232,7 +237,7 @@ def import_csv(request: Request, user: HeadPage, store: StoreDep, csrf_token: Cs
     check_csrf(user, csrf_token)
     data = file.file.read(MAX_FILE_BYTES + 1)
     try:
-        result = import_tenant_data(store, data)
+        result = import_tenant_data(store, data, batch=WEB_BATCH_ROWS)
     except CsvImportError as exc:
         return render(request, "import.html", user, status=422, errors=exc.errors[:500],
                       error_count=len(exc.errors))  # fmt: skip

@@ -63,10 +63,11 @@ def test_a_bad_record_in_the_last_batch_writes_nothing(store: Store) -> None:
     assert store.search_tenants(limit=10) == []
 
 
-def test_a_page_import_is_written_in_batches(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_import_with_batches_passes_them_to_the_store(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from gateway import tenant_csv
 
-    monkeypatch.setattr(tenant_csv, "WEB_BATCH_ROWS", BATCH)
     lines = ["room,name,id_number,phone,card,valid_from,valid_until"]
     for n in range(1, 2 * BATCH + 2):
         t = tenant(n)
@@ -80,7 +81,7 @@ def test_a_page_import_is_written_in_batches(store: Store, monkeypatch: pytest.M
         return original(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(store, "upsert_tenants", spy)
-    result = tenant_csv.import_tenant_data(store, "\n".join(lines).encode())
+    result = tenant_csv.import_tenant_data(store, "\n".join(lines).encode(), batch=BATCH)
     assert result.added == 2 * BATCH + 1
     assert calls == [BATCH]
     assert len(changed_seqs(store)) == 2 * BATCH + 1
