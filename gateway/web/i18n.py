@@ -107,6 +107,10 @@ WORDS: dict[str, tuple[str, str]] = {
     "card.add": ("添加门卡", "Add a card"),
     "card.number": ("卡号", "Card number"),
     "card.enroll": ("在门口读卡器刷新卡", "Present the new card at the door reader"),
+    "card.waiting_busy": (
+        "已有其他页面在等待刷卡，请关闭多余的页面后再试",
+        "Another page is already waiting for a card; close the others and try again",
+    ),
     "card.waiting": ("等待刷卡…", "Waiting for the card…"),
     "card.polls_session": (
         "已有其他页面在等待刷卡，请关闭它们后再试",

@@ -16,6 +16,10 @@
       for (let round = 0; round < 8 && waiting; round++) {
         const response = await fetch("/cards/next-unknown?after=" + after,
                                      { credentials: "same-origin" });
+        if (response.status === 429) {  // too many pages waiting at once (docs/web.md)
+          status.textContent = button.dataset.busy || "…";
+          return;
+        }
         if (!response.ok) break;
         const body = await response.json();
         if (body.number !== null) {
