@@ -124,7 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _provision(args)
     config = _load(config_path)
     if config is None:
-        return 2
+        # Under ExecCondition= an exit of 1-254 skips the unit quietly; a config that does
+        # not load must fail it instead (255), so the installer sees it.
+        return 255 if args.command == "run" and args.configured else 2
     if args.command == "run":
         from gateway.parts.run import run_part, run_supervisor
 

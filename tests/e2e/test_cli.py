@@ -46,6 +46,19 @@ def test_run_refuses_a_broken_config(tmp_path: Path) -> None:
     assert f"{broken}:(toml):" in result.stderr
 
 
+def test_run_tells_systemd_which_parts_the_config_uses(tmp_path: Path) -> None:
+    """ExecCondition= of the units: 0 runs the part, 1 skips it, 255 fails the unit."""
+    with building(tmp_path) as b:
+        for part, expected in (("door", 0), ("web", 0), ("edge", 0), ("uplink", 1),
+                               ("camera", 1)):  # fmt: skip
+            done = gateway("-c", str(b.config_path), "run", "--part", part, "--configured")
+            assert done.returncode == expected, (part, done.stderr)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[gateway\n")
+    # A config that does not load must fail the door's unit, not skip it quietly.
+    assert gateway("-c", str(broken), "run", "--part", "door", "--configured").returncode == 255
+
+
 def test_users_add(tmp_path: Path) -> None:
     with building(tmp_path) as b:
         cfg = str(b.config_path)
