@@ -1,4 +1,4 @@
-"""Every part of the gateway in this one process: for tests, benchmarks and the demo.
+"""Every part of the gateway in this one process: for tests and benchmarks.
 
 `gateway run` runs each part in a process of its own (`gateway.parts.run`), and so do the
 systemd units. Here the same parts run side by side in one process, still meeting only in the
