@@ -85,7 +85,7 @@ def part_health(part: Part) -> dict[str, Any]:
 
 def run_part(name: str, config: Config, *, stop: threading.Event | None = None) -> int:
     """Run one part until SIGTERM or SIGINT (or `stop`); speaks sd_notify when asked."""
-    _end_with_supervisor()
+    _end_with_supervisor(name)
     runtime = Runtime.for_config(config)
     part = make_part(name, config, runtime)
     stop = stop if stop is not None else threading.Event()
@@ -124,12 +124,18 @@ SUPERVISOR_ENV = "GATEWAY_SUPERVISOR_PID"
 _PR_SET_PDEATHSIG = 1
 
 
-def _end_with_supervisor() -> None:
+# Under the supervisor, the parts yield the CPU to the door as their units' Nice= make them
+# (systemd/rental-gateway@PART.service.d); the door's own -5 needs root, the others do not.
+SUPERVISED_NICE = {"door": 0, "uplink": 0, "web": 5, "edge": 5, "camera": 10}
+
+
+def _end_with_supervisor(name: str) -> None:
     """Under `gateway run`, get SIGTERM when the supervisor dies (even by SIGKILL), so no part
-    outlives it holding a serial line or a socket."""
+    outlives it holding a serial line or a socket; and take the part's niceness."""
     supervisor = os.environ.get(SUPERVISOR_ENV)
     if not supervisor:
         return
+    os.nice(SUPERVISED_NICE.get(name, 0))
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
         log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
