@@ -39,10 +39,12 @@ V = TypeVar("V")
 COLUMNS = ("room", "name", "id_number", "phone", "card", "valid_from", "valid_until")
 MAX_FILE_BYTES = 50 * 1024 * 1024
 # A file from the page is written this many rows per transaction once every row is checked:
-# the door part's journal commits wait for one batch's write lock (about 50 ms here), not for
-# the whole file's (about 2.5 s for 100,000 rows). `gateway tenants import` stays one
-# transaction (SPEC 1: all rows or none, even across a power cut): an installer runs it.
-WEB_BATCH_ROWS = 2000
+# the door part's journal commits wait for one batch's write lock, not for the whole file's
+# (about 2.5 s for 100,000 rows on an idle machine here, 49 s under bench/door_isolation's
+# loads). 2,000 rows still held it up to 0.94 s under those loads (the web part, niced,
+# is preempted while it holds the lock); 250 rows keep it near 0.1 s. `gateway tenants
+# import` stays one transaction (SPEC 1: all rows or none, even across a power cut).
+WEB_BATCH_ROWS = 250
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CARD_SEPARATORS = re.compile(r"[;；]")  # Chinese input methods type the full-width one
 
