@@ -243,10 +243,17 @@ def tenant_csv(rows: int, round_number: int) -> bytes:
 
 
 def page_login(client: httpx.Client, username: str, password: str) -> None:
-    """Log in through the page's form (the session cookie stays in `client`)."""
-    response = client.post("/login", data={"username": username, "password": password})
-    if response.status_code != 303:
-        raise RuntimeError(f"login {username}: {response.status_code}")
+    """Log in through the page's form (the session cookie stays in `client`), trying again
+    as a person would while the page says it is busy (503 while the failed-login flood holds
+    every password check; at most a minute)."""
+    for _ in range(120):
+        response = client.post("/login", data={"username": username, "password": password})
+        if response.status_code == 303:
+            return
+        if response.status_code not in (429, 503):
+            break
+        time.sleep(float(response.headers.get("Retry-After", "1")) / 2)
+    raise RuntimeError(f"login {username}: {response.status_code}")
 
 
 def tenant_imports(
