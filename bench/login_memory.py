@@ -32,6 +32,8 @@ from typing import Any
 
 import httpx
 
+from bench.gateway_rss import status_kib
+
 REPO = Path(__file__).resolve().parent.parent
 USER = ("head", "building_head", "Lou-zhang 2026 kai men")
 
@@ -50,16 +52,6 @@ def serve(data_dir: Path) -> None:
         print(server.url, flush=True)
         sys.stdin.read()  # until the parent closes it
         server.stop()
-
-
-def memory_kib(pid: int) -> dict[str, int]:
-    """VmRSS (now) and VmHWM (peak so far) of a process, in KiB."""
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = int(rest.split()[0])
-    return values
 
 
 def burst(url: str, logins: int, round_no: int) -> Counter[int]:
@@ -113,11 +105,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             with httpx.Client(base_url=url) as client:  # warm: imports, one hash, one page
                 client.post("/api/v1/login", json={"username": USER[0], "password": USER[2]})
                 client.get("/healthz")
-            before = memory_kib(child.pid)
+            before = status_kib(child.pid)
             rounds = []
             for round_no in range(args.rounds):
                 statuses = burst(url, args.logins, round_no)
-                now = memory_kib(child.pid)
+                now = status_kib(child.pid)
                 rounds.append(
                     {
                         "statuses": dict(sorted(statuses.items())),
@@ -126,7 +118,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     }
                 )
             time.sleep(args.settle)
-            settled = memory_kib(child.pid)
+            settled = status_kib(child.pid)
             child.stdin.close()
             child.wait(timeout=30)
         finally:
