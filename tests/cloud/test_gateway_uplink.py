@@ -87,6 +87,10 @@ keepalive_seconds = 5
         world.gateway.start()
         try:
             assert wait_until(lambda: all(d.online for d in world.gateway.doors.values()))
+            # The uplink is its own part now, and may connect after the readers are up: a
+            # command sent before it subscribed would be lost. It subscribes, then says
+            # "online", so the city seeing that status means its commands will arrive.
+            assert wait_until(lambda: platform.stats.statuses >= 1)
             yield world
         finally:
             world.gateway.stop()
