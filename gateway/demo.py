@@ -306,6 +306,7 @@ def run_demo(broker: str | None = None, web_port: int = 8080, out: TextIO = sys.
                                  daemon=True).start()  # fmt: skip
             _interact(console, readers, tenants, stop, platform)
         except KeyboardInterrupt:
+            stop.set()
             console.say("\n再见 bye")
     return 0
 

@@ -192,6 +192,10 @@ class Supervisor:
         self.runtime = Runtime.for_config(config)
         names = parts if parts is not None else expected_parts(config)
         self.children = {name: _Child(name) for name in names}
+        # check() (a watch thread) and stop() never interleave, and nothing restarts a part
+        # once stop() began: a part spawned during the stop would outlive its supervisor.
+        self._lock = threading.Lock()
+        self._stopping = False
         self._env = {**os.environ, **(extra_env or {}), SUPERVISOR_ENV: str(os.getpid())}
         # Children must not speak to systemd: this process does.
         for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
@@ -204,6 +208,7 @@ class Supervisor:
 
     def start(self) -> None:
         """Start every part, the door first; return once each reported (or its grace ran out)."""
+        self._stopping = False
         for child in self.children.values():
             self._spawn(child)
             self.wait_ready(child.name, timeout=START_GRACE_S)
@@ -237,6 +242,10 @@ class Supervisor:
 
     def check(self) -> bool:
         """Restart the parts that died or stayed unhealthy; True while every part is healthy."""
+        with self._lock:
+            return False if self._stopping else self._check()
+
+    def _check(self) -> bool:
         now = time.monotonic()
         healthy = True
         for child in self.children.values():
@@ -271,6 +280,11 @@ class Supervisor:
 
     def stop(self) -> None:
         """SIGTERM every part, the web first and the door last; SIGKILL what lingers."""
+        with self._lock:
+            self._stopping = True
+            self._stop()
+
+    def _stop(self) -> None:
         for child in reversed(list(self.children.values())):
             if child.process is not None and child.process.poll() is None:
                 child.process.terminate()

@@ -146,7 +146,8 @@ def test_demo_presents_cards_and_stops_cleanly_on_ctrl_c() -> None:
         proc.stdin.flush()
         assert "unknown_card" in read_until("DENIED")
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(20) == 0, "".join(output)
+        rest, _ = proc.communicate(timeout=20)
+        assert proc.returncode == 0, "".join(output) + rest
     finally:
         if proc.poll() is None:
             proc.kill()
