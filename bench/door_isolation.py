@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import difflib
 import json
 import os
@@ -59,7 +60,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench._common import machine, save
+from bench._common import RESULTS, machine, save
 from bench.gateway_rss import status_kib
 from bench.isolation_report import SWIPE_TIMEOUT_S, Block, Swipe, log_summary, report
 from bench.web import USERS, access_event
@@ -83,9 +84,10 @@ CHUNK = 5000
 HEAD = USERS["head"]
 POLICE = USERS["police"]
 # The units' Nice= (systemd/rental-gateway@*.service.d/part.conf), for --as-units.
-UNIT_NICE = {"door": -5, "uplink": 0, "web": 5, "camera": 10}
+UNIT_NICE = {"door": -5, "uplink": 0, "web": 5, "edge": 5, "camera": 10}
 LOADS = ("slow", "logins", "import", "export")  # processes of bench.isolation_loads
 ALL_LOADS = (*LOADS, "drain", "camera")
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -142,11 +144,15 @@ def renice(pid: int, nice: int) -> None:
                 os.setpriority(os.PRIO_PROCESS, int(tid), nice)
 
 
-def niced(nice: int) -> Callable[[], None]:
-    def lower() -> None:
+def end_with_us(nice: int = 0) -> Callable[[], None]:
+    """For preexec_fn: SIGTERM when the bench dies, even by SIGKILL; then `nice`."""
+
+    def prepare() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         os.nice(nice)
 
-    return lower
+    return prepare
 
 
 class Child:
@@ -158,7 +164,7 @@ class Child:
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
                 args,
-                preexec_fn=niced(nice),
+                preexec_fn=end_with_us(nice),
                 stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                 stdout=subprocess.PIPE if stdout else out,
                 stderr=out,
@@ -393,6 +399,7 @@ class Gateway:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=end_with_us(),
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
 
@@ -430,15 +437,15 @@ class Gateway:
         return bool(((report or {}).get("uplink") or {}).get("connected"))
 
     def apply_units(self) -> None:
-        """With --as-units: each part's Nice= from its systemd drop-in. CPUWeight=, IOWeight=
-        and MemoryMax= need systemd's cgroups; LimitNOFILE= is left out on purpose (the web
-        part would then refuse the slow connections, and the other web loads with them)."""
+        """With --as-units: each part's Nice= from its systemd drop-in (the supervisor sets
+        all of them but the door's -5, which needs root). CPUWeight=, IOWeight=, MemoryMax=
+        and LimitNOFILE= are systemd's and not applied."""
         if not self.as_units:
             return
         for part, pid in self.pids().items():
             if pid is None or self._reniced.get(part) == pid:
                 continue
-            renice(pid, UNIT_NICE[part])
+            renice(pid, UNIT_NICE.get(part, 0))
             self._reniced[part] = pid
 
     def stop(self) -> int | None:
@@ -690,8 +697,11 @@ class Rig:
 # ------------------------------------------------------------------------ the run
 
 
-def run(plan: Plan, folder: Path) -> dict[str, Any]:
-    """The whole benchmark in `folder`; returns the result."""
+def run(
+    plan: Plan, folder: Path, checkpoint: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    """The whole benchmark in `folder`; returns the result, and hands `checkpoint` the result
+    so far (marked incomplete) after each loaded block, so a run cut short still tells."""
     with ExitStack() as stack:
         bus = stack.enter_context(SimulatedBus())
         broker = stack.enter_context(Broker(folder / "broker"))
@@ -770,6 +780,11 @@ def run(plan: Plan, folder: Path) -> dict[str, Any]:
                 )
                 wait_for("the journal's index", store_journal.indexed, 600)
             blocks.append(rig.loaded_block(index, rng))
+            if checkpoint is not None:
+                probe_so_far = probe.stats() if probe is not None else {}
+                check = check_journal(store_journal, first_seq, blocks)
+                so_far = report(asdict(plan), seeded, blocks, probe_so_far, check, None, rig.events)
+                checkpoint({"complete": False, "blocks_done": index + 1, **so_far})
         rig.note("stopping")
         gateway_uplink = (gateway.health() or {}).get("uplink")
         probe_stats = probe.stop(10) if probe is not None else {}
@@ -778,7 +793,7 @@ def run(plan: Plan, folder: Path) -> dict[str, Any]:
         result = report(asdict(plan), seeded, blocks, probe_stats, check, gateway_code, rig.events)
         result["gateway_log_errors"] = log_summary(folder / "gateway.log")
         result["uplink_at_end"] = gateway_uplink
-        return result
+        return {"complete": True, **result}
     raise AssertionError("unreachable")
 
 
@@ -817,47 +832,51 @@ def check_journal(store_journal: Journal, first_seq: int, blocks: list[Block]) -
 
 
 def import_alone(plan: Plan, folder: Path) -> dict[str, Any]:
-    """How long the tenant import holds SQLite's write lock with nothing else running: the
-    store's own `lock_seconds`, for a first import (inserts) and a second (updates), alone and
-    with a door-like writer committing an access event every 250 ms meanwhile (events the
-    import must then seal again for their new seqs, inside the lock)."""
+    """How long a tenant import holds SQLite's write lock with nothing else running: the
+    store's own `lock_seconds` (for batches, the longest batch's), for a first import (inserts)
+    and a second (updates); in one transaction as `gateway tenants import` writes, and in the
+    page's batches; alone and with a door-like writer committing an access event every 250 ms
+    meanwhile (events the import must then seal again for their new seqs, inside the lock)."""
     from bench.isolation_loads import tenant_csv
-    from gateway.tenant_csv import import_tenant_data
+    from gateway.tenant_csv import WEB_BATCH_ROWS, import_tenant_data
 
     rounds: list[dict[str, Any]] = []
-    for door in (False, True):
-        data_dir = folder / f"alone-{int(door)}"
-        with Store.open(data_dir, GATEWAY_ID) as store, Store.open(data_dir, GATEWAY_ID) as other:
-            seed_synthetic_registry(store, tenants=max(plan.cards // 2, 1), cards_per_tenant=2)
-            stop = threading.Event()
+    for batch in (None, WEB_BATCH_ROWS):
+        for door in (False, True):
+            data_dir = folder / f"alone-{batch}-{int(door)}"
+            with Store.open(data_dir, GATEWAY_ID) as store, \
+                    Store.open(data_dir, GATEWAY_ID) as other:  # fmt: skip
+                seed_synthetic_registry(store, tenants=max(plan.cards // 2, 1), cards_per_tenant=2)
+                stop = threading.Event()
 
-            def swipes(store: Store = other, stop: threading.Event = stop) -> None:
-                n = 0
-                while not stop.wait(0.25):
-                    store.append_event({**backlog_event(n), "door": "main"})
-                    n += 1
+                def swipes(store: Store = other, stop: threading.Event = stop) -> None:
+                    n = 0
+                    while not stop.wait(0.25):
+                        store.append_event({**backlog_event(n), "door": "main"})
+                        n += 1
 
-            writer = threading.Thread(target=swipes, daemon=True)
-            if door:
-                writer.start()
-            try:
-                for number in range(2):
-                    csv = tenant_csv(plan.import_rows, number)
-                    started = time.monotonic()
-                    done = import_tenant_data(store, csv)
-                    rounds.append({
-                        "door_event_every_250ms": door,
-                        "rows": plan.import_rows,
-                        "added": done.added,
-                        "updated": done.updated,
-                        "seconds": round(time.monotonic() - started, 1),
-                        "lock_seconds": round(done.lock_seconds, 2),
-                    })  # fmt: skip
-                    print(rounds[-1], flush=True)
-            finally:
-                stop.set()
+                writer = threading.Thread(target=swipes, daemon=True)
                 if door:
-                    writer.join()
+                    writer.start()
+                try:
+                    for number in range(2):
+                        csv = tenant_csv(plan.import_rows, number)
+                        started = time.monotonic()
+                        done = import_tenant_data(store, csv, batch=batch)
+                        rounds.append({
+                            "batch_rows": batch,
+                            "door_event_every_250ms": door,
+                            "rows": plan.import_rows,
+                            "added": done.added,
+                            "updated": done.updated,
+                            "seconds": round(time.monotonic() - started, 1),
+                            "lock_seconds": round(done.lock_seconds, 3),
+                        })  # fmt: skip
+                        print(rounds[-1], flush=True)
+                finally:
+                    stop.set()
+                    if door:
+                        writer.join()
     return {"import_alone": rounds}
 
 
@@ -889,7 +908,7 @@ def main() -> None:
     parser.add_argument(
         "--as-units",
         action="store_true",
-        help="give each part the Nice= of its systemd unit",
+        help="give each part the Nice= of its systemd unit (the door's -5 needs root)",
     )
     parser.add_argument("--no-lock-probe", action="store_true")
     parser.add_argument(
@@ -923,14 +942,21 @@ def main() -> None:
         lock_probe=not args.no_lock_probe,
         loads=tuple(name for name in args.loads.split(",") if name in ALL_LOADS),
     )
+    # SIGTERM unwinds like Ctrl-C, so everything started is stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = machine()
     if args.import_alone:
         with work_folder(args.dir) as folder:
             alone = import_alone(plan, folder)
         save(f"{args.name}_import_alone", {"machine": started, **alone})
         return
+
+    def checkpoint(so_far: dict[str, Any]) -> None:
+        path = RESULTS / f"{args.name}.json"
+        path.write_text(json.dumps({"machine": started, **so_far}, indent=2) + "\n")
+
     with work_folder(args.dir) as folder:
-        result = run(plan, folder)
+        result = run(plan, folder, checkpoint)
     save(
         args.name, {"machine": started, "load_1min_at_end": round(os.getloadavg()[0], 2), **result}
     )

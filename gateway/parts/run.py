@@ -126,7 +126,7 @@ _PR_SET_PDEATHSIG = 1
 
 # Under the supervisor, the parts yield the CPU to the door as their units' Nice= make them
 # (systemd/rental-gateway@PART.service.d); the door's own -5 needs root, the others do not.
-SUPERVISED_NICE = {"door": 0, "uplink": 0, "web": 5, "edge": 5, "camera": 10}
+SUPERVISED_NICE = {"door": -5, "uplink": 0, "web": 5, "edge": 5, "camera": 10}
 
 
 def _end_with_supervisor(name: str) -> None:
@@ -135,7 +135,11 @@ def _end_with_supervisor(name: str) -> None:
     supervisor = os.environ.get(SUPERVISOR_ENV)
     if not supervisor:
         return
-    os.nice(SUPERVISED_NICE.get(name, 0))
+    try:
+        os.nice(SUPERVISED_NICE.get(name, 0))
+    except PermissionError:  # raising a priority needs root (CAP_SYS_NICE): keep our own
+        log.info("part %s keeps niceness %d (not allowed to take %d)", name, os.nice(0),
+                 SUPERVISED_NICE.get(name, 0))  # fmt: skip
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
         log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
