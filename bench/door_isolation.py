@@ -88,6 +88,10 @@ UNIT_NICE = {"door": -5, "uplink": 0, "web": 5, "edge": 5, "camera": 10}
 LOADS = ("slow", "logins", "import", "export")  # processes of bench.isolation_loads
 ALL_LOADS = (*LOADS, "drain", "camera")
 PR_SET_PDEATHSIG = 1
+# The simulated reader runs in this process; on a building's Pi it is a device of its own, so
+# its timing must not suffer from the loads: when allowed (root), this process runs first.
+READER_NICE = -10
+CITY_DIR = "/dev/shm" if Path("/dev/shm").is_dir() else None
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,7 @@ def end_with_us(nice: int = 0) -> Callable[[], None]:
     def prepare() -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        os.nice(nice)
+        os.setpriority(os.PRIO_PROCESS, 0, nice)  # absolute: this process may run at READER_NICE
 
     return prepare
 
@@ -702,9 +706,14 @@ def run(
 ) -> dict[str, Any]:
     """The whole benchmark in `folder`; returns the result, and hands `checkpoint` the result
     so far (marked incomplete) after each loaded block, so a run cut short still tells."""
+    with contextlib.suppress(PermissionError):
+        os.setpriority(os.PRIO_PROCESS, 0, READER_NICE)
     with ExitStack() as stack:
         bus = stack.enter_context(SimulatedBus())
-        broker = stack.enter_context(Broker(folder / "broker"))
+        # Mosquitto and the platform stand for the city's machines: their files go to memory,
+        # so their writes do not queue on this disk ahead of the door's commits.
+        city = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="city-", dir=CITY_DIR)))
+        broker = stack.enter_context(Broker(city / "broker"))
         assert broker.process is not None
         renice(broker.process.pid, plan.load_nice)
         proxy = Child(
@@ -724,7 +733,7 @@ def run(
         )
         stack.callback(proxy.stop)
         proxy_port = int(proxy.line())
-        platform_db = folder / "platform.db"
+        platform_db = city / "platform.db"
         platform = Child(
             [
                 sys.executable,

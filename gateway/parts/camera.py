@@ -19,7 +19,7 @@ from gateway.clock import BuildingClock
 from gateway.config import Config
 from gateway.parts.door import CAMERA_DOWN_KEY
 from gateway.parts.ipc import CaptureInbox
-from gateway.parts.runtime import Runtime
+from gateway.parts.runtime import DOOR_NICE, Runtime
 from gateway.store import JournalEntry, Store, Transaction
 
 if TYPE_CHECKING:
@@ -53,7 +53,9 @@ class CameraPart:
 
         cfg = self.config.camera
         assert cfg is not None
-        store = self.store = Store.open(self.config.gateway.data_dir, self.config.gateway.id)
+        store = self.store = Store.open(
+            self.config.gateway.data_dir, self.config.gateway.id, lock_nice=DOOR_NICE
+        )
         snapshots = SnapshotStore(self.config.gateway.data_dir, min_free_mb=cfg.min_free_mb)
         # A snapshot URL must answer within the frame age; a stream gets 5 s to open.
         source = open_source(cfg.source, on_state=self._on_state,

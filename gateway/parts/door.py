@@ -185,7 +185,9 @@ class DoorPart:
     def start(self) -> None:
         """Open the store, let go of captures nobody runs any more, open the serial lines."""
         cfg = self.config
-        store = self.store = Store.open(cfg.gateway.data_dir, cfg.gateway.id)
+        # No upkeep in this process: the journal's index and the WAL's checkpoints never hold up
+        # a swipe's commit (docs/architecture.md, "Parts").
+        store = self.store = Store.open(cfg.gateway.data_dir, cfg.gateway.id, upkeep=False)
         released = store.release_all_captures()
         if released:
             log.info("%d event(s) go up without a picture: the gateway stopped mid-capture",

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gateway.config import Config
-from gateway.parts.runtime import STALE_SECONDS, Runtime
+from gateway.parts.runtime import DOOR_NICE, STALE_SECONDS, Runtime
 from gateway.sdnotify import Notifier
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ _PR_SET_PDEATHSIG = 1
 
 # Under the supervisor, the parts yield the CPU to the door as their units' Nice= make them
 # (systemd/rental-gateway@PART.service.d); the door's own -5 needs root, the others do not.
-SUPERVISED_NICE = {"door": -5, "uplink": 0, "web": 5, "edge": 5, "camera": 10}
+SUPERVISED_NICE = {"door": DOOR_NICE, "uplink": 0, "web": 5, "edge": 5, "camera": 10}
 
 
 def _end_with_supervisor(name: str) -> None:
@@ -135,11 +135,11 @@ def _end_with_supervisor(name: str) -> None:
     supervisor = os.environ.get(SUPERVISOR_ENV)
     if not supervisor:
         return
-    try:
-        os.nice(SUPERVISED_NICE.get(name, 0))
+    nice = SUPERVISED_NICE.get(name, 0)
+    try:  # absolute, as the unit's Nice= is: not relative to how the supervisor was started
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
     except PermissionError:  # raising a priority needs root (CAP_SYS_NICE): keep our own
-        log.info("part %s keeps niceness %d (not allowed to take %d)", name, os.nice(0),
-                 SUPERVISED_NICE.get(name, 0))  # fmt: skip
+        log.info("part %s keeps niceness %d (not allowed to take %d)", name, os.nice(0), nice)
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
         log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())

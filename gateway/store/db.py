@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
 from .errors import StoreError
+
+log = logging.getLogger(__name__)
 
 # How long a statement waits for another process's lock before failing with "database is
 # locked". Within one process the writer thread never waits: it is the only writer.
@@ -34,6 +38,9 @@ NEW_DATABASE_PAGE_SIZE = 2048
 # After a checkpoint, cut the WAL back to this size so a one-off bulk import does not leave
 # a large file on the SD card for good.
 WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024
+# A store without upkeep (the door part's) checkpoints the WAL from a thread of its own this
+# often, instead of inside whichever of its commits first finds the WAL over 1,000 pages.
+CHECKPOINT_SECONDS = 1.0
 
 
 def create_db_file(path: Path) -> None:
@@ -49,7 +56,9 @@ def create_db_file(path: Path) -> None:
     os.close(fd)
 
 
-def connect_writer(path: Path, busy_timeout_ms: int = WRITER_BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+def connect_writer(
+    path: Path, busy_timeout_ms: int = WRITER_BUSY_TIMEOUT_MS, *, autocheckpoint: bool = True
+) -> sqlite3.Connection:
     """Open the writing connection: WAL, synchronous=FULL, foreign keys, busy timeout.
 
     isolation_level=None leaves transaction control to us (the writer issues BEGIN IMMEDIATE);
@@ -74,6 +83,8 @@ def connect_writer(path: Path, busy_timeout_ms: int = WRITER_BUSY_TIMEOUT_MS) ->
         # not linger in free space. FAST costs no extra I/O.
         conn.execute("PRAGMA secure_delete = FAST")
         conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
+        if not autocheckpoint:
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
         conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
         conn.execute(f"PRAGMA busy_timeout = {WRITER_RETRY_MS}")
         # Bulk upserts stage their prepared rows (sealed already) in TEMP tables before taking
@@ -111,3 +122,36 @@ def read_snapshot(conn: sqlite3.Connection) -> Iterator[None]:
         yield
     finally:
         conn.execute("COMMIT")  # ends the read transaction; nothing was written
+
+
+class Checkpointer:
+    """PASSIVE WAL checkpoints every CHECKPOINT_SECONDS, on a connection and thread of their own.
+
+    A PASSIVE checkpoint copies what no reader still needs into the database file without
+    taking the write lock, so the writer's commits go on meanwhile.
+    """
+
+    def __init__(self, path: Path, interval: float = CHECKPOINT_SECONDS) -> None:
+        self._path = path
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="store-checkpoint", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stop.wait(self._interval):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # tried again at the next interval
+                    log.debug("WAL checkpoint failed: %s", exc)
+        finally:
+            conn.close()

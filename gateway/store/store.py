@@ -40,7 +40,7 @@ from .alarms import Alarm
 from .audit import AuditCheck, AuditRecord
 from .context import Context, epoch_ms, utc_now
 from .crypto import Keys, load_or_create_key
-from .db import connect_reader, connect_writer, create_db_file
+from .db import Checkpointer, connect_reader, connect_writer, create_db_file
 from .entries import EventPage, EventQuery
 from .errors import StoreClosed, StoreError, ValidationError
 from .journal import JournalEntry
@@ -81,6 +81,8 @@ class Store:
         *,
         key_file: Path | None = None,
         clock: Callable[[], datetime] = utc_now,
+        upkeep: bool = True,
+        lock_nice: int | None = None,
     ) -> None:
         # No I/O here: Store.open() does it, so constructing a Store in a test or a config
         # check never touches the disk.
@@ -89,6 +91,9 @@ class Store:
         self.gateway_id = gateway_id
         self._key_file = key_file if key_file is not None else self.data_dir / KEY_FILE
         self._clock = clock
+        self._upkeep = upkeep
+        self._lock_nice = lock_nice
+        self._checkpointer: Checkpointer | None = None
         self._ctx: Context | None = None
         self._writer: Writer | None = None
         self._schema_version = 0
@@ -106,9 +111,20 @@ class Store:
         *,
         key_file: Path | None = None,
         clock: Callable[[], datetime] = utc_now,
+        upkeep: bool = True,
+        lock_nice: int | None = None,
     ) -> Store:
-        """Create data_dir (0700), key and database as needed, migrate, start the writer."""
-        store = cls(data_dir, gateway_id, key_file=key_file, clock=clock)
+        """Create data_dir (0700), key and database as needed, migrate, start the writer.
+
+        `upkeep=False` (the door part's store): the writer runs its callers' writes and nothing
+        else, so a commit never waits behind upkeep. It does not index the journal when idle
+        (the other parts' writers do) and does not checkpoint the WAL inside a commit; a
+        thread with a connection of its own checkpoints it instead.
+
+        `lock_nice`: the writer thread's niceness while it holds the write lock (see Writer).
+        """
+        store = cls(data_dir, gateway_id, key_file=key_file, clock=clock, upkeep=upkeep,
+                    lock_nice=lock_nice)  # fmt: skip
         store._start()
         return store
 
@@ -118,7 +134,8 @@ class Store:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._ctx = Context(self.gateway_id, Keys(load_or_create_key(self._key_file)), self._clock)
         create_db_file(self.db_path)
-        writer = Writer(connect_writer(self.db_path))
+        writer = Writer(connect_writer(self.db_path, autocheckpoint=self._upkeep),
+                        index=self._upkeep, lock_nice=self._lock_nice)  # fmt: skip
         writer.start()
         try:
             self._schema_version = writer.submit(self._prepare)
@@ -126,6 +143,9 @@ class Store:
             writer.close()
             raise
         self._writer = writer
+        if not self._upkeep:
+            self._checkpointer = Checkpointer(self.db_path)
+            self._checkpointer.start()
 
     def _prepare(self, conn: sqlite3.Connection) -> int:
         version = apply_migrations(conn)
@@ -153,6 +173,8 @@ class Store:
         # and only the writer's connection is allowed to.
         for slot in slots:
             slot.conn.close()
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         if self._writer is not None:
             self._writer.close()
 

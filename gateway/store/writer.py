@@ -18,6 +18,7 @@ its own changes:
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -64,8 +65,19 @@ class Writer:
         conn: sqlite3.Connection,
         name: str = "store-writer",
         lock_timeout: float = WRITER_BUSY_TIMEOUT_MS / 1000,
+        *,
+        index: bool = True,
+        lock_nice: int | None = None,
     ) -> None:
+        """`index=False`: never index the journal when idle (another process's writer does).
+
+        `lock_nice`: while a transaction holds the write lock, the thread runs at this
+        niceness (a priority ceiling: a niced process holding the lock that the door part
+        waits for runs as the door does), if the system allows it (root, or LimitNICE=).
+        """
         self._conn = conn
+        self._index = index
+        self._lock_nice = lock_nice
         self._lock_timeout = lock_timeout
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -196,7 +208,7 @@ class Writer:
             self._run_alone(lambda conn: self._write_deferred(conn, DEFER_SETTLE_SECONDS), 0.0)
         self._idle_checked = now
         try:
-            while self._queue.empty() and journal.index_due(self._conn):
+            while self._index and self._queue.empty() and journal.index_due(self._conn):
                 if not self._run_alone(journal.index_next_block, 0.0):
                     break
         except sqlite3.Error:
@@ -259,6 +271,7 @@ class Writer:
     ) -> None:
         conn = self._conn
         self._written.clear()
+        own_nice = self._raise_priority()
         try:
             # IMMEDIATE takes the write lock now, so a second process writing at the same time
             # is waited for here instead of failing half-way through the function.
@@ -279,6 +292,25 @@ class Writer:
             self._committed()
             self._storage_error = None
             future.set_result(result)
+        finally:
+            if own_nice is not None:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), own_nice)
+
+    def _raise_priority(self) -> int | None:
+        """Take the lock's niceness for one transaction; the thread's own, to go back to."""
+        if self._lock_nice is None:
+            return None
+        tid = threading.get_native_id()
+        own = os.getpriority(os.PRIO_PROCESS, tid)
+        if own <= self._lock_nice:
+            return None
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, self._lock_nice)
+        except PermissionError:
+            log.info("writes keep niceness %d: not allowed to take %d", own, self._lock_nice)
+            self._lock_nice = None
+            return None
+        return own
 
     def _begin(self, statement: str, lock_timeout: float | None = None) -> None:
         """BEGIN, trying again while another process holds the lock, up to lock_timeout.
