@@ -17,8 +17,10 @@ reader on a pty, and blocks of swipes that alternate:
 
 The web is driven only through http://[web host]:[web port], whatever serves it. Everything
 the gateway does not run itself (the load clients, Mosquitto, the platform, the camera's
-source, the proxy) runs at `--load-nice`: on a building's Pi they are other machines. A probe
-records how long SQLite's write lock is held, by anyone, all along.
+source, the proxy) runs at `--load-nice`: on a building's Pi they are other machines, so
+Mosquitto's and the platform's files are kept in memory (/dev/shm), off the gateway's disk.
+The simulated reader runs in this process, which (as root) runs at READER_NICE: a reader is a
+device of its own. A probe records how long SQLite's write lock is held, by anyone, all along.
 
 The result: card-to-relay latency per block kind and their ratio, swipes not decided within
 2 s, every opened swipe's access.granted in the journal in order (and no seq missing), the
@@ -26,7 +28,6 @@ peak RSS (VmHWM, reset per block) and CPU of every part, the write-lock holds, a
 load achieved, in bench/results/NAME.json.
 
     .venv/bin/python -m bench.door_isolation --blocks 4 --swipes 50 --quiet-swipes 150
-    .venv/bin/python -m bench.door_isolation --as-units      # each part niced as its unit is
     .venv/bin/python -m bench.door_isolation --loads import --blocks 1 --name door_isolation_import
     .venv/bin/python -m bench.door_isolation --import-alone  # the import's lock, nothing else
 """
@@ -83,8 +84,6 @@ BACKLOG_DOOR = "backlog"  # the backlog's events, told apart from the swipes'
 CHUNK = 5000
 HEAD = USERS["head"]
 POLICE = USERS["police"]
-# The units' Nice= (systemd/rental-gateway@*.service.d/part.conf), for --as-units.
-UNIT_NICE = {"door": -5, "uplink": 0, "web": 5, "edge": 5, "camera": 10}
 LOADS = ("slow", "logins", "import", "export")  # processes of bench.isolation_loads
 ALL_LOADS = (*LOADS, "drain", "camera")
 PR_SET_PDEATHSIG = 1
@@ -111,7 +110,6 @@ class Plan:
     load_nice: int = 10
     block_cap_s: float = 900.0  # a loaded block ends after this even if a load is not done
     stop_cap_s: float = 900.0  # waiting for the loads' last round after a loaded block
-    as_units: bool = False
     lock_probe: bool = True
     loads: tuple[str, ...] = ALL_LOADS  # fewer, to tell which load does what
 
@@ -391,12 +389,10 @@ def top_up_backlog(config: Config, store_journal: Journal, backlog: int, offset:
 class Gateway:
     """`gateway run` as a subprocess, and its parts' pids."""
 
-    def __init__(self, config_path: Path, log: Path, as_units: bool) -> None:
+    def __init__(self, config_path: Path, log: Path) -> None:
         self.config = load_config(config_path)
         self.runtime = Runtime.for_config(self.config)
         self.url = f"http://{self.config.web.host}:{self.config.web.port}"
-        self.as_units = as_units
-        self._reniced: dict[str, int] = {}
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "gateway", "-c", str(config_path), "run"],
@@ -440,18 +436,6 @@ class Gateway:
         report = self.runtime.read_health("uplink")
         return bool(((report or {}).get("uplink") or {}).get("connected"))
 
-    def apply_units(self) -> None:
-        """With --as-units: each part's Nice= from its systemd drop-in (the supervisor sets
-        all of them but the door's -5, which needs root). CPUWeight=, IOWeight=, MemoryMax=
-        and LimitNOFILE= are systemd's and not applied."""
-        if not self.as_units:
-            return
-        for part, pid in self.pids().items():
-            if pid is None or self._reniced.get(part) == pid:
-                continue
-            renice(pid, UNIT_NICE.get(part, 0))
-            self._reniced[part] = pid
-
     def stop(self) -> int | None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -486,7 +470,6 @@ def run_block(
     cap_s: float = 3600.0,
 ) -> None:
     """Swipe `count` times, then on while `more()` (at most `cap_s` in all)."""
-    gateway.apply_units()
     block.pids = gateway.pids()
     cpu0: dict[str, float] = {}
     for part, pid in block.pids.items():
@@ -768,7 +751,7 @@ def run(
         if plan.lock_probe:
             probe = Load("probe", folder, 0, ["--db", str(db)])
             stack.callback(probe.stop, 10)
-        gateway = Gateway(config_path, folder / "gateway.log", plan.as_units)
+        gateway = Gateway(config_path, folder / "gateway.log")
         stack.callback(gateway.stop)
         rig = Rig(plan, folder, gateway, reader, store_journal, proxy, camera_port, seeded)
         stack.callback(rig.camera_off, wait=False)
@@ -914,11 +897,6 @@ def main() -> None:
     parser.add_argument("--no-camera", action="store_true")
     parser.add_argument("--load-nice", type=int, default=defaults.load_nice)
     parser.add_argument("--block-cap", type=float, default=defaults.block_cap_s)
-    parser.add_argument(
-        "--as-units",
-        action="store_true",
-        help="give each part the Nice= of its systemd unit (the door's -5 needs root)",
-    )
     parser.add_argument("--no-lock-probe", action="store_true")
     parser.add_argument(
         "--loads",
@@ -947,7 +925,6 @@ def main() -> None:
         camera=None if args.no_camera else defaults.camera,
         load_nice=args.load_nice,
         block_cap_s=args.block_cap,
-        as_units=args.as_units,
         lock_probe=not args.no_lock_probe,
         loads=tuple(name for name in args.loads.split(",") if name in ALL_LOADS),
     )
