@@ -299,6 +299,8 @@ def require(*roles: Role) -> Callable[..., Session]:
     def check(current: Annotated[Session, Depends(session)]) -> Session:
         if current.role not in roles:
             raise HTTPException(403, "this page is not for your role")
+        if current.must_change:  # a page login with a one-time password: /password first
+            raise HTTPException(403, "choose a new password first (/password)")
         return current
 
     check.__name__ = f"require_{'_or_'.join(roles)}"

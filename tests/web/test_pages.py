@@ -227,6 +227,8 @@ def test_a_one_time_password_must_be_replaced_before_anything_else(
                         follow_redirects=False)  # fmt: skip
     assert login.headers["location"] == "/password"
     assert client.get("/tenants", follow_redirects=False).headers["location"] == "/password"
+    # Nor does the API take that session's cookie for anything.
+    assert client.get("/api/v1/tenants").status_code == 403
     page = client.get("/password")
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert csrf is not None
