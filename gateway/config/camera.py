@@ -63,7 +63,9 @@ class CameraConfig(Section):
         scheme = value.split("://", 1)[0].lower() if "://" in value else ""
         if scheme in ("rtsp", "rtsps", "http", "https"):
             if not urlsplit(value).hostname:
-                raise invalid(f'"{value}" has no host; write e.g. "rtsp://192.168.1.64:554/…"')
+                # Not the value itself: what is left of it may be the camera's password.
+                raise invalid(f'the {scheme}:// URL has no host; write e.g.'
+                              ' "rtsp://user:password@192.168.1.64:554/…"')  # fmt: skip
             return value
         if scheme:
             raise invalid(

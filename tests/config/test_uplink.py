@@ -183,11 +183,18 @@ def test_camera_video_file_is_relative_to_the_config(tmp_path: Path) -> None:
     assert (camera.source, camera.source_kind) == (str(tmp_path / "entry.mp4"), "file")
 
 
+NO_HOST = (
+    'the {scheme}:// URL has no host; write e.g. "rtsp://user:password@192.168.1.64:554/…"'
+)
+
+
 @pytest.mark.parametrize(
     ("source", "complaint"),
     [
         ("rtsp://…", "is a placeholder; give the camera's stream URL, device or video file"),
-        ("rtsp:///stream", '"rtsp:///stream" has no host; write e.g. "rtsp://192.168.1.64:554/…"'),
+        ("rtsp:///stream", NO_HOST.format(scheme="rtsp")),
+        # What is left of a URL without a host may be its password: never echoed.
+        ("rtsp://admin:s3cret@/stream", NO_HOST.format(scheme="rtsp")),
         (
             "ftp://cam/x.jpg",
             '"ftp://" is not supported; use rtsp://, http(s)://, /dev/videoN or a video file',
