@@ -239,10 +239,11 @@ def provision(building: Building, options: Options) -> Report:
 
 def _reader_key(report: Report, path: Path) -> bytes:
     if path.exists():
-        text = path.read_text().strip()
+        with path.open("rb") as file:
+            data = file.read(256)  # a key file is 33 bytes; never a whole file of anything else
         try:
-            key = bytes.fromhex(text)
-        except ValueError:
+            key = bytes.fromhex(data.decode("ascii").strip())
+        except ValueError:  # not ASCII (UnicodeDecodeError is one) or not hex
             key = b""
         if len(key) == 16:
             report.add(f"reader key {path.name}", "unchanged")
