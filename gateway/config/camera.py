@@ -9,7 +9,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from gateway.config.base import Section
 from gateway.config.errors import invalid
-from gateway.config.files import read_file, resolve_path
+from gateway.config.files import check_readable, resolve_path
 
 CameraSourceKind = Literal["rtsp", "http", "device", "file"]
 
@@ -75,7 +75,7 @@ class CameraConfig(Section):
         if value.startswith("/dev/"):
             return value  # a USB camera may be unplugged while the config is checked
         path = resolve_path(value, info)
-        read_file(path)
+        check_readable(path)  # a video file may be large: its first byte proves access
         return str(path)
 
     @property

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO
 
 from pydantic import AfterValidator, BeforeValidator, ValidationInfo
 
@@ -53,20 +54,48 @@ def resolve_path(value: object, info: ValidationInfo) -> Path:
     raise invalid(f"must be a path in quotes, not {show(value)}")
 
 
-def read_file(path: Path) -> bytes:
-    """Return the bytes of the file at `path`, or raise a validation error saying why not."""
+# Keys, certificates and CA bundles are kilobytes: a path that names something bigger (or
+# endless, such as /dev/zero) is the wrong path, refused before it is read whole.
+MAX_FILE_BYTES = 1 << 20
+
+
+def read_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """Return the bytes of the regular file at `path` (at most `limit`), or raise a validation
+    error saying why not."""
+    with _open_regular(path) as file:
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise invalid(f"{path} is larger than {limit // 1024} KiB: not a key or certificate;"
+                      " check the path")  # fmt: skip
+    return data
+
+
+def check_readable(path: Path) -> Path:
+    """`path` if it is a regular file the gateway can read now (its first byte is read)."""
+    with _open_regular(path) as file:
+        file.read(1)
+    return path
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """Open a regular file for reading; never blocks (a FIFO, a device) or opens a folder."""
     try:
-        return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise invalid(f"file not found: {path}") from None
-    except IsADirectoryError:
-        raise invalid(f"{path} is a folder; give the path of a file") from None
     except PermissionError:
         raise invalid(
             f"cannot read {path}: permission denied; let the gateway's user read it"
         ) from None
     except OSError as error:
         raise invalid(f"cannot read {path}: {error.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise invalid(f"{path} is a folder; give the path of a file")
+        raise invalid(f"{path} is not a regular file (a device or a pipe); give the path of a file")
+    return os.fdopen(fd, "rb")
 
 
 def _check_readable(path: Path) -> Path:

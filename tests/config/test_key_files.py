@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,14 +86,14 @@ def test_key_file_that_is_a_folder(tmp_path: Path) -> None:
 def test_unreadable_key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = with_key_file(tmp_path, SCBK_HEX)
     key_file = tmp_path / "keys" / "main.scbk"
-    read_bytes = Path.read_bytes
+    real_open = os.open
 
-    def refuse_key_file(self: Path) -> bytes:
-        if self == key_file:  # chmod 000 would not stop root, who may run the tests
-            raise PermissionError(13, "Permission denied", str(self))
-        return read_bytes(self)
+    def refuse_key_file(file: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if Path(file) == key_file:  # chmod 000 would not stop root, who may run the tests
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, flags, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", refuse_key_file)
+    monkeypatch.setattr(os, "open", refuse_key_file)
 
     assert problems(path) == [
         f"doors.0.scbk_file: cannot read {tmp_path}/keys/main.scbk: permission denied;"
@@ -142,3 +144,24 @@ def test_under_systemd_a_credential_is_read_from_the_credentials_directory(
 def test_a_credential_names_a_file_of_the_keys_folder_only(tmp_path: Path, name: str) -> None:
     found = problems(write(tmp_path, MINIMAL + f'scbk_file = "credential:{name}"\n'))
     assert any("must name a file of the keys folder" in p for p in found), found
+
+
+def test_a_key_path_to_something_endless_or_blocking_is_refused_at_once(tmp_path: Path) -> None:
+    """/dev/zero would be read forever and a FIFO would block check-config until a writer came;
+    neither is a key."""
+    (tmp_path / "keys").mkdir()
+    os.mkfifo(tmp_path / "keys" / "pipe")
+    for target in ("/dev/zero", str(tmp_path / "keys" / "pipe")):
+        path = write(tmp_path, MINIMAL + f'scbk_file = "{target}"\n')
+        assert problems(path) == [
+            f"doors.0.scbk_file: {target} is not a regular file (a device or a pipe);"
+            " give the path of a file"
+        ]
+
+
+def test_a_key_path_to_a_big_file_is_refused_unread(tmp_path: Path) -> None:
+    path = with_key_file(tmp_path, b"0" * (2 << 20))
+    assert problems(path) == [
+        f"doors.0.scbk_file: {tmp_path}/keys/main.scbk is larger than 1024 KiB: not a key or"
+        " certificate; check the path"
+    ]
