@@ -53,6 +53,12 @@ class _Failed(Exception):
     detail: str
 
 
+# Commands waiting for the worker. The city sends a few a day; more than this at once is a
+# flood from someone the broker lets write P/cmd, and what comes on top is dropped unread
+# (each would cost a signature check and a journal event).
+MAX_QUEUED = 64
+
+
 class CommandExecutor:
     """Take command envelopes from any thread; execute them in order on a worker thread."""
 
@@ -88,6 +94,7 @@ class CommandExecutor:
         self._queue: queue.SimpleQueue[tuple[bytes, Reply] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.rejected = 0  # commands refused, for any reason (for health reports)
+        self._dropping = False  # the last submit() found the queue full
 
     def start(self) -> None:
         """Start the worker thread."""
@@ -106,7 +113,18 @@ class CommandExecutor:
         return self._thread is not None and self._thread.is_alive()
 
     def submit(self, envelope: bytes, reply: Reply) -> None:
-        """Queue an envelope; `reply(result)` is called from the worker when it is done."""
+        """Queue an envelope; `reply(result)` is called from the worker when it is done.
+
+        With MAX_QUEUED waiting already, the envelope is dropped unread and counted as
+        rejected: no reply, no event (the city sends it again if it still matters).
+        """
+        if self._queue.qsize() >= MAX_QUEUED:  # one caller thread (MQTT's): no race that matters
+            self.rejected += 1
+            if not self._dropping:
+                log.warning("%d commands wait already: dropping what comes on top", MAX_QUEUED)
+            self._dropping = True
+            return
+        self._dropping = False
         self._queue.put((envelope, reply))
 
     def _run(self) -> None:

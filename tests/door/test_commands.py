@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud_sync.envelope import seal_command
-from gateway.commands import CommandExecutor
+from gateway.commands import MAX_QUEUED, CommandExecutor
 from gateway.store import Store
 from tests.store.factories import id_number
 
@@ -83,6 +84,27 @@ def test_unlock_and_lockdown_execute_and_are_journaled(world: World) -> None:
     executed = world.events("command.executed")
     assert [(e["counter"], e["cmd"]) for e in executed] == [(1, "unlock"), (2, "lockdown")]
     assert world.store.command_counter() == 2
+
+
+def test_a_flood_of_commands_is_dropped_unread_beyond_the_queue(world: World) -> None:
+    """Anyone the broker lets write P/cmd could queue commands without end; only MAX_QUEUED
+    wait, the rest are counted as rejected and cost nothing more (no signature check, no
+    event)."""
+    replies: list[dict[str, Any]] = []
+    envelopes = [world.envelope("lockdown", {"on": n % 2 == 0}) for n in range(MAX_QUEUED + 36)]
+    for envelope in envelopes:  # the worker is not started: nothing is taken off the queue
+        world.executor.submit(envelope, replies.append)
+    assert world.executor.rejected == 36
+    assert world.events("command.rejected") == []
+    world.executor.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(replies) < MAX_QUEUED and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        world.executor.stop()
+    assert [r["counter"] for r in replies] == list(range(1, MAX_QUEUED + 1))
+    assert all(r["ok"] for r in replies)
 
 
 def _tamper(envelope: bytes) -> bytes:
