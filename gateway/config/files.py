@@ -98,7 +98,7 @@ def _open_regular(path: Path) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def _check_readable(path: Path) -> Path:
+def _check_small_file(path: Path) -> Path:
     read_file(path)  # certificates and keys are a few kilobytes: reading proves access
     return path
 
@@ -106,5 +106,5 @@ def _check_readable(path: Path) -> Path:
 ResolvedPath = Annotated[Path, BeforeValidator(resolve_path)]
 """A path; relative ones are relative to the config file's folder."""
 
-ReadableFile = Annotated[Path, BeforeValidator(resolve_path), AfterValidator(_check_readable)]
+ReadableFile = Annotated[Path, BeforeValidator(resolve_path), AfterValidator(_check_small_file)]
 """A path to a file the gateway can read now, relative ones as for `ResolvedPath`."""

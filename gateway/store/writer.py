@@ -271,7 +271,9 @@ class Writer:
     ) -> None:
         conn = self._conn
         self._written.clear()
-        own_nice = self._raise_priority()
+        # Only a transaction that takes the write lock: staging TEMP tables (lock=False) is
+        # the heavy part of an import and keeps the part's own priority.
+        own_nice = self._raise_priority() if lock else None
         try:
             # IMMEDIATE takes the write lock now, so a second process writing at the same time
             # is waited for here instead of failing half-way through the function.
