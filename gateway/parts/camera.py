@@ -19,7 +19,7 @@ from gateway.clock import BuildingClock
 from gateway.config import Config
 from gateway.parts.door import CAMERA_DOWN_KEY
 from gateway.parts.ipc import CaptureInbox
-from gateway.parts.runtime import DOOR_NICE, Runtime
+from gateway.parts.runtime import BEHIND_DOOR, Runtime
 from gateway.store import JournalEntry, Store, Transaction
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class CameraPart:
         cfg = self.config.camera
         assert cfg is not None
         store = self.store = Store.open(
-            self.config.gateway.data_dir, self.config.gateway.id, lock_nice=DOOR_NICE
+            self.config.gateway.data_dir, self.config.gateway.id, yielding=BEHIND_DOOR
         )
         snapshots = SnapshotStore(self.config.gateway.data_dir, min_free_mb=cfg.min_free_mb)
         # A snapshot URL must answer within the frame age; a stream gets 5 s to open.

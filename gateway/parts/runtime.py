@@ -21,12 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import Config
+from gateway.store import Yielding
 
 # A part writes its health every second; a report older than this is a part that hangs.
 STALE_SECONDS = 10.0
-# The door part's niceness (its unit's Nice=). The other parts' store writers take it while they
-# hold the database's write lock, which the door's commits may be waiting for.
+# The door part's niceness (its unit's Nice=).
 DOOR_NICE = -5
+# How the other parts' store writers give way to the door's journal commits (see Yielding):
+# they take the door's niceness while they hold the write lock the door may be waiting for,
+# and pace their disk writes. A door commit is an fsync, which returns when the device has
+# written everyone's writes: here another process writing 16 MB/s left it at p99 9 ms, and one
+# writing as fast as it could at 167 ms (bench/commit_contention.py, docs/benchmarks.md).
+BEHIND_DOOR = Yielding(lock_nice=DOOR_NICE, disk_bytes_per_s=8e6, disk_burst_bytes=4 << 20)
 # sun_path holds 108 bytes on Linux.
 _MAX_SOCKET_PATH = 100
 

@@ -21,7 +21,7 @@ from gateway.clock import BuildingClock
 from gateway.commands import CommandExecutor
 from gateway.config import Config
 from gateway.parts.ipc import send_door_command
-from gateway.parts.runtime import DOOR_NICE, Runtime
+from gateway.parts.runtime import BEHIND_DOOR, Runtime
 from gateway.store import Store, StoreClosed
 from gateway.uplink import Uplink
 
@@ -48,7 +48,7 @@ class UplinkPart:
     def start(self) -> None:
         cfg = self.config
         assert cfg.mqtt is not None
-        store = self.store = Store.open(cfg.gateway.data_dir, cfg.gateway.id, lock_nice=DOOR_NICE)
+        store = self.store = Store.open(cfg.gateway.data_dir, cfg.gateway.id, yielding=BEHIND_DOOR)
         executor = CommandExecutor(
             gateway_id=cfg.gateway.id,
             public_key=load_public_key(cfg.mqtt.command_public_key),

@@ -18,7 +18,7 @@ from gateway import __version__
 from gateway.camera.snapshots import SnapshotStore
 from gateway.config import Config
 from gateway.parts.door import DISK_FLOOR_MB
-from gateway.parts.runtime import DOOR_NICE, Runtime
+from gateway.parts.runtime import BEHIND_DOOR, Runtime
 from gateway.parts.watch import EventListener, JournalWatcher
 from gateway.store import Store
 
@@ -72,7 +72,7 @@ class WebPart:
         from gateway.web.server import WebServer
 
         cfg = self.config
-        store = self.store = Store.open(cfg.gateway.data_dir, cfg.gateway.id, lock_nice=DOOR_NICE)
+        store = self.store = Store.open(cfg.gateway.data_dir, cfg.gateway.id, yielding=BEHIND_DOOR)
         self._watcher = JournalWatcher(store, after_seq=store.last_seq())
         for listener in self._pending_listeners:
             self._watcher.add_listener(listener)

@@ -34,6 +34,7 @@ from .sync import (
 from .tx import Transaction
 from .upsert import BulkUpsertResult, Problem, UpsertRejected
 from .validation import mask_id_number, mask_phone, normalize_id_number, normalize_phone
+from .writer import Yielding
 
 __all__ = [
     "EVENT_TYPES",
@@ -75,6 +76,7 @@ __all__ = [
     "VersionNotNewer",
     "VisitorCode",
     "VisitorCodeResult",
+    "Yielding",
     "mask_id_number",
     "mask_phone",
     "normalize_id_number",

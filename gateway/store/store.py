@@ -52,7 +52,7 @@ from .summary import Registration
 from .sync import RegistryApplied
 from .tx import Transaction
 from .upsert import BulkUpsertResult, Progress
-from .writer import Writer
+from .writer import Writer, Yielding
 
 T = TypeVar("T")
 
@@ -60,6 +60,8 @@ DB_FILE = "gateway.db"
 KEY_FILE = "secret.key"
 GATEWAY_ID = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")  # SPEC 2
 RETENTION_BATCH = 5000
+# The door part's store (no upkeep) logs a transaction slower than this, split into its waits.
+SLOW_WRITE_MS = 50.0
 
 
 class _ReaderSlot:
@@ -82,7 +84,7 @@ class Store:
         key_file: Path | None = None,
         clock: Callable[[], datetime] = utc_now,
         upkeep: bool = True,
-        lock_nice: int | None = None,
+        yielding: Yielding | None = None,
     ) -> None:
         # No I/O here: Store.open() does it, so constructing a Store in a test or a config
         # check never touches the disk.
@@ -92,7 +94,7 @@ class Store:
         self._key_file = key_file if key_file is not None else self.data_dir / KEY_FILE
         self._clock = clock
         self._upkeep = upkeep
-        self._lock_nice = lock_nice
+        self._yielding = yielding
         self._checkpointer: Checkpointer | None = None
         self._ctx: Context | None = None
         self._writer: Writer | None = None
@@ -112,7 +114,7 @@ class Store:
         key_file: Path | None = None,
         clock: Callable[[], datetime] = utc_now,
         upkeep: bool = True,
-        lock_nice: int | None = None,
+        yielding: Yielding | None = None,
     ) -> Store:
         """Create data_dir (0700), key and database as needed, migrate, start the writer.
 
@@ -121,10 +123,10 @@ class Store:
         (the other parts' writers do) and does not checkpoint the WAL inside a commit; a
         thread with a connection of its own checkpoints it instead.
 
-        `lock_nice`: the writer thread's niceness while it holds the write lock (see Writer).
+        `yielding`: how the writer gives way to the door part's commits (see Yielding).
         """
         store = cls(data_dir, gateway_id, key_file=key_file, clock=clock, upkeep=upkeep,
-                    lock_nice=lock_nice)  # fmt: skip
+                    yielding=yielding)  # fmt: skip
         store._start()
         return store
 
@@ -135,7 +137,8 @@ class Store:
         self._ctx = Context(self.gateway_id, Keys(load_or_create_key(self._key_file)), self._clock)
         create_db_file(self.db_path)
         writer = Writer(connect_writer(self.db_path, autocheckpoint=self._upkeep),
-                        index=self._upkeep, lock_nice=self._lock_nice)  # fmt: skip
+                        index=self._upkeep, yielding=self._yielding,
+                        slow_ms=None if self._upkeep else SLOW_WRITE_MS)  # fmt: skip
         writer.start()
         try:
             self._schema_version = writer.submit(self._prepare)

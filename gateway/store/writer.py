@@ -13,10 +13,15 @@ its own changes:
   waited DEFER_SETTLE_SECONDS, on its own after DEFER_MAX_SECONDS, or at close;
 - the journal's block index (`journal.index_next_block`), one block per transaction, while
   no caller waits.
+
+A writer that must not hold up another process's commits (the door part's) is given a
+`Yielding`: its transactions take that process's priority while they hold the write lock, and
+its disk writes are paced, so that the other's fsync does not queue behind them.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
@@ -46,6 +51,65 @@ DEFER_MAX_SECONDS = 5.0
 IDLE_CHECK_SECONDS = 30.0
 
 
+@dataclass(frozen=True, slots=True)
+class Yielding:
+    """How a writer gives way to another process's commits.
+
+    `lock_nice`: while a transaction holds the write lock, the thread runs at this niceness
+    (a priority ceiling: a niced process holding the lock the door waits for runs as the door
+    does), if the system allows it (root, or the unit's LimitNICE=).
+
+    `disk_bytes_per_s`, `disk_burst_bytes`: the thread's writes to storage (/proc's
+    write_bytes: the WAL, checkpoints, spilled pages), as a leaky bucket. A commit's fsync
+    returns when the device has written what it holds, everyone's: after a transaction that
+    leaves the bucket over `disk_burst_bytes`, the thread waits (holding no lock) until it is
+    back under, at most MAX_PAUSE_SECONDS per transaction.
+    """
+
+    lock_nice: int | None = None
+    disk_bytes_per_s: float | None = None
+    disk_burst_bytes: int = 4 << 20
+
+
+# A pause after one transaction is at most this long, however much it wrote (a one-off large
+# transaction is not followed by minutes of silence).
+MAX_PAUSE_SECONDS = 2.0
+_sleep = time.sleep  # the pause (tests record it instead)
+
+
+class _DiskPacer:
+    """The leaky bucket of `Yielding`, fed from the writer thread's own write_bytes."""
+
+    def __init__(self, bytes_per_s: float, burst: int) -> None:
+        self._rate = bytes_per_s
+        self._burst = burst
+        self._level = 0.0
+        self._seen = _thread_written()
+        self._at = time.monotonic()
+
+    def pause(self) -> float:
+        """Seconds to wait now, given what this thread wrote since the last call."""
+        written = _thread_written()
+        now = time.monotonic()
+        self._level = max(0.0, self._level - (now - self._at) * self._rate)
+        self._level += max(0, written - self._seen)
+        self._level = min(self._level, self._burst + self._rate * MAX_PAUSE_SECONDS)
+        self._seen, self._at = written, now
+        return max(0.0, (self._level - self._burst) / self._rate)
+
+
+def _thread_written() -> int:
+    """Bytes the calling thread has caused to be written to storage (0 if /proc says not)."""
+    try:
+        with open("/proc/thread-self/io", "rb") as f:
+            for line in f:
+                if line.startswith(b"write_bytes:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 @dataclass(slots=True)
 class _Deferred:
     value: Any
@@ -67,17 +131,21 @@ class Writer:
         lock_timeout: float = WRITER_BUSY_TIMEOUT_MS / 1000,
         *,
         index: bool = True,
-        lock_nice: int | None = None,
+        yielding: Yielding | None = None,
+        slow_ms: float | None = None,
     ) -> None:
         """`index=False`: never index the journal when idle (another process's writer does).
-
-        `lock_nice`: while a transaction holds the write lock, the thread runs at this
-        niceness (a priority ceiling: a niced process holding the lock that the door part
-        waits for runs as the door does), if the system allows it (root, or LimitNICE=).
+        `yielding`: how this writer gives way to another process's commits (see Yielding).
+        `slow_ms`: log a transaction slower than this, split into its waits (the door's).
         """
         self._conn = conn
         self._index = index
-        self._lock_nice = lock_nice
+        self._slow_ms = slow_ms
+        yielding = yielding or Yielding()
+        self._lock_nice = yielding.lock_nice
+        self._disk_rate = yielding.disk_bytes_per_s
+        self._disk_burst = yielding.disk_burst_bytes
+        self._pacer: _DiskPacer | None = None  # made in the writer thread
         self._lock_timeout = lock_timeout
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -170,6 +238,8 @@ class Writer:
         self._conn.close()
 
     def _run(self) -> None:
+        if self._disk_rate is not None:
+            self._pacer = _DiskPacer(self._disk_rate, self._disk_burst)
         while True:
             try:
                 job = self._queue.get(timeout=self._until_housekeeping())
@@ -275,15 +345,20 @@ class Writer:
         # the heavy part of an import and keeps the part's own priority.
         own_nice = self._raise_priority() if lock else None
         try:
+            times = [time.perf_counter()]
             # IMMEDIATE takes the write lock now, so a second process writing at the same time
             # is waited for here instead of failing half-way through the function.
             self._begin("BEGIN IMMEDIATE" if lock else "BEGIN", lock_timeout)
+            times.append(time.perf_counter())
             result = fn(conn)
             if not conn.in_transaction:
                 raise StoreError("the transaction was ended inside the write function")
             if lock and not background and self._deferred:
                 self._write_deferred(conn, DEFER_SETTLE_SECONDS)
+            times.append(time.perf_counter())
             conn.execute("COMMIT")
+            times.append(time.perf_counter())
+            self._report_slow(times)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller, who re-raises it
             self._written.clear()
             self._rollback()
@@ -297,6 +372,17 @@ class Writer:
         finally:
             if own_nice is not None:
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), own_nice)
+            if self._pacer is not None and (pause := self._pacer.pause()):
+                _sleep(pause)  # the caller has its result; the next transaction waits
+
+    def _report_slow(self, times: list[float]) -> None:
+        """Log a transaction over `slow_ms`: a worn SD card (the commit) or another process's
+        transaction (the lock) shows in the log."""
+        if self._slow_ms is None or (times[-1] - times[0]) * 1000 <= self._slow_ms:
+            return
+        lock, work, commit = ((b - a) * 1000 for a, b in itertools.pairwise(times))
+        log.warning("slow write: %.0f ms waiting for the lock, %.0f ms writing, %.0f ms "
+                    "committing", lock, work, commit)  # fmt: skip
 
     def _raise_priority(self) -> int | None:
         """Take the lock's niceness for one transaction; the thread's own, to go back to."""

@@ -1,9 +1,11 @@
-"""The door part's store does no upkeep in its writer, and the others write at its priority.
+"""The door part's store does no upkeep in its writer; the others write at its priority and
+pace their disk writes.
 
 Measured under every load at once (bench/door_isolation.py), a swipe's journal commit waited
 for three things besides its own page: the write lock held by a niced part that the door's
 priority kept off the CPU, the WAL checkpoint that SQLite runs inside whichever commit finds
 the WAL over 1,000 pages, and a block of the journal's index written by the door's own writer.
+Its commit's fsync also waited for the device to write what the import had written.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.store import Store
+from gateway.store import Store, Yielding
 from gateway.store import journal as journal_module
+from gateway.store import writer as writer_module
 from gateway.store.tx import Transaction
 
 from .conftest import GATEWAY_ID
@@ -77,7 +80,8 @@ def test_a_write_holds_the_lock_at_the_door_priority_and_then_gives_it_back(
         # Threads inherit their creator's niceness: the writer thread starts at 5, as the
         # web part's does.
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 5)
-        stores.append(Store.open(data_dir, GATEWAY_ID, clock=clock, lock_nice=-5))
+        ceiling = Yielding(lock_nice=-5)
+        stores.append(Store.open(data_dir, GATEWAY_ID, clock=clock, yielding=ceiling))
 
     stores: list[Store] = []
     opener = threading.Thread(target=open_niced)
@@ -93,3 +97,37 @@ def test_a_write_holds_the_lock_at_the_door_priority_and_then_gives_it_back(
         web.transaction(inside)
         assert seen["inside"] == -5
         assert os.getpriority(os.PRIO_PROCESS, writer_tid[0]) == 5
+
+
+def _fill(store: Store, megabytes: int) -> None:
+    """One transaction writing about `megabytes` MB to the WAL."""
+
+    def write(tx: Transaction) -> None:
+        tx.conn.execute("CREATE TABLE IF NOT EXISTS filler (b BLOB)")
+        tx.conn.execute("INSERT INTO filler VALUES (randomblob(?))", (megabytes * 1_000_000,))
+
+    store.transaction(write)
+
+
+def test_a_yielding_writer_pauses_after_writing_more_than_its_burst(
+    data_dir: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probe = data_dir / "probe"
+    before = writer_module._thread_written()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    probe.write_bytes(b"x" * 1_000_000)
+    if writer_module._thread_written() - before < 1_000_000:
+        pytest.skip("this filesystem does not count a thread's writes (tmpfs)")
+    pauses: list[float] = []
+    monkeypatch.setattr(writer_module, "_sleep", pauses.append)
+    pacing = Yielding(disk_bytes_per_s=1e6, disk_burst_bytes=1_000_000)
+    with Store.open(data_dir, GATEWAY_ID, clock=clock, yielding=pacing) as web:
+        _fill(web, 3)
+    # (3 MB written - 1 MB of burst) at 1 MB/s: 2 s, the cap. Read after close, which waits
+    # for the writer thread: the caller has its result before the pause.
+    assert pauses
+    assert 1.5 < pauses[0] <= writer_module.MAX_PAUSE_SECONDS
+    pauses.clear()
+    with Store.open(data_dir, GATEWAY_ID, clock=clock) as cli:
+        _fill(cli, 3)
+    assert pauses == []
