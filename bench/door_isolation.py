@@ -24,8 +24,8 @@ device of its own. A probe records how long SQLite's write lock is held, by anyo
 
 The result: card-to-relay latency per block kind and their ratio, swipes not decided within
 2 s, every opened swipe's access.granted in the journal in order (and no seq missing), the
-peak RSS (VmHWM, reset per block) and CPU of every part, the write-lock holds, and what each
-load achieved, in bench/results/NAME.json.
+peak RSS (VmHWM, reset per block), CPU and disk writes of every part, the write-lock holds,
+and what each load achieved, in bench/results/NAME.json.
 
     .venv/bin/python -m bench.door_isolation --blocks 4 --swipes 50 --quiet-swipes 150
     .venv/bin/python -m bench.door_isolation --loads import --blocks 1 --name door_isolation_import
@@ -63,7 +63,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench._common import RESULTS, machine, save
 from bench.gateway_rss import status_kib
-from bench.isolation_report import SWIPE_TIMEOUT_S, Block, Swipe, log_summary, report
+from bench.isolation_report import (
+    SWIPE_TIMEOUT_S,
+    Block,
+    Swipe,
+    door_steps,
+    log_summary,
+    report,
+)
 from bench.web import USERS, access_event
 from cloud_sync.envelope import public_key_text
 from firmware_bridge.osdp.simulator import SimulatedBus, SimulatedReader
@@ -130,6 +137,14 @@ def wait_for(what: str, condition: Callable[[], bool], timeout: float) -> float:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def written_bytes(pid: int) -> int:
+    """What `pid` has caused to be written to storage (/proc/PID/io write_bytes)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    return 0
 
 
 def reset_peak(pid: int) -> None:
@@ -472,11 +487,13 @@ def run_block(
     """Swipe `count` times, then on while `more()` (at most `cap_s` in all)."""
     block.pids = gateway.pids()
     cpu0: dict[str, float] = {}
+    written0: dict[str, int] = {}
     for part, pid in block.pids.items():
         if pid is not None:
             reset_peak(pid)
             with contextlib.suppress(OSError):
                 cpu0[part] = cpu_seconds(pid)
+                written0[part] = written_bytes(pid)
     block.started = time.monotonic()
     while len(block.swipes) < count or more():
         if time.monotonic() - block.started > cap_s and len(block.swipes) >= count:
@@ -496,8 +513,11 @@ def run_block(
             block.peak_kib[part] = status_kib(pid)["VmHWM"]
             block.fds[part] = len(os.listdir(f"/proc/{pid}/fd"))
             if pid == block.pids.get(part) and part in cpu0:
+                elapsed = block.ended - block.started
                 seconds = cpu_seconds(pid) - cpu0[part]
-                block.cpu_percent[part] = round(100 * seconds / (block.ended - block.started), 1)
+                block.cpu_percent[part] = round(100 * seconds / elapsed, 1)
+                written = written_bytes(pid) - written0[part]
+                block.disk_mb_s[part] = round(written / 1e6 / elapsed, 2)
     block.load_avg = round(os.getloadavg()[0], 2)
 
 
@@ -784,6 +804,8 @@ def run(
         check = check_journal(store_journal, first_seq, blocks)
         result = report(asdict(plan), seeded, blocks, probe_stats, check, gateway_code, rig.events)
         result["gateway_log_errors"] = log_summary(folder / "gateway.log")
+        wall_offset = time.time() - time.monotonic()
+        result["door_steps"] = door_steps(folder / "gateway.log", blocks, wall_offset)
         result["uplink_at_end"] = gateway_uplink
         return {"complete": True, **result}
     raise AssertionError("unreachable")

@@ -10,6 +10,7 @@ import bisect
 import contextlib
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ class Block:
     pids_after: dict[str, int | None] = field(default_factory=dict)
     peak_kib: dict[str, int] = field(default_factory=dict)  # VmHWM during the block
     cpu_percent: dict[str, float] = field(default_factory=dict)  # of one core, per part
+    disk_mb_s: dict[str, float] = field(default_factory=dict)  # written to storage, per part
     fds: dict[str, int] = field(default_factory=dict)  # open at the block's end
     late_outputs: int = 0
     loads: dict[str, Any] = field(default_factory=dict)
@@ -56,6 +58,37 @@ def log_summary(path: Path) -> dict[str, int]:
             text = re.sub(r"[0-9]+", "N", line.split(" ERROR ", 1)[1].strip())[:120]
             counts[text] = counts.get(text, 0) + 1
     return counts
+
+
+_ACCESS = re.compile(
+    r"(\S+ \S+) \w+ gateway\.door: (?:slow )?access at door \S+: decided in ([0-9.]+) ms,"
+    r" journaled in ([0-9.]+) ms, relay in ([0-9.]+) ms"
+)
+
+
+def door_steps(path: Path, blocks: list[Block], wall_offset: float) -> dict[str, Any]:
+    """The door part's own steps per block kind, from the line it logs for every access:
+    deciding, the journal commit, queuing the relay command, and the three together.
+    `wall_offset`: time.time() - time.monotonic() (the log's clock against the blocks')."""
+    rows: list[tuple[float, float, float, float]] = []
+    with contextlib.suppress(OSError), path.open(errors="replace") as log:
+        for line in log:
+            if (found := _ACCESS.match(line)) is None:
+                continue
+            wall = datetime.strptime(found[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            steps = float(found[2]), float(found[3]), float(found[4])
+            rows.append((wall - wall_offset, *steps))
+    out: dict[str, Any] = {}
+    for kind in ("quiet", "loaded"):
+        spans = [(b.started, b.ended) for b in blocks if b.kind == kind]
+        mine = [r for r in rows if any(start <= r[0] <= end for start, end in spans)]
+        out[kind] = {
+            "decide_ms": percentiles([r[1] for r in mine]),
+            "commit_ms": percentiles([r[2] for r in mine]),
+            "relay_ms": percentiles([r[3] for r in mine]),
+            "all_three_ms": percentiles([r[1] + r[2] + r[3] for r in mine]),
+        }
+    return out
 
 
 # A swipe that overlapped no write-lock hold longer than this did not wait for the lock.
@@ -125,6 +158,10 @@ def report(
             ],
             "parts_cpu_percent_of_one_core_mean": {
                 part: round(sum(b.cpu_percent.get(part, 0.0) for b in mine) / max(len(mine), 1), 1)
+                for part in PARTS
+            },
+            "parts_disk_write_mb_s_mean": {
+                part: round(sum(b.disk_mb_s.get(part, 0.0) for b in mine) / max(len(mine), 1), 2)
                 for part in PARTS
             },
             "parts_open_fds_max": {
@@ -271,6 +308,7 @@ def block_json(b: Block) -> dict[str, Any]:
         "never_opened": sum(1 for s in b.swipes if s.ms is None),
         "peak_rss_mib": {k: round(v / 1024, 1) for k, v in b.peak_kib.items()},
         "cpu_percent": b.cpu_percent,
+        "disk_mb_s": b.disk_mb_s,
         "fds": b.fds,
         "pids": b.pids,
         "pids_after": b.pids_after,
