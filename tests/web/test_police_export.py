@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from gateway.store import Store, TenantCreate
 from gateway.store.audit import AuditRecord
 from gateway.web.app import create_app
+from gateway.web.pages_police import EXPORT_PAGE
 from tests.store.factories import id_number
 
 from .building import BuildingGateway
@@ -80,6 +81,31 @@ def test_a_card_number_padded_past_its_digits_is_refused_before_anything_is_read
     started = audit_row(store, "export.started")
     assert started is not None
     assert started.params == {"card": 42}  # the number searched, not the text typed
+
+
+def test_an_export_sends_every_row_its_filters_select_and_audits_the_count(
+    client: TestClient, store: Store
+) -> None:
+    event = {
+        "type": "access.granted",
+        "door": "main",
+        "credential": {"kind": "card", "number": 42},
+        "room": ROOM,
+        "reason": "tenant_card",
+        "snapshot": None,
+        "snapshot_error": "disabled",
+    }
+    count = 3 * EXPORT_PAGE + 7  # pages of EXPORT_PAGE, and a part of one
+    store.transaction(lambda tx: [tx.append_event(dict(event)) for _ in range(count)])
+    login(client, "police")
+    export = client.get("/police/export.csv", params={"purpose": CASE, "room": ROOM})
+    assert export.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(export.text.lstrip("\ufeff"))))
+    assert len(rows) == count
+    assert len({row["seq"] for row in rows}) == len(rows)
+    finished = audit_row(store, "export.finished")
+    assert finished is not None
+    assert finished.records == len(rows)
 
 
 def test_a_cut_download_is_audited_as_soon_as_the_client_goes_away(tmp_path: Path) -> None:
