@@ -158,7 +158,7 @@ def _seed(config: Config, tenants: list[DemoTenant], today: date) -> dict[str, s
         passwords = {}
         for role in ("building_head", "police", "installer"):
             password = secrets.token_urlsafe(12)
-            store.add_user(role.replace("_", "-"), role, password)
+            store.add_user(role.replace("_", "-"), role, password, must_change=True)
             passwords[role] = password
         return passwords
     finally:
@@ -367,7 +367,7 @@ def _introduce(console: _Console, config: Config, passwords: dict[str, str],
     url = EdgePart(config, Runtime.for_config(config)).url
     say(f"模拟楼栋 Simulated building: {BUILDING}  ({GATEWAY_ID})")
     say(f"网页 Web page: {url}    健康 health: {url}/healthz")
-    say("一次性密码 One-time passwords:")
+    say("一次性密码 One-time passwords (首次登录后须设新密码 the first login asks for a new one):")
     for role, label in (("building_head", "楼长"), ("police", "民警"), ("installer", "安装员")):
         say(f"  {label:<4} {role:<14} user {role.replace('_', '-'):<14} {passwords[role]}")
     say("门 Doors: main (读卡器 reader 1, 安全通道 secure channel), back (读卡器 reader 2)")

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
 from gateway.store import Store
 from tests.e2e.building import building
 from tests.store.factories import id_number
@@ -130,8 +132,15 @@ def test_demo_presents_cards_and_stops_cleanly_on_ctrl_c() -> None:
         raise AssertionError(f"no {marker!r} in:\n{''.join(output)}")
 
     try:
-        assert "http://127.0.0.1:" in read_until("网页 Web page")
+        page = read_until("网页 Web page")
+        assert "http://127.0.0.1:" in page
+        head = read_until("building_head")
         read_until("police")
+        # The passwords are one-time, as printed: the API refuses them until changed.
+        url, password = page.split()[3], head.split()[-1]
+        login = httpx.post(f"{url}/api/v1/login", timeout=30,
+                           json={"username": "building-head", "password": password})
+        assert login.status_code == 403, login.text
         read_until("q' to quit")
         proc.stdin.write("1\n")
         proc.stdin.flush()
