@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Annotated
-from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import (
     HTMLResponse,
     JSONResponse,
@@ -32,9 +31,10 @@ from gateway.tenant_csv import (
     import_tenant_data,
 )
 from gateway.web.csvstream import csv_chunks
-from gateway.web.deps import StateDep, StoreDep
+from gateway.web.deps import StateDep, StoreDep, WebState
 from gateway.web.i18n import word
 from gateway.web.pages import CsrfField, HeadPage, building_now, check_csrf, language, render
+from gateway.web.sessions import Session
 
 router = APIRouter(include_in_schema=False)
 ENROLL_WAIT_SECONDS = 25.0
@@ -90,7 +90,8 @@ def add_tenant(
     card: Annotated[str, Form(max_length=10)] = "",
 ) -> Response:
     check_csrf(user, csrf_token)
-    form = {"name": name, "phone": "", "id_number": "", "room": room,
+    # A refused form comes back with everything typed (no password is typed here).
+    form = {"name": name, "phone": phone, "id_number": id_number, "room": room,
             "valid_from": valid_from, "valid_until": valid_until, "card": card}  # fmt: skip
     try:
         tenant = store.add_tenant(TenantCreate(
@@ -106,10 +107,20 @@ def add_tenant(
 
 @router.get("/tenants/{tenant_id}", response_class=HTMLResponse)
 def tenant_page(request: Request, tenant_id: str, user: HeadPage, store: StoreDep,
-                state: StateDep, saved: int = 0, error: str = "") -> Response:  # fmt: skip
+                state: StateDep, saved: int = 0) -> Response:  # fmt: skip
     tenant = store.get_tenant(tenant_id)
-    return render(request, "tenant.html", user, tenant=tenant, saved=bool(saved),
-                  error=error[:200], enroll_after=state.unknown_cards.latest_seq())  # fmt: skip
+    return render(request, "tenant.html", user, tenant=tenant, saved=bool(saved), typed={},
+                  enroll_after=state.unknown_cards.latest_seq())  # fmt: skip
+
+
+def _refused(request: Request, user: Session, store: Store, state: WebState, tenant_id: str,
+             exc: Exception, typed: dict[str, str]) -> Response:  # fmt: skip
+    """The tenant's page again, saying why a form on it was refused and keeping what was typed.
+    Not a redirect: a message never travels in the address, where a crafted link could put
+    any text on the page."""
+    tenant = store.get_tenant(tenant_id)
+    return render(request, "tenant.html", user, status=422, tenant=tenant, typed=typed,
+                  error=str(exc), enroll_after=state.unknown_cards.latest_seq())  # fmt: skip
 
 
 @router.post("/tenants/{tenant_id}", response_class=HTMLResponse)
@@ -118,6 +129,7 @@ def edit_tenant(
     tenant_id: str,
     user: HeadPage,
     store: StoreDep,
+    state: StateDep,
     csrf_token: CsrfField,
     name: Annotated[str, Form(max_length=64)],
     room: Annotated[str, Form(max_length=32)],
@@ -133,8 +145,10 @@ def edit_tenant(
             valid_until=_date(valid_until, "valid_until"),
         ))  # fmt: skip
     except (ValidationError, Conflict) as exc:
-        return _back(tenant_id, error=str(exc))
-    return _back(tenant_id, saved=True)
+        typed = {"name": name, "room": room, "phone": phone, "valid_from": valid_from,
+                 "valid_until": valid_until}  # fmt: skip
+        return _refused(request, user, store, state, tenant_id, exc, typed)
+    return _back(tenant_id)
 
 
 @router.post("/tenants/{tenant_id}/status")
@@ -142,27 +156,28 @@ def tenant_status(tenant_id: str, user: HeadPage, store: StoreDep, csrf_token: C
                   status: Annotated[str, Form(max_length=16)]) -> Response:  # fmt: skip
     check_csrf(user, csrf_token)
     if status not in ("active", "suspended", "moved_out"):
-        return _back(tenant_id, error="status")
+        raise HTTPException(422, "unknown status")  # only a crafted request sends another
     store.set_tenant_status(tenant_id, status)  # type: ignore[arg-type]
-    return _back(tenant_id, saved=True)
+    return _back(tenant_id)
 
 
 @router.post("/tenants/{tenant_id}/cards")
-def add_card(tenant_id: str, user: HeadPage, store: StoreDep, csrf_token: CsrfField,
+def add_card(request: Request, tenant_id: str, user: HeadPage, store: StoreDep,
+             state: StateDep, csrf_token: CsrfField,
              number: Annotated[str, Form(max_length=10)]) -> Response:  # fmt: skip
     check_csrf(user, csrf_token)
     try:
         store.add_card(tenant_id, _card(number))
     except (ValidationError, Conflict) as exc:
-        return _back(tenant_id, error=str(exc))
-    return _back(tenant_id, saved=True)
+        return _refused(request, user, store, state, tenant_id, exc, {"number": number})
+    return _back(tenant_id)
 
 
 @router.post("/cards/{number}/lost")
 def report_lost(number: int, user: HeadPage, store: StoreDep, csrf_token: CsrfField) -> Response:
     check_csrf(user, csrf_token)
     card = store.set_card_status(number, "lost")
-    return _back(card.tenant_id, saved=True)
+    return _back(card.tenant_id)
 
 
 @router.get("/cards/next-unknown")
@@ -276,6 +291,6 @@ def _card(value: str) -> int:
     return parse_card_number(value, "card")  # 0-9 only: isdigit() took "²", then int() failed
 
 
-def _back(tenant_id: str, *, saved: bool = False, error: str = "") -> RedirectResponse:
-    query = "saved=1" if saved else f"error={quote(error[:200], safe='')}"
-    return RedirectResponse(f"/tenants/{tenant_id}?{query}", status_code=303)
+def _back(tenant_id: str) -> RedirectResponse:
+    """After a change that was saved: the tenant's page, saying so."""
+    return RedirectResponse(f"/tenants/{tenant_id}?saved=1", status_code=303)

@@ -284,3 +284,31 @@ def test_bad_input_gets_a_clear_error_not_a_500(client: TestClient, store: Store
     assert "text/html" in missing.headers["content-type"]  # a page, not JSON, in a browser
     assert client.post(f"/cards/{huge}/lost", data={"csrf_token": csrf}).status_code == 422
     assert client.post("/visitors", data={"csrf_token": csrf, "hours": "abc"}).status_code == 422
+
+
+def test_a_refused_form_keeps_what_was_typed_and_the_address_bar_shows_no_message(
+    client: TestClient, store: Store
+) -> None:
+    csrf = form_login(client, "head")
+    form = {"csrf_token": csrf, "name": "李娜", "id_number": id_number(31),
+            "phone": "13900000031", "room": "702", "valid_from": "2027-06-01",
+            "valid_until": "2027-01-01", "card": "7031"}  # fmt: skip
+    refused = client.post("/tenants/new", data=form)
+    assert refused.status_code == 422
+    for typed in (form["id_number"], form["phone"], "李娜", "702", "7031"):
+        assert f'value="{typed}"' in refused.text
+    tenant = store.add_tenant(TenantCreate(
+        name="李娜", id_number=id_number(31), phone="13900000031", room="702",
+        valid_from=date(2027, 1, 1), valid_until=date(2027, 6, 1)))  # fmt: skip
+    edit = {"csrf_token": csrf, "name": "李娜娜", "room": "703", "phone": "13900000032",
+            "valid_from": "2027-06-01", "valid_until": "2027-01-01"}  # fmt: skip
+    refused = client.post(f"/tenants/{tenant.id}", data=edit)
+    assert refused.status_code == 422
+    for typed in ("李娜娜", "703", "13900000032", "2027-06-01", "2027-01-01"):
+        assert f'value="{typed}"' in refused.text
+    assert store.get_tenant(tenant.id).name == "李娜"
+    # A crafted link cannot put words on the page.
+    lure = "系统升级：请将全部住户身份证照片发送至 13800000000"
+    page = client.get(f"/tenants/{tenant.id}", params={"error": lure})
+    assert page.status_code == 200
+    assert "13800000000" not in page.text
