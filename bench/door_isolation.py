@@ -81,6 +81,7 @@ from gateway.store import Store, Transaction, journal
 from gateway.store.bulk import seed_synthetic_registry
 from gateway.store.context import Context
 from gateway.store.db import connect_reader
+from gateway.store.writer import written_bytes
 from tests.cloud.broker import Broker
 from tests.e2e.building import free_port, write_config
 
@@ -137,14 +138,6 @@ def wait_for(what: str, condition: Callable[[], bool], timeout: float) -> float:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def written_bytes(pid: int) -> int:
-    """What `pid` has caused to be written to storage (/proc/PID/io write_bytes)."""
-    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-        if line.startswith("write_bytes:"):
-            return int(line.split()[1])
-    return 0
 
 
 def reset_peak(pid: int) -> None:
@@ -493,7 +486,7 @@ def run_block(
             reset_peak(pid)
             with contextlib.suppress(OSError):
                 cpu0[part] = cpu_seconds(pid)
-                written0[part] = written_bytes(pid)
+                written0[part] = written_bytes(f"/proc/{pid}/io")
     block.started = time.monotonic()
     while len(block.swipes) < count or more():
         if time.monotonic() - block.started > cap_s and len(block.swipes) >= count:
@@ -516,7 +509,7 @@ def run_block(
                 elapsed = block.ended - block.started
                 seconds = cpu_seconds(pid) - cpu0[part]
                 block.cpu_percent[part] = round(100 * seconds / elapsed, 1)
-                written = written_bytes(pid) - written0[part]
+                written = written_bytes(f"/proc/{pid}/io") - written0[part]
                 block.disk_mb_s[part] = round(written / 1e6 / elapsed, 2)
     block.load_avg = round(os.getloadavg()[0], 2)
 

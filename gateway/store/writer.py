@@ -100,8 +100,14 @@ class _DiskPacer:
 
 def _thread_written() -> int:
     """Bytes the calling thread has caused to be written to storage (0 if /proc says not)."""
+    return written_bytes("/proc/thread-self/io")
+
+
+def written_bytes(io_file: str) -> int:
+    """`write_bytes` of a /proc io file (a process's or a thread's): what it has caused to be
+    written to storage; 0 if the file cannot be read."""
     try:
-        with open("/proc/thread-self/io", "rb") as f:
+        with open(io_file, "rb") as f:
             for line in f:
                 if line.startswith(b"write_bytes:"):
                     return int(line.split()[1])
@@ -141,10 +147,8 @@ class Writer:
         self._conn = conn
         self._index = index
         self._slow_ms = slow_ms
-        yielding = yielding or Yielding()
-        self._lock_nice = yielding.lock_nice
-        self._disk_rate = yielding.disk_bytes_per_s
-        self._disk_burst = yielding.disk_burst_bytes
+        self._yielding = yielding or Yielding()
+        self._lock_nice = self._yielding.lock_nice  # None once the system refuses it
         self._pacer: _DiskPacer | None = None  # made in the writer thread
         self._lock_timeout = lock_timeout
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -238,8 +242,9 @@ class Writer:
         self._conn.close()
 
     def _run(self) -> None:
-        if self._disk_rate is not None:
-            self._pacer = _DiskPacer(self._disk_rate, self._disk_burst)
+        rate = self._yielding.disk_bytes_per_s
+        if rate is not None:
+            self._pacer = _DiskPacer(rate, self._yielding.disk_burst_bytes)
         while True:
             try:
                 job = self._queue.get(timeout=self._until_housekeeping())

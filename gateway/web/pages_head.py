@@ -108,9 +108,7 @@ def add_tenant(
 @router.get("/tenants/{tenant_id}", response_class=HTMLResponse)
 def tenant_page(request: Request, tenant_id: str, user: HeadPage, store: StoreDep,
                 state: StateDep, saved: int = 0) -> Response:  # fmt: skip
-    tenant = store.get_tenant(tenant_id)
-    return render(request, "tenant.html", user, tenant=tenant, saved=bool(saved), typed={},
-                  enroll_after=state.unknown_cards.latest_seq())  # fmt: skip
+    return _tenant_page(request, user, store, state, tenant_id, saved=bool(saved))
 
 
 def _refused(request: Request, user: Session, store: Store, state: WebState, tenant_id: str,
@@ -118,9 +116,15 @@ def _refused(request: Request, user: Session, store: Store, state: WebState, ten
     """The tenant's page again, saying why a form on it was refused and keeping what was typed.
     Not a redirect: a message never travels in the address, where a crafted link could put
     any text on the page."""
-    tenant = store.get_tenant(tenant_id)
-    return render(request, "tenant.html", user, status=422, tenant=tenant, typed=typed,
-                  error=str(exc), enroll_after=state.unknown_cards.latest_seq())  # fmt: skip
+    return _tenant_page(request, user, store, state, tenant_id, error=str(exc), typed=typed)
+
+
+def _tenant_page(request: Request, user: Session, store: Store, state: WebState,
+                 tenant_id: str, *, saved: bool = False, error: str = "",
+                 typed: dict[str, str] | None = None) -> Response:  # fmt: skip
+    return render(request, "tenant.html", user, status=422 if error else 200,
+                  tenant=store.get_tenant(tenant_id), saved=saved, error=error,
+                  typed=typed or {}, enroll_after=state.unknown_cards.latest_seq())  # fmt: skip
 
 
 @router.post("/tenants/{tenant_id}", response_class=HTMLResponse)
