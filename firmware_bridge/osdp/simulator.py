@@ -129,11 +129,14 @@ class _PdChannel:
         self._refuse_sc_at = refuse_sc_at
         self._parser = StreamParser()
         self.connected = True
-        self.reply_delay = 0.0
+        self.reply_delay = 0.0  # a slow PD: its replies still leave in order, as a UART's do
         self.drop_replies = 0
         self.reply_filter: Callable[[bytes], bytes] | None = None
         self._rx = bytearray()
         self._lock = threading.Lock()
+        self._late: queue.Queue[tuple[float, bytes]] = queue.Queue()
+        self._late_pending = 0  # replies queued behind a delay; later ones wait their turn
+        self._late_sender: threading.Thread | None = None
 
     def hear(self, data: bytes) -> None:
         if not self.connected:
@@ -174,15 +177,35 @@ class _PdChannel:
         if self.reply_filter is not None:
             data = self.reply_filter(data)  # a test's fault: corrupt, cut or forge the reply
         wire = self.bus.wire_time(len(data))
-        if self.reply_delay > 0:
-            timer = threading.Timer(self.reply_delay + wire, self.bus.send_to_cp, (data,))
-            timer.daemon = True
-            timer.start()
-        else:
+        with self._lock:
+            late = self.reply_delay > 0 or self._late_pending > 0
+            if late:
+                self._late_pending += 1
+                self._late.put((time.monotonic() + self.reply_delay + wire, data))
+                if self._late_sender is None:
+                    self._late_sender = threading.Thread(
+                        target=self._send_late, daemon=True, name="osdp-sim-late")
+                    self._late_sender.start()
+        if not late:
             if wire:
                 time.sleep(wire)
             self.bus.send_to_cp(data)
         return sent
+
+    @property
+    def late_replies(self) -> int:
+        """Return how many replies are still waiting out a delay."""
+        with self._lock:
+            return self._late_pending
+
+    def _send_late(self) -> None:
+        """Send delayed replies one after another: a reply never overtakes an earlier one."""
+        while True:
+            due, data = self._late.get()
+            time.sleep(max(0.0, due - time.monotonic()))
+            self.bus.send_to_cp(data)
+            with self._lock:
+                self._late_pending -= 1
 
     def flush(self) -> None:
         """Nothing to do: input is consumed frame by frame, output is written at once."""
