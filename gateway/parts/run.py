@@ -11,15 +11,18 @@ working while the web or the uplink is restarted.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
+import logging.handlers
 import os
+import queue
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,6 +41,8 @@ RESTART_AFTER_S = 30.0
 # How long a new child may take before its first health report counts as missing.
 START_GRACE_S = 60.0
 STOP_TIMEOUT_S = 15.0
+# Log lines waiting for the writer thread; more are dropped (and counted) rather than waited on.
+LOG_BACKLOG = 10_000
 
 
 class Part(Protocol):
@@ -86,6 +91,11 @@ def part_health(part: Part) -> dict[str, Any]:
 def run_part(name: str, config: Config, *, stop: threading.Event | None = None) -> int:
     """Run one part until SIGTERM or SIGINT (or `stop`); speaks sd_notify when asked."""
     _end_with_supervisor(name)
+    with logs_written_by_a_thread():
+        return _run(name, config, stop)
+
+
+def _run(name: str, config: Config, stop: threading.Event | None) -> int:
     runtime = Runtime.for_config(config)
     part = make_part(name, config, runtime)
     stop = stop if stop is not None else threading.Event()
@@ -118,6 +128,58 @@ def run_part(name: str, config: Config, *, stop: threading.Event | None = None) 
         runtime.clear_health(name)
         _restore_signals(previous)
     return 0
+
+
+class _DroppingQueueHandler(logging.handlers.QueueHandler):
+    """Hands a record to the writer thread; never waits: a full backlog drops and counts."""
+
+    def __init__(self, backlog: queue.Queue[logging.LogRecord | None]) -> None:
+        super().__init__(backlog)
+        self.dropped = 0
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+
+@contextlib.contextmanager
+def logs_written_by_a_thread(backlog: int = LOG_BACKLOG) -> Iterator[_DroppingQueueHandler]:
+    """Write the root logger's lines from a thread of their own while this block runs.
+
+    The door logs every access; a line written on the door's own thread would wait for
+    journald (or a full pipe) with the relay still to switch. Records are formatted on the
+    caller's side (`QueueHandler.prepare`), written in order by the thread, and the lines
+    dropped when the writer falls `backlog` lines behind are counted in one warning at the end.
+    """
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    records: queue.Queue[logging.LogRecord | None] = queue.Queue(backlog)
+    handler = _DroppingQueueHandler(records)
+
+    def write() -> None:
+        while (record := records.get()) is not None:
+            for target in handlers:
+                if record.levelno >= target.level:
+                    target.handle(record)
+
+    writer = threading.Thread(target=write, name="log-writer", daemon=True)
+    for old in handlers:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    writer.start()
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        with contextlib.suppress(queue.Full):  # a log stuck for good must not hold the stop
+            records.put(None, timeout=STOP_TIMEOUT_S)
+        writer.join(STOP_TIMEOUT_S)
+        for old in handlers:
+            root.addHandler(old)
+        if handler.dropped:
+            log.warning("%d log lines dropped: the log writer fell behind", handler.dropped)
 
 
 SUPERVISOR_ENV = "GATEWAY_SUPERVISOR_PID"
