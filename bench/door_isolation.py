@@ -403,7 +403,7 @@ class Gateway:
         self.url = f"http://{self.config.web.host}:{self.config.web.port}"
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "-c", str(config_path), "run"],
+                [sys.executable, "-m", "gateway", "-v", "-c", str(config_path), "run"],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
