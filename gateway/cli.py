@@ -159,6 +159,12 @@ def _provision(args: argparse.Namespace) -> int:
         timezone=args.timezone, head_username=args.head, self_test=not args.no_self_test,
     ))  # fmt: skip
     print(report.text())
+    if report.page is not None:
+        from gateway.sticker import terminal_qr
+
+        print("The page:", "  ".join(report.page.urls))
+        print("Its certificate's SHA-256 fingerprint:", report.page.fingerprint)
+        print(terminal_qr(report.page.qr_url))
     if report.one_time_password is not None:
         print(f"One-time password of {args.head} (shown once; change it at first login):"
               f" {report.one_time_password}")

@@ -4,33 +4,43 @@
         --ca-file city-ca.pem
 
 The spreadsheet (CSV, UTF-8 or GB18030 as Excel saves it) has the columns
-`building_code,building_name,gateway_id,serial_port,readers,camera,broker`; `readers` is
-`door:address` pairs separated by `;` (`main:1;back:2`), `camera` a source or empty, `broker`
-`host:port` or empty. Every step is idempotent: what is already right is left alone, so a
-rerun after fixing one thing changes only that thing. The steps:
+`building_code,building_name,gateway_id,serial_port,readers,camera,broker` and may have
+`web_interface`; `readers` is `door:address` pairs separated by `;` (`main:1;back:2`),
+`camera` a source or empty, `broker` `host:port` or empty, `web_interface` the network
+interface the page is served on (`eth0`) or empty for all of them. Every step is idempotent:
+what is already right is left alone, so a rerun after fixing one thing changes only that
+thing. The steps:
 
 1. a secure-channel key per reader (`keys/DOOR.scbk`), kept once made;
 2. the MQTT client key and a certificate request for the city's CA (`keys/mqtt-client.*`);
-3. the config file, rewritten only when it would change; `[mqtt]` once the certificate the
+3. the page's key, a self-signed certificate for the gateway's names (`{id}.local`, its LAN
+   addresses) and a request for the city's CA (`keys/web.*`); the city's certificate
+   (`keys/web.crt`) is served instead once it is there;
+4. the config file, rewritten only when it would change; `[mqtt]` once the certificate the
    city signed (`keys/mqtt-client.crt`) is there, so the building works locally until then;
-4. `check-config`;
-5. the first building-head account, with a one-time password printed once;
-6. the live self-test: each reader answers on the secure channel (a reader in install mode is
-   given its key first, with KEYSET), a camera frame arrives, the broker answers with TLS.
+   `[web]` on HTTPS port 443 with plain HTTP on port 80 redirecting to it;
+5. `check-config`;
+6. the first building-head account, with a one-time password printed once;
+7. the live self-test: each reader answers on the secure channel (a reader in install mode is
+   given its key first, with KEYSET), a camera frame arrives, the broker answers with TLS;
+8. the page's addresses, its certificate's fingerprint and a QR code that opens it, printed
+   and drawn on `page-sticker.png` beside the config, for the gateway's box.
 
 The gateway service must be stopped while this runs: both would drive the same serial line.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
+import fcntl
 import io
+import ipaddress
 import os
 import re
 import secrets
 import socket
 import ssl
+import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,12 +48,21 @@ from functools import partial
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from firmware_bridge.osdp import ControlPanel, ReaderSpec
 from firmware_bridge.osdp.secure import SecureChannelError
+from gateway.certificates import (
+    Names,
+    certificate_is_current,
+    fingerprint,
+    load_or_make_key,
+    pem,
+    request,
+    request_is_current,
+    same_key,
+    self_signed,
+)
 from gateway.config import ConfigError, load_config
 from gateway.config.base import (
     BUILDING_CODE_PATTERN,
@@ -51,12 +70,16 @@ from gateway.config.base import (
     NAME_PATTERN,
     PATTERN_HINTS,
 )
+from gateway.sticker import sticker_png
 from gateway.store import Store
 from gateway.tenant_csv import CsvImportError, decode
 
 COLUMNS = ("building_code", "building_name", "gateway_id", "serial_port", "readers", "camera",
            "broker")  # fmt: skip
+OPTIONAL_COLUMNS = ("web_interface",)
+HTTPS_PORT, HTTP_PORT = 443, 80
 STEP_TIMEOUT = 10.0
+SIOCGIFADDR = 0x8915  # linux/sockios.h
 
 
 class SheetError(ValueError):
@@ -75,6 +98,7 @@ class Building:
     readers: tuple[tuple[str, int], ...]  # (door name, OSDP address)
     camera: str | None
     broker: tuple[str, int] | None
+    web_interface: str | None = None  # None: every interface
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +124,7 @@ class Report:
 
     steps: list[Step] = field(default_factory=list)
     one_time_password: str | None = None
+    page: Page | None = None
 
     def add(self, name: str, status: str, detail: str = "") -> Step:
         step = Step(name, status, detail)
@@ -177,8 +202,13 @@ def _building(line: int, record: dict[str, str]) -> Building:
         if not host or not re.fullmatch(r"[0-9]+", port):
             raise SheetError(f"line {line}: broker: {record['broker']!r} is not host:port")
         broker = (host, int(port))
+    interface = record.get("web_interface") or None
+    if interface is not None and not re.fullmatch(r"[A-Za-z0-9_.:-]{1,15}", interface):
+        raise SheetError(f"line {line}: web_interface: {interface!r} is not an interface name,"
+                         " e.g. eth0 (or leave it empty for every interface)")  # fmt: skip
     return Building(line, need("building_code"), need("building_name"), need("gateway_id"),
-                    need("serial_port"), tuple(readers), record.get("camera") or None, broker)
+                    need("serial_port"), tuple(readers), record.get("camera") or None, broker,
+                    interface)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- the steps
@@ -196,6 +226,7 @@ class Options:
     timezone: str = "Asia/Shanghai"
     head_username: str = "lou-zhang"
     self_test: bool = True
+    lan_addresses: Callable[[], dict[str, str]] = field(default=lambda: interface_addresses())
 
 
 def provision(building: Building, options: Options) -> Report:
@@ -205,13 +236,14 @@ def provision(building: Building, options: Options) -> Report:
     keys.mkdir(parents=True, exist_ok=True, mode=0o700)
     reader_keys = {door: _reader_key(report, keys / f"{door}.scbk") for door, _ in building.readers}
     _mqtt_key(report, keys, building.gateway_id, building.code)
+    report.page = _page(report, keys, building, options.lan_addresses)
     if options.ca_file is not None:
         _copy(report, "city CA certificate", options.ca_file, keys / "city-ca.pem")
     config_path = options.config_dir / "gateway.toml"
     uplink = _uplink_ready(report, building, options, keys)
     # Checked before it replaces the config in place: a bad row never costs a working file.
     candidate = config_path.with_name(f".{config_path.name}.new")
-    candidate.write_text(render(building, options, uplink), encoding="utf-8")
+    candidate.write_text(render(building, options, uplink, report.page), encoding="utf-8")
     try:
         config = load_config(candidate)
     except ConfigError as error:
@@ -234,7 +266,18 @@ def provision(building: Building, options: Options) -> Report:
     if options.self_test:
         for step in self_test(building, options, reader_keys, uplink, keys):
             report.steps.append(step)
+    if report.page is not None:
+        page = report.page
+        png = sticker_png(page.qr_url, [*page.urls[1:], "SHA-256", *_halves(page.fingerprint)])
+        _write_bytes(report, "page sticker (print it for the gateway's box)",
+                     options.config_dir / "page-sticker.png", png, 0o644)  # fmt: skip
     return report
+
+
+def _halves(fingerprint: str) -> list[str]:
+    """The fingerprint in two lines of 16 pairs each, as long as a sticker is wide."""
+    middle = len(fingerprint) // 2 + 1
+    return [fingerprint[: middle - 1], fingerprint[middle:]]
 
 
 def _reader_key(report: Report, path: Path) -> bytes:
@@ -259,45 +302,109 @@ def _reader_key(report: Report, path: Path) -> bytes:
 
 def _mqtt_key(report: Report, keys: Path, gateway_id: str, building_code: str) -> None:
     key_path, csr_path = keys / "mqtt-client.key", keys / "mqtt-client.csr"
-    if key_path.exists():
-        try:
-            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-        except ValueError:
-            report.add("MQTT client key", "fail", f"{key_path} is not a PEM private key; remove"
-                       " it to make a new one (and a new certificate request)")  # fmt: skip
-            return
-        report.add("MQTT client key", "unchanged")
-    else:
-        key = ec.generate_private_key(ec.SECP256R1())
-        _write_secret(key_path, key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()).decode())  # fmt: skip
-        report.add("MQTT client key", "created")
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        report.add("MQTT certificate request", "fail", f"{key_path} is not an EC key")
+    key = _key(report, "MQTT client key", key_path)
+    if key is None:
         return
-    public = key.public_key().public_bytes(serialization.Encoding.DER,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
-    existing = None
-    if csr_path.exists():
-        with contextlib.suppress(ValueError):  # a damaged request is simply made again
-            existing = x509.load_pem_x509_csr(csr_path.read_bytes())
-    if existing is not None:
-        same_key = existing.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) == public
-        names = existing.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        if same_key and names and names[0].value == gateway_id:
-            report.add("MQTT certificate request", "unchanged", str(csr_path))
-            return
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, gateway_id),
-                                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME,
-                                                       building_code)]))
-           .sign(key, hashes.SHA256()))  # fmt: skip
-    csr_path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
-    report.add("MQTT certificate request", "created",
-               f"send {csr_path} to the city; put the certificate it signs in"
-               f" {keys / 'mqtt-client.crt'}")  # fmt: skip
+    names = Names(common_name=gateway_id, unit=building_code)
+    _request(report, "MQTT certificate request", key, names, csr_path, keys / "mqtt-client.crt")
+
+
+def _key(report: Report, name: str, path: Path) -> ec.EllipticCurvePrivateKey | None:
+    try:
+        key, created = load_or_make_key(path)
+    except ValueError:
+        report.add(name, "fail", f"{path} is not a PEM EC private key; remove it to make a new"
+                   " one (and a new certificate request)")  # fmt: skip
+        return None
+    report.add(name, "created" if created else "unchanged")
+    return key
+
+
+def _request(report: Report, name: str, key: ec.EllipticCurvePrivateKey, names: Names,
+             path: Path, signed: Path) -> None:  # fmt: skip
+    if request_is_current(path, key, names):
+        report.add(name, "unchanged", str(path))
+        return
+    path.write_bytes(pem(request(key, names)))
+    report.add(name, "created", f"send {path} to the city; put the certificate it signs in"
+               f" {signed}")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Where the page is found and how a visitor knows it is the real one."""
+
+    host: str  # where it listens: "0.0.0.0", or the named interface's address
+    certificate: str  # the file of the keys folder it serves
+    urls: tuple[str, ...]  # by IP first, then by name
+    fingerprint: str
+
+    @property
+    def qr_url(self) -> str:
+        """The address in the QR code: by IP, which every phone resolves (not all resolve
+        .local names), else by name."""
+        return self.urls[0]
+
+
+def _page(report: Report, keys: Path, building: Building,
+          lan_addresses: Callable[[], dict[str, str]]) -> Page | None:  # fmt: skip
+    """The page's key, certificates and addresses; None (after a FAIL line) when the page
+    cannot be served on the LAN yet."""
+    addresses = {name: ip for name, ip in lan_addresses().items()
+                 if not ipaddress.ip_address(ip).is_loopback}  # fmt: skip
+    if building.web_interface is not None:
+        if building.web_interface not in addresses:
+            report.add("page address", "fail", f"interface {building.web_interface} has no IPv4"
+                       " address: connect it, or fix web_interface in the spreadsheet")
+            return None
+        addresses = {building.web_interface: addresses[building.web_interface]}
+    key = _key(report, "page key", keys / "web.key")
+    if key is None:
+        return None
+    ips = tuple(sorted(set(addresses.values()), key=ipaddress.ip_address))
+    dns = f"{building.gateway_id}.local"
+    names = Names(common_name=building.gateway_id, unit=building.code, dns=(dns,), ips=ips)
+    _request(report, "page certificate request", key, names, keys / "web.csr", keys / "web.crt")
+    own = keys / "web-self-signed.crt"
+    if certificate_is_current(own, key, names):
+        report.add("page self-signed certificate", "unchanged", str(own))
+    else:
+        existed = own.exists()
+        own.write_bytes(pem(self_signed(key, names)))
+        report.add("page self-signed certificate", "updated" if existed else "created",
+                   f"{own}; a new fingerprint: print a new sticker" if existed else str(own))
+    served = own
+    city = keys / "web.crt"
+    if city.exists():
+        try:
+            signed = x509.load_pem_x509_certificate(city.read_bytes())
+        except ValueError:
+            signed = None
+        if signed is None or not same_key(signed.public_key(), key):
+            report.add("page certificate from the city", "fail", f"{city} is not a certificate"
+                       f" for {keys / 'web.key'}; remove it or put the one the city signed")
+        else:
+            served = city
+            report.add("page certificate from the city", "unchanged", str(city))
+    certificate = x509.load_pem_x509_certificate(served.read_bytes())
+    # Every interface unless the sheet names one: the page is meant for the building's LAN.
+    host = "0.0.0.0" if building.web_interface is None else ips[0]  # noqa: S104
+    urls = (*(f"https://{ip}/" for ip in ips), f"https://{dns}/")
+    return Page(host, served.name, urls, fingerprint(certificate))
+
+
+def interface_addresses() -> dict[str, str]:
+    """Each network interface's IPv4 address (SIOCGIFADDR), loopback included."""
+    found = {}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        for _, name in socket.if_nameindex():
+            request_ = struct.pack("256s", name.encode()[:15])
+            try:
+                answer = fcntl.ioctl(probe.fileno(), SIOCGIFADDR, request_)
+            except OSError:  # no IPv4 address on this one
+                continue
+            found[name] = socket.inet_ntoa(answer[20:24])
+    return found
 
 
 def _uplink_ready(report: Report, building: Building, options: Options, keys: Path) -> bool:
@@ -316,8 +423,9 @@ def _uplink_ready(report: Report, building: Building, options: Options, keys: Pa
     return True
 
 
-def render(building: Building, options: Options, uplink: bool) -> str:
-    """The config file for this building (`[mqtt]` only when `uplink`)."""
+def render(building: Building, options: Options, uplink: bool, page: Page | None) -> str:
+    """The config file for this building (`[mqtt]` only when `uplink`; the page on loopback
+    only without `page`)."""
     q = _toml_string
     lines = [
         "# Written by `gateway provision` from the installer's spreadsheet (line"
@@ -341,7 +449,13 @@ def render(building: Building, options: Options, uplink: bool) -> str:
                   f"command_public_key = {q(options.command_public_key or '')}"]  # fmt: skip
     if building.camera:
         lines += ["", "[camera]", f"source = {q(building.camera)}"]
-    lines += ["", "[web]", 'host = "127.0.0.1"', "port = 8080", ""]
+    if page is None:
+        lines += ["", "[web]", 'host = "127.0.0.1"', "port = 8080", ""]
+    else:
+        lines += ["", "[web]", f"host = {q(page.host)}", f"port = {HTTPS_PORT}",
+                  f"redirect_port = {HTTP_PORT}",
+                  f"tls_cert_file = {q('credential:' + page.certificate)}",
+                  'tls_key_file = "credential:web.key"', ""]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -350,12 +464,16 @@ def _toml_string(value: str) -> str:
 
 
 def _write(report: Report, name: str, path: Path, text: str, mode: int) -> None:
-    if path.exists() and path.read_text(encoding="utf-8") == text:
+    _write_bytes(report, name, path, text.encode("utf-8"), mode)
+
+
+def _write_bytes(report: Report, name: str, path: Path, data: bytes, mode: int) -> None:
+    if path.exists() and path.read_bytes() == data:
         report.add(name, "unchanged", str(path))
         return
     existed = path.exists()
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
+    temporary.write_bytes(data)
     temporary.chmod(mode)
     os.replace(temporary, path)
     report.add(name, "updated" if existed else "created", str(path))

@@ -66,6 +66,10 @@ def test_every_part_has_its_own_limits() -> None:
     assert "PrivateNetwork=yes" in door
     assert "RestrictAddressFamilies=AF_UNIX" in door
     assert all(f"rental-gateway@{part}.service" in TARGET.read_text() for part in PARTS)
+    # The page on 443 and 80: the edge may bind a low port, and gets nothing else of root's.
+    edge = (ROOT / "systemd" / "rental-gateway@edge.service.d" / "part.conf").read_text()
+    assert "CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n" in edge
+    assert "AmbientCapabilities=CAP_NET_BIND_SERVICE\n" in edge
 
 
 def test_the_unit_keeps_the_promises_the_docs_make() -> None:

@@ -32,6 +32,14 @@ class WebConfig(Section):
         title="TLS key",
         description="PEM private key for HTTPS; set together with tls_cert_file.",
     )
+    redirect_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        title="HTTP redirect port",
+        description="Plain HTTP port that only sends a browser on to the HTTPS page (80 on a"
+        " provisioned gateway); needs TLS. On loopback it also answers /healthz and /metrics.",
+    )
 
     @model_validator(mode="after")
     def _tls_off_loopback(self) -> Self:
@@ -44,6 +52,11 @@ class WebConfig(Section):
                 ' as plain HTTP; set tls_cert_file and tls_key_file, or use host = "127.0.0.1"',
                 key="host",
             )
+        if self.redirect_port is not None and not self.tls:
+            raise invalid("a redirect to HTTPS needs tls_cert_file and tls_key_file",
+                          key="redirect_port")  # fmt: skip
+        if self.redirect_port == self.port:
+            raise invalid(f"must differ from port ({self.port})", key="redirect_port")
         return self
 
     @property

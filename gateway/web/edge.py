@@ -198,7 +198,31 @@ http {{
         }}
 {_message_locations()}
     }}
-}}
+{_redirect_server(web)}}}
+"""
+
+
+def _redirect_server(web: WebConfig) -> str:
+    """Plain HTTP that sends every browser on to HTTPS, and /healthz to loopback only."""
+    if web.redirect_port is None:
+        return ""
+    host = "$host" if web.port == 443 else f"$host:{web.port}"
+    health = "\n".join(f"""
+        location = {path} {{
+            if ($remote_addr !~ "^(127\\.|::1$)") {{
+                return 301 https://{host}$request_uri;
+            }}
+{_proxy_headers(indent=12)}
+            proxy_pass http://app;
+        }}""" for path in ("/healthz", "/metrics"))
+    return f"""
+    server {{
+        listen {_listen_host(web.host)}:{web.redirect_port};
+        limit_conn per_client {CONNECTIONS_PER_CLIENT};
+        location / {{
+            return 301 https://{host}$request_uri;
+        }}{health}
+    }}
 """
 
 

@@ -63,8 +63,11 @@ class Pki:
         self.clients[identity] = files
         return files
 
-    def sign_request(self, csr_pem: bytes) -> bytes:
-        """Sign a gateway's certificate request as the city's CA does; the certificate (PEM)."""
+    def sign_request(self, csr_pem: bytes, *, server: bool = False) -> bytes:
+        """Sign a gateway's certificate request as the city's CA does; the certificate (PEM).
+
+        A client certificate (MQTT), or with `server` one for the page, with the names the
+        request asks for."""
         csr = x509.load_pem_x509_csr(csr_pem)
         assert csr.is_signature_valid
         [name] = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
@@ -74,8 +77,11 @@ class Pki:
         ca_key = serialization.load_pem_private_key(self.ca_key.read_bytes(), password=None)
         assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
         builder = _builder(str(name.value), ca_cert.subject, public_key, ca=False)
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        if server:
+            names = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            builder = builder.add_extension(names, critical=False)
         return builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
 

@@ -248,3 +248,21 @@ def test_web_certificate_without_key(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL + '\n[web]\ntls_cert_file = "web.pem"\n')
 
     assert problems(path) == ["web.tls_key_file: set tls_cert_file and tls_key_file together"]
+
+
+def test_a_redirect_to_https_needs_https(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "\n[web]\nredirect_port = 80\n")
+
+    assert problems(path) == [
+        "web.redirect_port: a redirect to HTTPS needs tls_cert_file and tls_key_file"
+    ]
+
+
+def test_the_redirect_port_is_not_the_page_port(tmp_path: Path) -> None:
+    pem_files(tmp_path, "web.pem", "web.key")
+    text = MINIMAL + (
+        '\n[web]\nhost = "0.0.0.0"\nport = 443\nredirect_port = 443\n'
+        'tls_cert_file = "web.pem"\ntls_key_file = "web.key"\n'
+    )
+
+    assert problems(write(tmp_path, text)) == ["web.redirect_port: must differ from port (443)"]

@@ -254,6 +254,35 @@ def test_tls_when_the_config_has_a_certificate(tmp_path: Path) -> None:
         assert plain.status_code == 400  # nginx: a plain HTTP request to the HTTPS port
 
 
+def test_plain_http_only_redirects_and_answers_health_on_loopback(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki", identities=())
+    web = WebConfig(host="127.0.0.1", port=free_port(), redirect_port=free_port(),
+                    tls_cert_file=pki.server.cert, tls_key_file=pki.server.key)  # fmt: skip
+    plain = f"http://127.0.0.1:{web.redirect_port}"
+    with serve_page(tmp_path, web) as served:
+        for path in ("/", "/login", "/police/entries?door=main", "/api/v1/login"):
+            for method in ("GET", "POST"):
+                answer = httpx.request(method, plain + path)
+                assert answer.status_code == 301, (method, path)
+                assert answer.headers["location"] == served.url + path  # same host and path
+                assert "set-cookie" not in answer.headers
+        health = httpx.get(plain + "/healthz")
+        assert health.status_code == 200
+        assert health.json()["status"] in {"ok", "degraded", "failing"}
+        assert httpx.get(plain + "/metrics").status_code == 200
+
+
+def test_on_the_lan_health_redirects_too(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki", identities=())
+    web = WebConfig(host="0.0.0.0", port=443, redirect_port=80, tls_cert_file=pki.server.cert,
+                    tls_key_file=pki.server.key)  # fmt: skip
+    text = edge.render_config(web, upstream=tmp_path / "web.sock", runtime_dir=tmp_path)
+    assert "listen 0.0.0.0:443 ssl;" in text
+    assert "listen 0.0.0.0:80;" in text
+    assert text.count("return 301 https://$host$request_uri;") == 3  # /, /healthz, /metrics
+    assert text.count('if ($remote_addr !~ "^(127\\.|::1$)")') == 2
+
+
 def test_the_config_keeps_temporary_files_and_logs_off_the_sd_card(tmp_path: Path) -> None:
     run = tmp_path / "run"
     text = edge.render_config(WebConfig(), upstream=run / "web.sock", runtime_dir=run)
