@@ -32,7 +32,6 @@ The gateway service must be stopped while this runs: both would drive the same s
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
 import ipaddress
 import os
@@ -40,7 +39,6 @@ import re
 import secrets
 import socket
 import ssl
-import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -70,6 +68,7 @@ from gateway.config.base import (
     NAME_PATTERN,
     PATTERN_HINTS,
 )
+from gateway.lan import EVERY_INTERFACE, interface_addresses
 from gateway.sticker import sticker_png
 from gateway.store import Store
 from gateway.tenant_csv import CsvImportError, decode
@@ -79,7 +78,6 @@ COLUMNS = ("building_code", "building_name", "gateway_id", "serial_port", "reade
 OPTIONAL_COLUMNS = ("web_interface",)
 HTTPS_PORT, HTTP_PORT = 443, 80
 STEP_TIMEOUT = 10.0
-SIOCGIFADDR = 0x8915  # linux/sockios.h
 
 
 class SheetError(ValueError):
@@ -334,7 +332,7 @@ def _request(report: Report, name: str, key: ec.EllipticCurvePrivateKey, names: 
 class Page:
     """Where the page is found and how a visitor knows it is the real one."""
 
-    host: str  # where it listens: "0.0.0.0", or the named interface's address
+    host: str  # where it listens: every interface, or the named interface's address
     certificate: str  # the file of the keys folder it serves
     urls: tuple[str, ...]  # by IP first, then by name
     fingerprint: str
@@ -387,24 +385,9 @@ def _page(report: Report, keys: Path, building: Building,
             served = city
             report.add("page certificate from the city", "unchanged", str(city))
     certificate = x509.load_pem_x509_certificate(served.read_bytes())
-    # Every interface unless the sheet names one: the page is meant for the building's LAN.
-    host = "0.0.0.0" if building.web_interface is None else ips[0]  # noqa: S104
+    host = EVERY_INTERFACE if building.web_interface is None else ips[0]
     urls = (*(f"https://{ip}/" for ip in ips), f"https://{dns}/")
     return Page(host, served.name, urls, fingerprint(certificate))
-
-
-def interface_addresses() -> dict[str, str]:
-    """Each network interface's IPv4 address (SIOCGIFADDR), loopback included."""
-    found = {}
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        for _, name in socket.if_nameindex():
-            request_ = struct.pack("256s", name.encode()[:15])
-            try:
-                answer = fcntl.ioctl(probe.fileno(), SIOCGIFADDR, request_)
-            except OSError:  # no IPv4 address on this one
-                continue
-            found[name] = socket.inet_ntoa(answer[20:24])
-    return found
 
 
 def _uplink_ready(report: Report, building: Building, options: Options, keys: Path) -> bool:

@@ -21,6 +21,7 @@ edge (nginx)", says why each number is what it is.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import signal
@@ -215,9 +216,12 @@ def _redirect_server(web: WebConfig) -> str:
 {_proxy_headers(indent=12)}
             proxy_pass http://app;
         }}""" for path in ("/healthz", "/metrics"))
+    listen = [f"listen {_listen_host(web.host)}:{web.redirect_port};"]
+    if not _covers_loopback(web.host):
+        listen.append(f"listen 127.0.0.1:{web.redirect_port};")  # health on the box itself
     return f"""
     server {{
-        listen {_listen_host(web.host)}:{web.redirect_port};
+        {" ".join(listen)}
         limit_conn per_client {CONNECTIONS_PER_CLIENT};
         location / {{
             return 301 https://{host}$request_uri;
@@ -312,6 +316,16 @@ def _holds_pid(pid_file: Path, pid: int) -> bool:
     try:
         return pid_file.read_text().strip() == str(pid)
     except FileNotFoundError:
+        return False
+
+
+def _covers_loopback(host: str) -> bool:
+    """Whether listening on `host` also listens on 127.0.0.1."""
+    if host in ("0.0.0.0", "::", "localhost"):  # noqa: S104
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a name: one address, not loopback's
         return False
 
 

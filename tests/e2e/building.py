@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import signal
 import socket
+import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -16,6 +19,16 @@ from firmware_bridge.osdp.simulator import SimulatedBus, SimulatedReader
 from gateway.config import Config, load_config
 from gateway.store import Store, TenantCreate
 from tests.store.factories import id_number
+
+
+def stop_gateway(proc: subprocess.Popen[bytes]) -> None:
+    """End `gateway run` as systemd does (SIGTERM), its whole group if it does not end."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def building_today() -> date:

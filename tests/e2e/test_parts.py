@@ -27,7 +27,7 @@ from cloud_sync.consumer import Platform, PlatformSettings
 from cloud_sync.envelope import public_key_text
 from gateway.parts.runtime import Runtime
 from tests.cloud.broker import Broker
-from tests.e2e.building import Building, building
+from tests.e2e.building import Building, building, stop_gateway
 
 GW = "gw-test-0001"
 
@@ -95,12 +95,7 @@ def gateway_run(b: Building, tmp_path: Path) -> Iterator[Running]:
         assert wait_until(running.doors_up, 60), log.read_text()[-3000:]
         yield running
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_gateway(proc)
 
 
 def test_the_doors_keep_opening_while_the_web_part_hangs_or_dies(tmp_path: Path) -> None:

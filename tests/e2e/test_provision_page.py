@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from gateway.provision import interface_addresses
+from gateway.lan import interface_addresses
 from tests.cloud.pki import make_pki
 
 from .test_provision import HEADER, provision
