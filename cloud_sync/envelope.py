@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from .payload import PayloadRefused, parse_object
 
-COMMANDS = frozenset({"unlock", "lockdown", "registry.apply"})
+COMMANDS = frozenset({"unlock", "lockdown", "registry.apply", "web.certificate"})
 # A registry.apply carries a whole building's tenants: allow a few MiB, refuse more unread.
 MAX_ENVELOPE_BYTES = 8 * 1024 * 1024
 # Clocks of gateways without NTP drift; a command "issued" this far ahead is still accepted.

@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from gateway.config.web import WebConfig
+
 # A self-signed certificate is trusted by its fingerprint, printed on a sticker: it lasts as
 # long as the box, and is made again only when the gateway's names change.
 SELF_SIGNED_DAYS = 10 * 365
@@ -159,3 +161,78 @@ def _names_of(
     return (str(common[0].value) if common else "",
             frozenset(alternative.get_values_for_type(x509.DNSName)),
             frozenset(str(ip) for ip in ips))  # fmt: skip
+
+
+# ----------------------------------------------------------------- the city's, sent down
+
+INSTALLED_NAME = "web-certificate.pem"  # in the data folder: the page's certificate from the city
+MAX_CHAIN_BYTES = 64 * 1024
+
+
+class CertificateRefused(ValueError):
+    """A certificate the city sent cannot be served; `error` is the command result's word."""
+
+    def __init__(self, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.error = error
+
+
+class PageCertificate:
+    """The page's certificate as the city sends it down (SPEC 7 `web.certificate`).
+
+    The uplink part checks and installs it (`check`, then `install`, with the command's
+    counter spent in between); the edge part serves it (`current`) in place of the config's
+    `tls_cert_file` for as long as it fits the page's key and has not expired, and reloads
+    nginx when it changes, so no part restarts.
+    """
+
+    def __init__(self, data_dir: Path, key_file: Path) -> None:
+        self.path = data_dir / INSTALLED_NAME
+        self._key_file = key_file
+
+    def check(self, chain: object, now: datetime.datetime) -> bytes:
+        """The chain as PEM, its first certificate the page's own; CertificateRefused if not."""
+        if not isinstance(chain, str) or not chain.strip():
+            raise CertificateRefused("bad_args", '"chain" must be PEM text')
+        if len(chain) > MAX_CHAIN_BYTES:
+            raise CertificateRefused("bad_args", f"chain larger than {MAX_CHAIN_BYTES} bytes")
+        try:
+            certificates = x509.load_pem_x509_certificates(chain.encode("ascii"))
+        except (UnicodeEncodeError, ValueError):
+            raise CertificateRefused("bad_args", '"chain" holds no PEM certificate') from None
+        leaf = certificates[0]
+        if not same_key(leaf.public_key(), self._key()):
+            raise CertificateRefused("wrong_key", "the certificate is not for the page's key")
+        if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
+            raise CertificateRefused("expired", f"valid from {leaf.not_valid_before_utc:%Y-%m-%d}"
+                                     f" until {leaf.not_valid_after_utc:%Y-%m-%d}")  # fmt: skip
+        return b"".join(pem(certificate) for certificate in certificates)
+
+    def install(self, chain_pem: bytes) -> str:
+        """Write the checked chain (atomically, readable by the edge); its fingerprint."""
+        temporary = self.path.with_name(f".{self.path.name}.tmp")
+        temporary.write_bytes(chain_pem)
+        temporary.chmod(0o644)
+        os.replace(temporary, self.path)
+        return fingerprint(x509.load_pem_x509_certificate(chain_pem))
+
+    def current(self, now: datetime.datetime) -> Path | None:
+        """The installed chain's path while it still fits the key and is valid, else None."""
+        try:
+            self.check(self.path.read_text(encoding="ascii"), now)
+        except (OSError, UnicodeDecodeError, CertificateRefused):
+            return None
+        return self.path
+
+    def _key(self) -> ec.EllipticCurvePrivateKey:
+        key = serialization.load_pem_private_key(self._key_file.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise CertificateRefused("wrong_key", "the page's key is not an EC key")
+        return key
+
+
+def page_certificate(data_dir: Path, web: WebConfig) -> PageCertificate | None:
+    """Where the city's certificate for this page goes; None when the page has no HTTPS."""
+    if web.tls_key_file is None:
+        return None
+    return PageCertificate(data_dir, Path(web.tls_key_file))

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from cloud_sync.envelope import Command, CommandRejected, open_command
+from gateway.certificates import CertificateRefused, PageCertificate
 from gateway.store import RegistryRejected, Store
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,12 @@ class CommandExecutor:
         stamp: Callable[[], dict[str, Any]],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         forward: Forward | None = None,
+        page_certificate: PageCertificate | None = None,
     ) -> None:
         """`record(event)` journals an event (and sends it up); `stamp()` gives ts fields.
+
+        `page_certificate` installs `web.certificate` (the part that runs the uplink has
+        it; without it, or without HTTPS, that command is refused as "unknown_command").
 
         With `forward`, door commands are not carried out here: their envelope, once its
         signature checks, goes to `forward` (the door part's socket), whose result is the
@@ -83,6 +88,7 @@ class CommandExecutor:
         "door_unavailable" without spending its counter, so the city may send it again.
         """
         self._forward = forward
+        self._page_certificate = page_certificate
         self._gateway_id = gateway_id
         self._key = public_key
         self._store = store
@@ -216,7 +222,28 @@ class CommandExecutor:
                 return {"on": on}
 
             return lockdown
+        if command.cmd == "web.certificate":
+            return self._web_certificate(args)
         return self._registry_apply(args)
+
+    def _web_certificate(self, args: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+        target = self._page_certificate
+        if target is None:
+            raise _Failed("unknown_command", "this gateway serves no HTTPS page")
+        try:
+            chain = target.check(args.get("chain"), self._now())
+        except CertificateRefused as refused:
+            raise _Failed(refused.error, str(refused)) from None
+        except (OSError, ValueError) as exc:  # the page's key unreadable
+            raise _Failed("unavailable", f"the page's key: {exc}") from None
+
+        def install() -> dict[str, Any]:
+            try:
+                return {"fingerprint": target.install(chain)}
+            except OSError as exc:
+                raise _Failed("unavailable", f"writing the certificate: {exc}") from None
+
+        return install
 
     def _registry_apply(self, args: dict[str, Any]) -> Callable[[], dict[str, Any]]:
         version, base = args.get("version"), args.get("base_version")

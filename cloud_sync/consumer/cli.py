@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
         "registry", help='send tenant records: FILE.json = {"version", "base_version",'
                          ' "tenants", "removed"}')
     registry.add_argument("file", type=Path)
+    certificate = kinds.add_parser(
+        "web-certificate", help="install the local page's certificate: FILE.pem = the"
+                                " certificate the city's CA signed, then its chain")  # fmt: skip
+    certificate.add_argument("file", type=Path)
     return parser
 
 
@@ -213,6 +217,11 @@ def _command(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         return "unlock", {"door": args.door, "seconds": args.seconds}
     if args.cmd == "lockdown":
         return "lockdown", {"on": args.on}
+    if args.cmd == "web-certificate":
+        try:
+            return "web.certificate", {"chain": args.file.read_text(encoding="ascii")}
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{args.file}: {exc}") from None
     try:
         body = json.loads(args.file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

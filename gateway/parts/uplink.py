@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from cloud_sync.envelope import load_public_key
 from gateway.camera.snapshots import SnapshotStore
+from gateway.certificates import page_certificate
 from gateway.clock import BuildingClock
 from gateway.commands import CommandExecutor
 from gateway.config import Config
@@ -58,6 +59,7 @@ class UplinkPart:
             record=lambda event: store.append_event(event).seq,
             stamp=self.clock.stamp,
             forward=partial(send_door_command, self.runtime.door_socket),
+            page_certificate=page_certificate(cfg.gateway.data_dir, cfg.web),
         )
         snapshots = None
         if cfg.camera is not None:

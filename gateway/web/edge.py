@@ -289,6 +289,14 @@ class Nginx:
                 raise EdgeError(f"nginx did not start within {timeout:.0f} s")
             time.sleep(0.02)
 
+    def reload(self) -> None:
+        """Read the config again without a restart (SIGHUP: nginx checks it, starts new
+        workers and lets the old ones finish their requests); EdgeError if it is refused."""
+        self.check()
+        if self._process is None or self._process.poll() is not None:
+            raise EdgeError("nginx is not running")
+        self._process.send_signal(signal.SIGHUP)
+
     @property
     def pid(self) -> int | None:
         """The master process's id while it runs."""

@@ -24,7 +24,7 @@ from cloud_sync.topics import Topics
 
 from .broker import Broker
 from .mqtt import MqttProbe
-from .pki import Pki
+from .pki import Pki, make_pki
 
 GW1, GW2 = "gw-test-0001", "gw-test-0002"
 ROOT = Path(__file__).resolve().parents[2]
@@ -472,7 +472,7 @@ def test_cli_keygen_and_send(broker: Broker, gateway: Gateway, tmp_path: Path) -
         def commands() -> int:
             return len(gateway.probe.received(gateway.topics.cmd))
 
-        for seen in range(3):
+        for seen in range(4):
             def arrived(n: int = seen) -> bool:
                 return commands() > n
 
@@ -481,9 +481,11 @@ def test_cli_keygen_and_send(broker: Broker, gateway: Gateway, tmp_path: Path) -
             command = open_command(message.payload, public, gateway_id=GW1,
                                    now=datetime.now(UTC))
             ok = command.cmd != "lockdown"
+            received.append(command)
             gateway.probe.publish_wait(message.response_topic or "", json.dumps(
                 {"counter": command.counter, "ok": ok, "error": None if ok else "nope"}))
 
+    received: list[Any] = []
     responder = threading.Thread(target=answer, daemon=True)
     responder.start()
     common = ["--port", str(broker.port), "--db", str(tmp_path / "city.db"),
@@ -500,10 +502,15 @@ def test_cli_keygen_and_send(broker: Broker, gateway: Gateway, tmp_path: Path) -
                                     "removed": [5]}))
     applied = _cli("send", *common, "registry", str(registry))
     assert applied.returncode == 0, applied.stderr
+    chain = make_pki(tmp_path / "pki", identities=()).server.cert
+    installed = _cli("send", *common, "web-certificate", str(chain))
+    assert installed.returncode == 0, installed.stderr
     responder.join(timeout=10)
-    counters = [json.loads(r.stdout)["counter"] for r in (sent, refused, applied)]
+    assert received[-1].cmd == "web.certificate"
+    assert received[-1].args == {"chain": chain.read_text()}
+    counters = [json.loads(r.stdout)["counter"] for r in (sent, refused, applied, installed)]
     assert counters == sorted(counters)
-    assert len(set(counters)) == 3
+    assert len(set(counters)) == 4
 
 
 def test_cli_send_without_an_answer_times_out(broker: Broker, tmp_path: Path) -> None:
