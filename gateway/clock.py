@@ -50,6 +50,29 @@ def rfc3339(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds")
 
 
+# How every time a person reads is written: the page, exports, the demo, the camera overlay.
+SHOWN_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def shown(moment: str | datetime | None, zone: tzinfo) -> str:
+    """`moment` as people read it: in the building's zone `zone`, `2026-12-07 15:50:51`.
+
+    Stored times are RFC 3339 with an offset, some in UTC (the audit log, alarms, visitor
+    codes), events in the building's zone; shown side by side they must agree, so every one
+    is converted here. Empty for None or "".
+
+    >>> shown("2026-12-07T07:50:51.123Z", ZoneInfo("Asia/Shanghai"))
+    '2026-12-07 15:50:51'
+    """
+    if moment is None or moment == "":
+        return ""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    if moment.tzinfo is None:
+        raise ValueError("a time without a zone cannot be shown in the building's")
+    return moment.astimezone(zone).strftime(SHOWN_FORMAT)
+
+
 def now_rfc3339(zone: tzinfo) -> str:
     """Return the current time in `zone` as an RFC 3339 string."""
     return rfc3339(datetime.now(zone))

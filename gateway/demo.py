@@ -25,6 +25,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
+from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -40,6 +41,7 @@ from gateway.parts.watch import JournalWatcher
 from gateway.store import JournalEntry, Store, TenantCreate
 
 GATEWAY_ID = "gw-demo-0001"
+ZONE = "Asia/Shanghai"  # the building's, for every time the demo shows
 _EVENT_LABELS = {
     "door.forced": "门被强行打开",
     "door.held_open": "门长时间未关",
@@ -98,7 +100,7 @@ def _write_config(folder: Path, port: str, web_port: int, main_key: bytes,
 [gateway]
 id = "{GATEWAY_ID}"
 data_dir = "data"
-timezone = "Asia/Shanghai"
+timezone = "{ZONE}"
 
 [building]
 code = "440305001002-0042"
@@ -281,7 +283,8 @@ def run_demo(broker: str | None = None, web_port: int = 8080, out: TextIO = sys.
             cleanup.callback(platform.stop)
         # The building camera: a generated entrance scene with a running clock, streamed as
         # MJPEG on loopback and read exactly as a real camera's stream is.
-        camera = cleanup.enter_context(SyntheticCamera(width=1280, height=720, fps=5))
+        camera = cleanup.enter_context(SyntheticCamera(
+            width=1280, height=720, fps=5, zone=ZoneInfo(ZONE)))
         config = load_config(_write_config(Path(tmp), bus.port, port, main_key, camera.url,
                                            mqtt))  # fmt: skip
         passwords = _seed(config, tenants, today)

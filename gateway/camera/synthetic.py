@@ -16,13 +16,15 @@ import contextlib
 import signal
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+
+from gateway.clock import shown
 
 BOUNDARY = "frame"
 
@@ -55,7 +57,7 @@ class Scene:
         cv2.circle(image, (x, int(h * 0.45)), int(40 * s), (150, 170, 200), -1)
         cv2.rectangle(image, (x - int(45 * s), int(h * 0.45 + 45 * s)),
                       (x + int(45 * s), h), (90, 60, 50), -1)  # fmt: skip
-        stamp = now.strftime("%Y-%m-%d %H:%M:%S.") + f"{now.microsecond // 1000:03d}"
+        stamp = shown(now, now.tzinfo or UTC)
         thickness = max(1, round(2 * s))
         cv2.rectangle(image, (0, 0), (w, int(50 * s)), (0, 0, 0), -1)
         cv2.putText(image, "DEMO ENTRANCE CAMERA", (int(12 * s), int(34 * s)),
@@ -78,8 +80,11 @@ class SyntheticCamera:
         host: str = "127.0.0.1",
         port: int = 0,
         quality: int = 80,
+        zone: tzinfo = UTC,
     ) -> None:
+        """`zone`: the building's, for the clock drawn on the picture."""
         self.scene = Scene(width, height)
+        self.zone = zone
         self.fps = fps
         self.quality = quality
         self._frame = b""
@@ -157,7 +162,7 @@ class SyntheticCamera:
         next_at = time.monotonic()
         number = 0
         while not self._stopping.is_set():
-            image = self.scene.render(datetime.now().astimezone(), number)
+            image = self.scene.render(datetime.now(self.zone), number)
             ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
             if ok:
                 with self._changed:

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from gateway import __version__
 from gateway.camera.snapshots import SnapshotStore
@@ -50,6 +51,7 @@ class WebPart:
         self.runtime = runtime
         floor_mb = config.camera.min_free_mb if config.camera else DISK_FLOOR_MB
         self.snapshots = SnapshotStore(config.gateway.data_dir, min_free_mb=floor_mb)
+        self.zone = ZoneInfo(config.gateway.timezone)
         self.store: Store | None = None
         self.app: FastAPI | None = None
         self.web: WebServer | None = None

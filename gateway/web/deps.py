@@ -19,7 +19,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, HTTPException, Request, Response
@@ -50,6 +50,11 @@ class WebGateway(Protocol):
 
     store: Store | None
     snapshots: SnapshotStore
+
+    @property
+    def zone(self) -> tzinfo:
+        """The building's time zone: every time the page shows or reads is in it."""
+        ...
 
     def health(self) -> dict[str, Any]: ...
 

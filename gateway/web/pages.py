@@ -8,7 +8,7 @@ redirects to the login page. No inline script or style anywhere: the CSP forbids
 from __future__ import annotations
 
 import hmac
-from datetime import datetime, tzinfo
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from gateway import passwords
+from gateway.clock import shown
 from gateway.store import Conflict, Role, ValidationError
 from gateway.store.users import check_username
 from gateway.web.deps import (
@@ -30,6 +31,7 @@ from gateway.web.deps import (
     check_password,
     end_session,
     log_in,
+    web_state,
 )
 from gateway.web.i18n import LANGS, Lang, explain, word
 from gateway.web.sessions import Session, SessionsFull
@@ -84,8 +86,7 @@ def page_role(*roles: Role) -> Any:
 
 def building_now(state: WebState) -> datetime:
     """Now in the building's time zone (the gateway's `[gateway] timezone`)."""
-    zone = getattr(state.gateway, "zone", None)
-    return datetime.now(zone) if isinstance(zone, tzinfo) else datetime.now().astimezone()
+    return datetime.now(state.gateway.zone)
 
 
 def check_csrf(session: Session, token: str) -> None:
@@ -104,9 +105,11 @@ def render(request: Request, name: str, session: Session | None, status: int = 2
            **context: Any) -> HTMLResponse:  # fmt: skip
     """A template with the language, the words, the user and the CSRF token."""
     lang = language(request)
+    zone = web_state(request).gateway.zone
     return templates.TemplateResponse(request, name, {
         "lang": lang, "other_lang": "en" if lang == "zh" else "zh",
         "t": lambda key: word(key, lang), "user": session,
+        "when": lambda moment: shown(moment, zone),
         "explain": lambda text: explain(text, lang),
         "csrf": session.csrf_token if session else "", **context,
     }, status_code=status)  # fmt: skip

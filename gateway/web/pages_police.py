@@ -9,12 +9,14 @@ import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import tzinfo
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from gateway.clock import shown
 from gateway.store import SNAPSHOT_TYPES, NotFound, Store, ValidationError
 from gateway.store.audit import clean_purpose
 from gateway.web.csvstream import CsvDownload
@@ -31,7 +33,6 @@ from gateway.web.pages import (
     CsrfField,
     InstallerPage,
     PolicePage,
-    building_now,
     check_csrf,
     language,
     render,
@@ -81,7 +82,7 @@ def police_page(
         return render(request, "police.html", user, form=form, purpose="", searched=False)
     try:  # every input checked before anything is read
         case = clean_purpose(purpose)
-        query = form_query(form, limit=50, zone=building_now(state).tzinfo)
+        query = form_query(form, limit=50, zone=state.gateway.zone)
     except ValidationError as exc:
         return render(request, "police.html", user, status=422, form=form, purpose=purpose,
                       searched=False, error=_refusal(request, exc))  # fmt: skip
@@ -135,7 +136,7 @@ def police_export(request: Request, user: PolicePage, store: StoreDep, state: St
             "card": card, "result": result}  # fmt: skip
     try:  # bad input answers before anything is read, and so before the download starts
         case = clean_purpose(purpose)
-        query = form_query(form, limit=EXPORT_PAGE, zone=building_now(state).tzinfo)
+        query = form_query(form, limit=EXPORT_PAGE, zone=state.gateway.zone)
     except ValidationError as exc:
         return render(request, "error.html", user, status=422, error_text=_refusal(request, exc))
     first = store.query_events(query)  # a store error too answers before the download starts
@@ -144,7 +145,7 @@ def police_export(request: Request, user: PolicePage, store: StoreDep, state: St
     def pages() -> Iterator[list[list[object]]]:
         page, sent = first, 0
         while True:
-            yield [_export_row(entry.body) for entry in page.entries]
+            yield [_export_row(entry.body, state.gateway.zone) for entry in page.entries]
             sent += len(page.entries)
             if page.next_cursor is None:
                 return
@@ -161,10 +162,11 @@ EXPORT_HEADER = ("ts", "event_id", "seq", "type", "door", "card", "tenant_id", "
                  "snapshot_sha256")  # fmt: skip
 
 
-def _export_row(body: dict[str, Any]) -> list[object]:
+def _export_row(body: dict[str, Any], zone: tzinfo) -> list[object]:
     snapshot = body.get("snapshot") or {}
-    return [body["ts"], body["event_id"], body["seq"], body["type"], body.get("door", ""),
-            body.get("credential", {}).get("number", ""), body.get("tenant_id", ""),
+    return [shown(body["ts"], zone), body["event_id"], body["seq"], body["type"],
+            body.get("door", ""), body.get("credential", {}).get("number", ""),
+            body.get("tenant_id", ""),
             body.get("room", ""), body.get("reason", ""), snapshot.get("sha256", "")]
 
 

@@ -3,11 +3,15 @@ its snapshot files. Used by the web tests and bench/web.py."""
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from gateway.camera.snapshots import SnapshotStore
 from gateway.store import Store
+
+BUILDING_ZONE = ZoneInfo("Asia/Shanghai")
 
 
 class BuildingGateway:
@@ -15,9 +19,10 @@ class BuildingGateway:
 
     snapshots: SnapshotStore
 
-    def __init__(self, store: Store, data_dir: Path) -> None:
+    def __init__(self, store: Store, data_dir: Path, zone: tzinfo = BUILDING_ZONE) -> None:
         self.store: Store | None = store
         self.snapshots = SnapshotStore(data_dir, min_free_mb=0)
+        self.zone = zone
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "problems": [], "uptime_seconds": 1.0, "clock_synced": True,

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from gateway.clock import shown
 from gateway.store import Store, TenantCreate
 from gateway.web import pages
 from gateway.web.app import create_app
 from gateway.web.i18n import WORDS
 from tests.store.factories import id_number
 
-from .building import BuildingGateway
+from .building import BUILDING_ZONE, BuildingGateway
 from .conftest import PASSWORDS
 
 ID = id_number(3)
@@ -312,3 +313,41 @@ def test_a_refused_form_keeps_what_was_typed_and_the_address_bar_shows_no_messag
     page = client.get(f"/tenants/{tenant.id}", params={"error": lure})
     assert page.status_code == 200
     assert "13800000000" not in page.text
+
+
+SHOWN = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}"
+
+
+def test_every_time_is_shown_in_the_buildings_zone_in_one_format(
+    client: TestClient, store: Store
+) -> None:
+    """The audit log, alarms and visitor codes are stored in UTC, events in the building's
+    zone: shown side by side, all read in the building's (Asia/Shanghai, UTC+8)."""
+    csrf = form_login(client, "head")
+    utc_now = datetime.now(UTC)
+    store.append_event({  # stamped in UTC on purpose: the page must still show Beijing time
+        "type": "access.denied", "door": "main", "ts": utc_now.isoformat(),
+        "credential": {"kind": "card", "number": 77}, "reason": "lost_card", "snapshot": None,
+        "snapshot_error": "disabled",
+    }, alarm="lost_card")  # fmt: skip
+    beijing = utc_now.astimezone(BUILDING_ZONE).strftime("%Y-%m-%d %H:%M")
+    assert beijing[11:13] != utc_now.strftime("%H")  # the two clocks do differ
+    assert beijing in client.get("/alarms").text
+    assert beijing in client.get("/").text
+    issued = client.post("/visitors", data={"csrf_token": csrf, "hours": "2", "uses": "1"})
+    until = (utc_now + timedelta(hours=2)).astimezone(BUILDING_ZONE).strftime("%Y-%m-%d %H:")
+    assert re.search(re.escape(until) + r"\d{2}:\d{2}<", issued.text)
+
+    client.cookies.clear()
+    form_login(client, "police")
+    entries = client.get("/police", params={"purpose": "案件 2026-0100"}).text
+    assert re.search(re.escape(beijing) + r":\d{2}<", entries)
+    audit = client.get("/police/audit").text
+    audited = store.audit_page()[0].ts
+    assert shown(audited, BUILDING_ZONE) in audit
+    assert datetime.fromisoformat(audited).utcoffset() == timedelta(0)  # stored in UTC
+    export = client.get("/police/export.csv", params={"purpose": "案件 2026-0100"}).text
+    first_row = export.splitlines()[1]
+    assert re.match(re.escape(beijing) + r":\d{2},", first_row)
+    for page in (client.get("/police/audit").text, entries):
+        assert not re.search(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", page)  # no raw RFC 3339 shown

@@ -9,6 +9,7 @@ an undocumented status, content type or header, or a body that violates its sche
 
 from __future__ import annotations
 
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ class _SchemaOnly:
 
     store: Store | None = None
     snapshots = SnapshotStore(Path("/nonexistent"))
+    zone: tzinfo = UTC
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok"}
