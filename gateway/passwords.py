@@ -58,8 +58,23 @@ _SEQUENCES = (
 _WORDS = ("password", "passw0rd", "admin", "gateway", "welcome", "iloveyou", "letmein", "woaini")
 
 
+# What a refused password is told, by key (the page's words: gateway/web/i18n.py).
+WEAK = {
+    "password_short": "must be at least {min} characters",
+    "password_long": "must be at most {max} characters",
+    "password_few_characters": "uses too few different characters",
+    "password_sequence": "is a keyboard or alphabet sequence",
+    "password_common": "is a common word or contains the username",
+}
+
+
 class WeakPasswordError(ValueError):
-    """The password breaks the policy; the message says how."""
+    """The password breaks the policy; the message says how, `code` and `params` by key."""
+
+    def __init__(self, code: str, **params: object) -> None:
+        super().__init__(WEAK[code].format(**params))
+        self.code = code
+        self.params = params
 
 
 class HashingBusy(Exception):
@@ -112,17 +127,17 @@ class Verification:
 def check_policy(password: str, username: str | None = None) -> None:
     """Refuse passwords that are too short, too long or trivially guessable."""
     if len(password) < MIN_LENGTH:
-        raise WeakPasswordError(f"must be at least {MIN_LENGTH} characters")
+        raise WeakPasswordError("password_short", min=MIN_LENGTH)
     if len(password) > MAX_LENGTH:
-        raise WeakPasswordError(f"must be at most {MAX_LENGTH} characters")
+        raise WeakPasswordError("password_long", max=MAX_LENGTH)
     lowered = password.lower()
     if len(set(lowered)) < 4:
-        raise WeakPasswordError("uses too few different characters")
+        raise WeakPasswordError("password_few_characters")
     if any(lowered in run or lowered in run[::-1] for run in _SEQUENCES):
-        raise WeakPasswordError("is a keyboard or alphabet sequence")
+        raise WeakPasswordError("password_sequence")
     stripped = lowered.strip("0123456789!@#$%^&*.-_ ")
     if stripped in _WORDS or (username and username.lower() in lowered):
-        raise WeakPasswordError("is a common word or contains the username")
+        raise WeakPasswordError("password_common")
 
 
 def hash_password(password: str) -> str:

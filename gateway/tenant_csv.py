@@ -31,12 +31,20 @@ from gateway.store import (
     normalize_id_number,
     normalize_phone,
 )
-from gateway.store.validation import normalize_name, normalize_room, parse_card_number
+from gateway.store.validation import (
+    normalize_name,
+    normalize_room,
+    parse_card_number,
+    refusal,
+)
 
 T = TypeVar("T")
 V = TypeVar("V")
 
 COLUMNS = ("room", "name", "id_number", "phone", "card", "valid_from", "valid_until")
+# The same columns as a Chinese sheet heads them (SPEC 5).
+CHINESE_COLUMNS = dict(zip(("房间", "姓名", "身份证号", "手机", "卡号", "租期开始", "租期结束"),
+                           COLUMNS, strict=True))  # fmt: skip
 MAX_FILE_BYTES = 50 * 1024 * 1024
 # A file from the page is written this many rows per transaction once every row is checked:
 # the door part's journal commits wait for one batch's write lock, not for the whole file's
@@ -56,6 +64,8 @@ class RowError:
     line: int
     column: str
     message: str
+    code: str | None = field(default=None, compare=False)  # the page's words for it, by key
+    params: dict[str, object] = field(default_factory=dict, compare=False)
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.column}: {self.message}"
@@ -100,7 +110,7 @@ def import_tenant_data(
     """`import_tenants` for a file's bytes (an upload on the web page); with `batch`, every
     row is checked, then written `batch` rows per transaction (`Store.upsert_tenants`)."""
     if len(data) > MAX_FILE_BYTES:
-        raise CsvImportError([RowError(1, "file", f"is larger than {MAX_FILE_BYTES} bytes")])
+        raise CsvImportError([_row(1, "file", "file_too_large", max=MAX_FILE_BYTES)])
     rows, errors = parse_tenants(decode(data), progress)
     if not rows:
         if errors:
@@ -130,20 +140,41 @@ def import_tenant_data(
 def _row_error(rows: list[tuple[int, TenantCreate]], problem: Problem) -> RowError:
     error = problem.error
     message = error.message if isinstance(error, ValidationError) else str(error)
-    return RowError(rows[problem.index][0], error.field or "row", message)
+    return RowError(rows[problem.index][0], error.field or "row", message, error.code,
+                    error.params)  # fmt: skip
 
 
 # Reasons a file is refused before its rows are read: fixed texts the page translates.
-UTF16 = "is UTF-16 ('Unicode text'); save it as 'CSV UTF-8' or 'CSV'"
-UTF8_DAMAGED = "is UTF-8 with an invalid byte here"
-UTF8_THEN_OTHER = (
-    "is not UTF-8, unlike the lines above (GB18030 text pasted in, or a damaged byte);"
-    " save the whole file again as 'CSV UTF-8'"
-)
-GB18030_THEN_UTF8 = (
-    "is UTF-8, unlike the lines above (GB18030); save the whole file again as 'CSV UTF-8'"
-)
-UNDECODABLE = "is neither UTF-8 nor GB18030 (undecodable bytes here)"
+# What a refused file or row is told, in English (the CLI, the API), by the key the page finds
+# its own words under (gateway/web/i18n.py, "refusal.KEY").
+REFUSALS = {
+    "file_too_large": "is larger than {max} bytes",
+    "utf16": "is UTF-16 ('Unicode text'); save it as 'CSV UTF-8' or 'CSV'",
+    "utf8_damaged": "is UTF-8 with an invalid byte here",
+    "utf8_then_other": (
+        "is not UTF-8, unlike the lines above (GB18030 text pasted in, or a damaged byte);"
+        " save the whole file again as 'CSV UTF-8'"
+    ),
+    "gb18030_then_utf8": (
+        "is UTF-8, unlike the lines above (GB18030); save the whole file again as 'CSV UTF-8'"
+    ),
+    "undecodable": "is neither UTF-8 nor GB18030 (undecodable bytes here)",
+    "empty_file": "is empty; the first line must be the header",
+    "not_csv": "is not valid CSV",
+    "missing_column": "missing column {column!r}",
+    "unknown_column": (
+        "unknown column {typed!r}; the header is room,name,id_number,phone,card,valid_from,"
+        "valid_until or 房间,姓名,身份证号,手机,卡号,租期开始,租期结束"
+    ),
+    "column_twice": "column {column!r} appears twice",
+    "field_count": "has {count} fields, the header has {columns}",
+    "same_id_number": "the same ID number is already on line {earlier}",
+    "same_card": "card {number} is already on line {earlier}",
+}
+
+
+def _row(line: int, where: str, code: str, /, **params: object) -> RowError:
+    return RowError(line, where, REFUSALS[code].format(**params), code, params)
 
 # What a line of this file holds when it is UTF-8: ASCII, Chinese characters and punctuation,
 # full-width forms, Latin letters with accents. GB18030 bytes read as UTF-8 only by chance,
@@ -162,12 +193,12 @@ def decode(data: bytes) -> str:
     names imported as plausible-looking wrong characters.
     """
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise CsvImportError([RowError(1, "file", UTF16)])
+        raise CsvImportError([_row(1, "file", "utf16")])
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         if data.startswith(b"\xef\xbb\xbf"):
-            raise _refused(data, exc.start, UTF8_DAMAGED) from None
+            raise _refused(data, exc.start, "utf8_damaged") from None
     first_utf8 = first_other = 0
     for number, line in enumerate(data.split(b"\n"), start=1):
         if line.isascii():
@@ -180,14 +211,14 @@ def decode(data: bytes) -> str:
             break
     if first_utf8 and first_utf8 < first_other:
         line = data.split(b"\n", first_other)[first_other - 1]
-        reason = UTF8_THEN_OTHER if _decodes(line, "gb18030") else UTF8_DAMAGED
-        raise CsvImportError([RowError(first_other, "file", reason)])
+        reason = "utf8_then_other" if _decodes(line, "gb18030") else "utf8_damaged"
+        raise CsvImportError([_row(first_other, "file", reason)])
     if first_other and first_other < first_utf8:
-        raise CsvImportError([RowError(first_utf8, "file", GB18030_THEN_UTF8)])
+        raise CsvImportError([_row(first_utf8, "file", "gb18030_then_utf8")])
     try:
         return data.decode("gb18030")
     except UnicodeDecodeError as exc:
-        raise _refused(data, exc.start, UNDECODABLE) from None
+        raise _refused(data, exc.start, "undecodable") from None
 
 
 def _is_utf8_chinese(line: bytes) -> bool:
@@ -207,7 +238,7 @@ def _decodes(data: bytes, encoding: str) -> bool:
 
 
 def _refused(data: bytes, offset: int, reason: str) -> CsvImportError:
-    return CsvImportError([RowError(data[:offset].count(b"\n") + 1, "file", reason)])
+    return CsvImportError([_row(data[:offset].count(b"\n") + 1, "file", reason)])
 
 
 def parse_tenants(
@@ -217,7 +248,7 @@ def parse_tenants(
     records = _records(text)
     header = next(records, None)
     if header is None:
-        return [], [RowError(1, "file", "is empty; the first line must be the header")]
+        return [], [_row(1, "file", "empty_file")]
     header_line, names = header
     columns, errors = _check_header(header_line, names)
     if errors:
@@ -246,28 +277,30 @@ def _records(text: str) -> Iterator[tuple[int, list[str]]]:
         except StopIteration:
             return
         except csv.Error as exc:
-            raise CsvImportError([RowError(start, "row", f"is not valid CSV: {exc}")]) from None
+            raise CsvImportError([_row(start, "row", "not_csv")]) from exc
         end = reader.line_num
         if any(cell.strip() for cell in cells):  # Excel leaves rows of empty cells behind
             yield start, cells
 
 
 def _check_header(line: int, names: list[str]) -> tuple[list[str], list[RowError]]:
-    columns = [name.strip().lower() for name in names]
-    while columns and not columns[-1]:
-        columns.pop()  # trailing empty columns from a spreadsheet
+    """The columns by their SPEC 5 names, whichever of the two header rows the file has."""
+    typed = [name.strip() for name in names]
+    while typed and not typed[-1]:
+        typed.pop()  # trailing empty columns from a spreadsheet
+    columns = [CHINESE_COLUMNS.get(name, name.lower()) for name in typed]
     errors = [
-        RowError(line, "header", f"missing column {name!r}")
+        _row(line, "header", "missing_column", column=name)
         for name in COLUMNS
         if name not in columns
     ]
     errors += [
-        RowError(line, "header", f"unknown column {name!r} (expected {', '.join(COLUMNS)})")
-        for name in dict.fromkeys(columns)
-        if name not in COLUMNS
+        _row(line, "header", "unknown_column", typed=name)
+        for name, column in dict(zip(typed, columns, strict=True)).items()
+        if column not in COLUMNS
     ]
     errors += [
-        RowError(line, "header", f"column {name!r} appears twice")
+        _row(line, "header", "column_twice", column=name)
         for name in COLUMNS
         if columns.count(name) > 1
     ]
@@ -280,7 +313,7 @@ def _parse_row(
     extra = cells[len(columns) :]
     if len(cells) < len(columns) or any(cell.strip() for cell in extra):
         count = len(cells)
-        return None, [RowError(line, "row", f"has {count} fields, the header has {len(columns)}")]
+        return None, [_row(line, "row", "field_count", count=count, columns=len(columns))]
     raw = dict(zip(columns, cells, strict=False))
     errors: list[RowError] = []
 
@@ -288,7 +321,7 @@ def _parse_row(
         try:
             return parse(raw[column], column)
         except ValidationError as exc:
-            errors.append(RowError(line, column, exc.message))
+            errors.append(RowError(line, column, exc.message, exc.code, exc.params))
             return None
 
     room = check("room", normalize_room)
@@ -309,7 +342,10 @@ def _parse_row(
     ):
         return None, errors
     if valid_until < valid_from:
-        return None, [RowError(line, "valid_until", f"{valid_until} is before valid_from")]
+        refused = refusal("valid_until", "ends_before_start", valid_until=valid_until,
+                          valid_from=valid_from)
+        return None, [RowError(line, "valid_until", refused.message, refused.code,
+                               refused.params)]  # fmt: skip
     tenant = TenantCreate(
         name=name,
         id_number=id_number,
@@ -329,7 +365,7 @@ def _card_numbers(value: str, field: str) -> tuple[int, ...]:
             continue
         number = parse_card_number(piece, field)
         if number in numbers:
-            raise ValidationError(field, f"card {number} is listed twice")
+            raise refusal(field, "card_twice", number=number)
         numbers.append(number)
     return tuple(numbers)
 
@@ -340,8 +376,8 @@ def _date(value: str, field: str) -> date:
         try:
             return date.fromisoformat(text)
         except ValueError:
-            raise ValidationError(field, f"{text!r} is not a real date") from None
-    raise ValidationError(field, f"{text!r} is not a date written YYYY-MM-DD")
+            raise refusal(field, "not_a_date", typed=repr(text)) from None
+    raise refusal(field, "date_shape", typed=repr(text))
 
 
 def _duplicates(
@@ -354,8 +390,10 @@ def _duplicates(
     for column, value in keys:
         earlier = first_seen.setdefault((column, value), line)
         if earlier != line:
-            what = "the same ID number" if column == "id_number" else f"card {value}"
-            errors.append(RowError(line, column, f"{what} is already on line {earlier}"))
+            if column == "id_number":
+                errors.append(_row(line, column, "same_id_number", earlier=earlier))
+            else:
+                errors.append(_row(line, column, "same_card", number=value, earlier=earlier))
     return errors
 
 

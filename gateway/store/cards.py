@@ -50,8 +50,9 @@ def attach_card(conn: sqlite3.Connection, ctx: Context, tenant_id: str, number: 
     if status != "revoked":
         (room,) = conn.execute("SELECT room FROM tenants WHERE id = ?", (holder,)).fetchone()
         raise Conflict(
-            f"card {number} belongs to another tenant (room {room}, card {status})", field="card"
-        )
+            f"card {number} belongs to another tenant (room {room}, card {status})", field="card",
+            code="card_taken", params={"number": number, "room": room, "status": status},
+        )  # fmt: skip
     conn.execute(
         "UPDATE cards SET tenant_id = ?, status = 'active', pin_hash = NULL, updated = ?"
         " WHERE number = ?",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class StoreError(Exception):
     """Base class of every error the store raises on purpose."""
@@ -17,9 +19,12 @@ class Conflict(StoreError):
     `field` names the input at fault when there is one, as for ValidationError.
     """
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None, *, code: str | None = None,
+                 params: Mapping[str, object] | None = None) -> None:  # fmt: skip
         super().__init__(message)
         self.field = field
+        self.code = code  # the message's key in the page's words (gateway/web/i18n.py)
+        self.params = dict(params or {})
 
 
 class ValidationError(StoreError, ValueError):
@@ -29,10 +34,24 @@ class ValidationError(StoreError, ValueError):
     'phone: must be 11 digits'
     """
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, *, code: str | None = None,
+                 params: Mapping[str, object] | None = None) -> None:  # fmt: skip
+        """`message` in English for the API, the CLI and logs; `code` and `params` let a page
+        say the same in its own words (`refuse` makes all three from one catalog entry)."""
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.code = code
+        self.params = dict(params or {})
+
+
+def refuse(field: str, code: str, catalog: Mapping[str, str], **params: object) -> ValidationError:
+    """The ValidationError for `catalog[code]` (an English template) with `params` filled in.
+
+    >>> str(refuse("phone", "short", {"short": "must be {n} digits"}, n=11))
+    'phone: must be 11 digits'
+    """
+    return ValidationError(field, catalog[code].format(**params), code=code, params=params)
 
 
 class KeyFileError(StoreError):

@@ -734,6 +734,6 @@ def _hash_new_password(password: str, username: str) -> str:
     try:
         passwords.check_policy(password, username)
     except passwords.WeakPasswordError as exc:
-        raise ValidationError("password", str(exc)) from None
+        raise ValidationError("password", str(exc), code=exc.code, params=exc.params) from None
     # argon2 runs here, in the caller's thread, not in the writer (see users.py).
     return passwords.hash_password(password)

@@ -86,7 +86,8 @@ def add_tenant(conn: sqlite3.Connection, ctx: Context, data: TenantCreate) -> st
     """Insert a new tenant (and its cards); return its id. Conflict if the ID number exists."""
     person, numbers = checked(data)
     if _id_by_hash(conn, id_number_hash(ctx, person.id_number)) is not None:
-        raise Conflict("a tenant with this ID number is already registered", field="id_number")
+        raise Conflict("a tenant with this ID number is already registered", field="id_number",
+                       code="id_number_taken")  # fmt: skip
     return _create(conn, ctx, person, numbers, data.status, data.source)
 
 
@@ -169,7 +170,8 @@ def _write_person(
         return False
     holder = _id_by_hash(conn, id_number_hash(ctx, person.id_number))
     if holder is not None and holder != tenant_id:
-        raise Conflict("another tenant has this ID number", field="id_number")
+        raise Conflict("another tenant has this ID number", field="id_number",
+                       code="id_number_taken")  # fmt: skip
     now = ctx.now_text()
     conn.execute("INSERT OR IGNORE INTO rooms (room, created) VALUES (?, ?)", (person.room, now))
     conn.execute(

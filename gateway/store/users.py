@@ -22,8 +22,9 @@ def check_username(username: str) -> str:
     """2-64 letters, digits or `_.@-`, starting with a letter or digit."""
     if not _USERNAME.fullmatch(username):
         raise ValidationError(
-            "username", "must be 2-64 letters, digits or _.@- and start with a letter or digit"
-        )
+            "username", "must be 2-64 letters, digits or _.@- and start with a letter or digit",
+            code="username_shape",
+        )  # fmt: skip
     return username
 
 
@@ -51,7 +52,8 @@ def insert_user(
             (username, role, password_hash, ctx.now_text(), int(must_change)),
         )
     except sqlite3.IntegrityError:
-        raise Conflict(f"user {username!r} already exists", field="username") from None
+        raise Conflict(f"user {username!r} already exists", field="username",
+                       code="username_taken") from None  # fmt: skip
     return get_user(conn, username)
 
 

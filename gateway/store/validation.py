@@ -7,7 +7,7 @@ import re
 import unicodedata
 from datetime import date
 
-from .errors import ValidationError
+from .errors import ValidationError, refuse
 
 # GB 11643-1999: weights 2^(17-i) mod 11 for the first 17 digits; the ISO 7064 MOD 11-2
 # remainder indexes the check character. It catches every single-digit error and every swap
@@ -19,17 +19,53 @@ _MOBILE_SHAPE = re.compile(r"1[0-9]{10}")
 # Excel shows long numbers in scientific notation once a column is not formatted as text.
 _SCIENTIFIC = re.compile(r"[0-9](\.[0-9]+)?[eE]\+?[0-9]+")
 
-# The messages below are fixed texts, so that the page can show them in Chinese
-# (gateway/web/i18n.py looks them up); the value at fault is never part of them.
-OTHER_DIGITS = "must be typed with the digits 0-9, not full-width or other digits"
-INVISIBLE = "contains an invisible or direction-changing character; type it in again"
-NOT_TEXT = "has no visible letter or digit"
-REPLACEMENT = "contains \ufffd, a character lost to a wrong encoding; type it in again"
-NAME_FORMULA = "must not start with =, +, - or @ (a spreadsheet would run it as a formula)"
-ROOM_FORMULA = (
-    "must not start with =, + or @, nor with - unless it is a floor below ground such as -1"
-    " or -1-02 (a spreadsheet would run it as a formula)"
-)
+# What a refusal says, in English (the API, the CLI, logs), by the key the page finds its own
+# words under (gateway/web/i18n.py, "invalid.KEY"), with the values a person needs to put it
+# right (what was typed is escaped where it is shown).
+REFUSALS = {
+    "required": "is required",
+    "too_long": "is longer than {max} characters",
+    "other_digits": "must be typed with the digits 0-9, not full-width or other digits",
+    "invisible": "contains an invisible or direction-changing character; type it in again",
+    "not_text": "has no visible letter or digit",
+    "replacement": "contains \ufffd, a character lost to a wrong encoding; type it in again",
+    "name_formula": "must not start with =, +, - or @ (a spreadsheet would run it as a formula)",
+    "room_formula": (
+        "must not start with =, + or @, nor with - unless it is a floor below ground such as -1"
+        " or -1-02 (a spreadsheet would run it as a formula)"
+    ),
+    "excel_rounded": "looks like a number Excel rounded; format the column as text",
+    "id_length": "must be 18 characters, got {length}",
+    "id_shape": "must be 17 digits followed by a digit or X",
+    "id_birth_date": "birth date {birth} is not a real date",
+    "id_check_digit": "check digit is wrong (expected {expected}); mistyped?",
+    "phone_shape": "must be an 11-digit mainland mobile number starting with 1",
+    "ends_before_start": "{valid_until} is before valid_from {valid_from}",
+    "card_range": "card number must be 0..{max}, got {value}",
+    "card_not_digits": "{typed} is not a decimal card number",
+    "card_excel": (
+        "{typed} is not a decimal card number; Excel rounded it, format the column as text"
+    ),
+    "card_too_big": "{shown} is above {max} (32 bits)",
+    "pin_shape": "must be 4 to 8 digits",
+    "date_shape": "{typed} is not a date written YYYY-MM-DD",
+    "not_a_date": "{typed} is not a real date",
+    "card_twice": "card {number} is listed twice",
+    "not_a_number": "must be a whole number",
+    "not_valid": "is not valid",
+}
+# Kept for the words table's English column and older callers: the same texts by name.
+OTHER_DIGITS = REFUSALS["other_digits"]
+INVISIBLE = REFUSALS["invisible"]
+NOT_TEXT = REFUSALS["not_text"]
+REPLACEMENT = REFUSALS["replacement"]
+NAME_FORMULA = REFUSALS["name_formula"]
+ROOM_FORMULA = REFUSALS["room_formula"]
+
+
+def refusal(field: str, code: str, **params: object) -> ValidationError:
+    """The ValidationError for REFUSALS[code] about `field`."""
+    return refuse(field, code, REFUSALS, **params)
 
 
 def refuse_other_digits(text: str, field: str) -> None:
@@ -40,7 +76,7 @@ def refuse_other_digits(text: str, field: str) -> None:
     shown as 0-9 only, so the person is told rather than have it guessed.
     """
     if not text.isascii() and any(char.isnumeric() for char in text):
-        raise ValidationError(field, OTHER_DIGITS)
+        raise refusal(field, "other_digits")
 
 
 def id_check_char(first17: str) -> str:
@@ -57,19 +93,19 @@ def normalize_id_number(value: str, field: str = "id_number") -> str:
     """
     text = value.strip().upper()
     if _SCIENTIFIC.fullmatch(text):
-        raise ValidationError(field, "looks like a number Excel rounded; format the column as text")
+        raise refusal(field, "excel_rounded")
     refuse_other_digits(text, field)
     if len(text) != 18:
-        raise ValidationError(field, f"must be 18 characters, got {len(text)}")
+        raise refusal(field, "id_length", length=len(text))
     if not _ID_SHAPE.fullmatch(text):
-        raise ValidationError(field, "must be 17 digits followed by a digit or X")
+        raise refusal(field, "id_shape")
     try:
         date(int(text[6:10]), int(text[10:12]), int(text[12:14]))
     except ValueError:
-        raise ValidationError(field, f"birth date {text[6:14]} is not a real date") from None
+        raise refusal(field, "id_birth_date", birth=text[6:14]) from None
     expected = id_check_char(text[:17])
     if text[17] != expected:
-        raise ValidationError(field, f"check digit is wrong (expected {expected}); mistyped?")
+        raise refusal(field, "id_check_digit", expected=expected)
     return text
 
 
@@ -81,12 +117,12 @@ def normalize_phone(value: str, field: str = "phone") -> str:
     """
     text = re.sub(r"[\s-]", "", value)
     if _SCIENTIFIC.fullmatch(text):
-        raise ValidationError(field, "looks like a number Excel rounded; format the column as text")
+        raise refusal(field, "excel_rounded")
     if text.startswith("+86"):
         text = text[3:]
     refuse_other_digits(text, field)
     if not _MOBILE_SHAPE.fullmatch(text):
-        raise ValidationError(field, "must be an 11-digit mainland mobile number starting with 1")
+        raise refusal(field, "phone_shape")
     return text
 
 
@@ -129,18 +165,18 @@ _BLANKS = frozenset("\u034f\u115f\u1160\u3164\uffa0")
 def _plain_text(value: str, field: str, max_len: int) -> str:
     text = value.strip()
     if not text:
-        raise ValidationError(field, "is required")
+        raise refusal(field, "required")
     if len(text) > max_len:
-        raise ValidationError(field, f"is longer than {max_len} characters")
+        raise refusal(field, "too_long", max=max_len)
     if any(unicodedata.category(char) in _INVISIBLE_CATEGORIES or char in _BLANKS for char in text):
-        raise ValidationError(field, INVISIBLE)
+        raise refusal(field, "invisible")
     if "\ufffd" in text:
-        raise ValidationError(field, REPLACEMENT)
+        raise refusal(field, "replacement")
     # Private-use and unassigned code points stay allowed: rare characters of Chinese names
     # are found there (GB18030's private-use mappings, CJK extensions newer than Python's
     # Unicode tables).
     if not any(unicodedata.category(char)[0] in "LN" for char in text):
-        raise ValidationError(field, NOT_TEXT)
+        raise refusal(field, "not_text")
     return text
 
 
@@ -152,7 +188,7 @@ def normalize_name(value: str, field: str = "name") -> str:
     """
     text = _plain_text(value, field, 64)
     if text[0] in "=+-@":
-        raise ValidationError(field, NAME_FORMULA)
+        raise refusal(field, "name_formula")
     return text
 
 
@@ -170,20 +206,21 @@ def normalize_room(value: str, field: str = "room") -> str:
     """
     text = _plain_text(value, field, 32)
     if text[0] in "=+@" or (text[0] == "-" and not _BELOW_GROUND.fullmatch(text)):
-        raise ValidationError(field, ROOM_FORMULA)
+        raise refusal(field, "room_formula")
     return text
 
 
 def check_validity(valid_from: date, valid_until: date) -> None:
     """Refuse a stay that ends before it starts."""
     if valid_until < valid_from:
-        raise ValidationError("valid_until", f"{valid_until} is before valid_from {valid_from}")
+        raise refusal("valid_until", "ends_before_start", valid_until=valid_until,
+                      valid_from=valid_from)
 
 
 def check_card_number(value: int, field: str = "card") -> int:
     """A card number as SPEC 6 defines it: the decimal value of up to 32 Wiegand data bits."""
     if type(value) is not int or not 0 <= value <= CARD_NUMBER_MAX:
-        raise ValidationError(field, f"card number must be 0..{CARD_NUMBER_MAX}, got {value!r}")
+        raise refusal(field, "card_range", max=CARD_NUMBER_MAX, value=repr(value))
     return value
 
 
@@ -195,15 +232,15 @@ def parse_card_number(value: str, field: str = "card") -> int:
     """
     text = value.strip()
     if not text:
-        raise ValidationError(field, "is required")
+        raise refusal(field, "required")
     refuse_other_digits(text, field)
     if not _DIGITS.fullmatch(text):
-        hint = "; Excel rounded it, format the column as text" if "E+" in text.upper() else ""
-        raise ValidationError(field, f"{text[:20]!r} is not a decimal card number{hint}")
+        code = "card_excel" if "E+" in text.upper() else "card_not_digits"
+        raise refusal(field, code, typed=repr(text[:20]))
     # Length first: int() of 4,300 digits or more raises ValueError, not a wrong number.
     if len(text.lstrip("0")) > len(str(CARD_NUMBER_MAX)) or int(text) > CARD_NUMBER_MAX:
         shown = text if len(text) <= 20 else text[:17] + "…"
-        raise ValidationError(field, f"{shown} is above {CARD_NUMBER_MAX} (32 bits)")
+        raise refusal(field, "card_too_big", shown=shown, max=CARD_NUMBER_MAX)
     return int(text)
 
 
@@ -211,5 +248,5 @@ def check_pin(value: str, field: str = "pin") -> str:
     """A keypad PIN: 4 to 8 digits."""
     refuse_other_digits(value, field)
     if not _PIN_SHAPE.fullmatch(value):
-        raise ValidationError(field, "must be 4 to 8 digits")
+        raise refusal(field, "pin_shape")
     return value

@@ -19,6 +19,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from gateway.store import Conflict, NotFound, StoreClosed, ValidationError
 from gateway.web import api, pages, pages_head, pages_police
 from gateway.web.deps import WebGateway, WebState
+from gateway.web.i18n import explain, form_refusals
 from gateway.web.metrics import metrics_text
 from gateway.web.sessions import LoginThrottle, Sessions
 
@@ -86,8 +87,10 @@ def create_app(gateway: WebGateway, *, tls: bool = False) -> FastAPI:
         if request.url.path.startswith("/api/"):
             return JSONResponse(body, status_code=status)
         detail = body["detail"]
-        text = detail if isinstance(detail, str) else "; ".join(
-            f"{'.'.join(str(p) for p in d['loc'][1:])}: {d['msg']}" for d in detail)
+        if isinstance(detail, str):
+            return pages.render(request, "error.html", None, status=status, error_text=detail)
+        lang = pages.language(request)
+        text = "；".join(explain(refused, lang) for refused in form_refusals(detail))
         return pages.render(request, "error.html", None, status=status, error_text=text)
 
     def _invalid_body(where: str, field: str, message: str) -> dict[str, Any]:
@@ -105,7 +108,8 @@ def create_app(gateway: WebGateway, *, tls: bool = False) -> FastAPI:
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
         return _error(request, 422, {"detail": [
-            {"loc": e.get("loc", ()), "msg": e.get("msg", "")} for e in exc.errors()]})
+            {"loc": e.get("loc", ()), "msg": e.get("msg", ""), "type": e.get("type", ""),
+             "ctx": e.get("ctx") or {}} for e in exc.errors()]})  # fmt: skip
 
     @app.exception_handler(OverflowError)
     def _too_large(request: Request, _exc: OverflowError) -> Response:

@@ -5,10 +5,11 @@ One table, so a missing translation is a missing key the tests find, not a half-
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
 
-from gateway import tenant_csv
-from gateway.store import validation
+from gateway import passwords, tenant_csv
+from gateway.store import ValidationError, validation
 
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")
@@ -134,6 +135,9 @@ WORDS: dict[str, tuple[str, str]] = {
     "import.submit": ("导入", "Import"),
     "import.done": ("导入完成", "Imported"),
     "import.line": ("第 %s 行", "line %s"),
+    "import.the_file": ("文件", "file"),
+    "import.header": ("表头", "header"),
+    "import.row": ("这一行", "row"),
     "import.failed": ("没有导入：请修正以下行", "Nothing imported: fix these rows"),
     "police.purpose": ("事由（案件编号）", "Purpose (case number)"),
     "police.since": ("开始时间", "From"),
@@ -209,46 +213,154 @@ WORDS: dict[str, tuple[str, str]] = {
     "common.back": ("返回", "Back"),
     "error.forbidden": ("此页面不属于您的角色", "This page is not for your role"),
     "error.csrf": ("表单已过期，请重试", "The form expired; please try again"),
-    # The store's and the CSV import's refusals (English in the API and the CLI), see explain().
-    "invalid.other_digits": (
+    # Why a value was refused, by its key (ValidationError.code: gateway/store/validation.py,
+    # gateway/passwords.py, the store's conflicts); the English is the refusal's own text.
+    "refusal.required": ("必须填写", validation.REFUSALS["required"]),
+    "refusal.too_long": ("不能超过 {max} 个字", validation.REFUSALS["too_long"]),
+    "refusal.other_digits": (
         "请用半角数字 0-9 输入，不要用全角数字或其他文字的数字",
-        validation.OTHER_DIGITS,
+        validation.REFUSALS["other_digits"],
     ),
-    "invalid.invisible": (
+    "refusal.invisible": (
         "含有看不见的字符或改变文字方向的字符，请重新输入",
-        validation.INVISIBLE,
+        validation.REFUSALS["invisible"],
     ),
-    "invalid.not_text": ("没有可见的文字或数字", validation.NOT_TEXT),
-    "invalid.replacement": (
+    "refusal.not_text": ("没有可见的文字或数字", validation.REFUSALS["not_text"]),
+    "refusal.replacement": (
         "含有乱码字符 \ufffd（编码错误时丢失的字），请重新输入",
-        validation.REPLACEMENT,
+        validation.REFUSALS["replacement"],
     ),
-    "invalid.name_formula": (
+    "refusal.name_formula": (
         "不能以 =、+、- 或 @ 开头（电子表格会把它当作公式执行）",
-        validation.NAME_FORMULA,
+        validation.REFUSALS["name_formula"],
     ),
-    "invalid.room_formula": (
+    "refusal.room_formula": (
         "不能以 =、+ 或 @ 开头；以 - 开头只用于地下楼层，如 -1 或 -1-02"
         "（电子表格会把它当作公式执行）",
-        validation.ROOM_FORMULA,
+        validation.REFUSALS["room_formula"],
     ),
-    "import.file.utf16": (
+    "refusal.excel_rounded": (
+        "像是被 Excel 改成科学计数法的数字；请把这一列设为“文本”格式后重新填写",
+        validation.REFUSALS["excel_rounded"],
+    ),
+    "refusal.id_length": ("应为 18 位，现在是 {length} 位", validation.REFUSALS["id_length"]),
+    "refusal.id_shape": (
+        "应为 17 位数字，最后一位是数字或 X",
+        validation.REFUSALS["id_shape"],
+    ),
+    "refusal.id_birth_date": (
+        "其中的出生日期 {birth} 不是真实的日期，请核对",
+        validation.REFUSALS["id_birth_date"],
+    ),
+    "refusal.id_check_digit": (
+        "最后一位校验码不对（按前 17 位应为 {expected}），请核对是否输错",
+        validation.REFUSALS["id_check_digit"],
+    ),
+    "refusal.phone_shape": (
+        "应为以 1 开头的 11 位手机号码",
+        validation.REFUSALS["phone_shape"],
+    ),
+    "refusal.ends_before_start": (
+        "租期结束（{valid_until}）早于租期开始（{valid_from}）",
+        validation.REFUSALS["ends_before_start"],
+    ),
+    "refusal.card_range": (
+        "卡号应在 0 到 {max} 之间，现在是 {value}",
+        validation.REFUSALS["card_range"],
+    ),
+    "refusal.card_not_digits": (
+        "{typed} 不是卡号：卡号只能是数字",
+        validation.REFUSALS["card_not_digits"],
+    ),
+    "refusal.card_excel": (
+        "{typed} 不是卡号：被 Excel 改成了科学计数法，请把这一列设为“文本”格式",
+        validation.REFUSALS["card_excel"],
+    ),
+    "refusal.card_too_big": (
+        "{shown} 超过了最大卡号 {max}",
+        validation.REFUSALS["card_too_big"],
+    ),
+    "refusal.pin_shape": ("应为 4 到 8 位数字", validation.REFUSALS["pin_shape"]),
+    "refusal.date_shape": (
+        "{typed} 不是日期，请按 2026-12-07 的格式填写",
+        validation.REFUSALS["date_shape"],
+    ),
+    "refusal.not_a_date": ("{typed} 不是真实的日期", validation.REFUSALS["not_a_date"]),
+    "refusal.card_twice": ("卡 {number} 填了两次", validation.REFUSALS["card_twice"]),
+    "refusal.not_a_number": ("应为整数", validation.REFUSALS["not_a_number"]),
+    "refusal.not_valid": ("填写的内容不对", validation.REFUSALS["not_valid"]),
+    "refusal.password_short": ("至少要 {min} 个字符", passwords.WEAK["password_short"]),
+    "refusal.password_long": ("最多 {max} 个字符", passwords.WEAK["password_long"]),
+    "refusal.password_few_characters": (
+        "用到的不同字符太少，容易被猜到",
+        passwords.WEAK["password_few_characters"],
+    ),
+    "refusal.password_sequence": (
+        "是键盘或字母顺序的连续字符，容易被猜到",
+        passwords.WEAK["password_sequence"],
+    ),
+    "refusal.password_common": (
+        "是常见的词或包含用户名，容易被猜到",
+        passwords.WEAK["password_common"],
+    ),
+    "refusal.username_shape": (
+        "应为 2 到 64 个字母、数字或 _.@-，以字母或数字开头",
+        "must be 2-64 letters, digits or _.@- and start with a letter or digit",
+    ),
+    "refusal.username_taken": ("这个用户名已经有人用了", "this username is taken"),
+    "refusal.card_taken": (
+        "卡 {number} 已属于另一位住户（{room} 房，这张卡{status}）",
+        "card {number} belongs to another tenant (room {room}, card {status})",
+    ),
+    "refusal.id_number_taken": (
+        "已有住户登记了这个身份证号",
+        "a tenant with this ID number is already registered",
+    ),
+    # The CSV import's refusals (gateway/tenant_csv.py), by their keys too.
+    "refusal.file_too_large": (
+        "文件超过 {max} 字节，太大了",
+        tenant_csv.REFUSALS["file_too_large"],
+    ),
+    "refusal.utf16": (
         "是 UTF-16 文件（“Unicode 文本”）；请另存为“CSV UTF-8”或“CSV”",
-        tenant_csv.UTF16,
+        tenant_csv.REFUSALS["utf16"],
     ),
-    "import.file.utf8_damaged": ("是 UTF-8 文件，但此处有无效字节", tenant_csv.UTF8_DAMAGED),
-    "import.file.utf8_then_other": (
+    "refusal.utf8_damaged": (
+        "是 UTF-8 文件，但此处有无效字节",
+        tenant_csv.REFUSALS["utf8_damaged"],
+    ),
+    "refusal.utf8_then_other": (
         "此行不是 UTF-8 编码，与上面的行不同（混入了 GB18030 文字，或有损坏的字节）；"
         "请把整个文件重新另存为“CSV UTF-8”",
-        tenant_csv.UTF8_THEN_OTHER,
+        tenant_csv.REFUSALS["utf8_then_other"],
     ),
-    "import.file.gb18030_then_utf8": (
+    "refusal.gb18030_then_utf8": (
         "此行是 UTF-8 编码，与上面的行（GB18030）不同；请把整个文件重新另存为“CSV UTF-8”",
-        tenant_csv.GB18030_THEN_UTF8,
+        tenant_csv.REFUSALS["gb18030_then_utf8"],
     ),
-    "import.file.undecodable": (
+    "refusal.undecodable": (
         "既不是 UTF-8 也不是 GB18030（此处有无法识别的字节）",
-        tenant_csv.UNDECODABLE,
+        tenant_csv.REFUSALS["undecodable"],
+    ),
+    "refusal.empty_file": ("是空文件；第一行应为表头", tenant_csv.REFUSALS["empty_file"]),
+    "refusal.not_csv": ("不是有效的 CSV（多半是引号没有配对）", tenant_csv.REFUSALS["not_csv"]),
+    "refusal.missing_column": ("缺少“{column}”这一列", tenant_csv.REFUSALS["missing_column"]),
+    "refusal.unknown_column": (
+        "不认识“{typed}”这一列；表头应为：房间,姓名,身份证号,手机,卡号,租期开始,租期结束",
+        tenant_csv.REFUSALS["unknown_column"],
+    ),
+    "refusal.column_twice": ("“{column}”这一列出现了两次", tenant_csv.REFUSALS["column_twice"]),
+    "refusal.field_count": (
+        "有 {count} 个格子，表头有 {columns} 列",
+        tenant_csv.REFUSALS["field_count"],
+    ),
+    "refusal.same_id_number": (
+        "同一个身份证号已在第 {earlier} 行",
+        tenant_csv.REFUSALS["same_id_number"],
+    ),
+    "refusal.same_card": (
+        "卡 {number} 已在第 {earlier} 行",
+        tenant_csv.REFUSALS["same_card"],
     ),
     # nginx's own answers (gateway/web/edge.py): plain text, both languages at once.
     "edge.too_large": ("上传的内容太大，未被接收", "What was sent is too large and was refused"),
@@ -259,10 +371,6 @@ WORDS: dict[str, tuple[str, str]] = {
     ),
 }
 
-# The store and the CSV import refuse input in English, with fixed texts; these have words
-# above, found by their English text (the store cannot know the page's language).
-_REFUSALS = ("invalid.", "import.file.")
-MESSAGES = {english: key for key, (_, english) in WORDS.items() if key.startswith(_REFUSALS)}
 # The field a message names, in the page's words.
 FIELDS = {
     "name": "tenant.name",
@@ -271,7 +379,31 @@ FIELDS = {
     "id_number": "tenant.id_number",
     "card": "card.number",
     "number": "card.number",
+    "valid_from": "tenant.valid_from",
+    "valid_until": "tenant.valid_until",
+    "password": "login.password",
+    "new": "password.new",
+    "username": "login.username",
+    "file": "import.the_file",
+    "header": "import.header",
+    "row": "import.row",
 }
+# Refusals that name their field in their own words already.
+_SELF_NAMED = frozenset({"ends_before_start"})
+# Parameters that are codes themselves, shown in the page's words.
+_CODED_PARAMS: dict[str, Callable[[object, Lang], str]] = {
+    "status": lambda value, lang: word(f"card.{value}", lang),
+    "column": lambda value, lang: word(FIELDS[str(value)], lang) if value in FIELDS else str(value),
+}
+
+
+class Refused(Protocol):
+    """A refusal with a key: ValidationError, Conflict, RowError."""
+
+    @property
+    def code(self) -> str | None: ...
+    @property
+    def params(self) -> dict[str, object]: ...
 
 
 def word(key: str, lang: Lang) -> str:
@@ -282,21 +414,45 @@ def word(key: str, lang: Lang) -> str:
     return pair[0] if lang == "zh" else pair[1]
 
 
-def explain(text: str, lang: Lang) -> str:
-    """A refusal from the store or the CSV import in `lang`, when the table has its words.
+def explain(item: str | Exception | Refused, lang: Lang, field: str | None = None) -> str:
+    """Why something was refused, in `lang`.
 
-    `text` is a message, or "field: message" as `str(ValidationError)` reads; one the table
-    does not know is returned as it is.
+    A refusal with a key (`code`, `params`) is said in the table's words, after the name of
+    the field at fault (`field`, else the refusal's own); anything else as it is.
 
-    >>> explain("room: " + validation.NOT_TEXT, "zh")
+    >>> explain(validation.refusal("room", "not_text"), "zh")
     '房间：没有可见的文字或数字'
     """
-    key = MESSAGES.get(text)
-    if key is not None:
-        return word(key, lang)
-    field, colon, message = text.partition(": ")
-    key = MESSAGES.get(message)
-    if not colon or key is None:
-        return text
+    code = getattr(item, "code", None)
+    if code is None or f"refusal.{code}" not in WORDS:
+        message = getattr(item, "message", None)
+        said = message if isinstance(message, str) else str(item)
+    else:
+        params = dict(getattr(item, "params", {}))
+        for name, say in _CODED_PARAMS.items():
+            if name in params:
+                params[name] = say(params[name], lang)
+        said = word(f"refusal.{code}", lang).format(**params)
+    field = field if field is not None else getattr(item, "field", None)
+    if not field or code in _SELF_NAMED:
+        return said
     name = word(FIELDS[field], lang) if field in FIELDS else field
-    return f"{name}：{word(key, lang)}" if lang == "zh" else f"{name}: {word(key, lang)}"
+    return f"{name}：{said}" if lang == "zh" else f"{name}: {said}"
+
+
+def form_refusals(details: list[dict[str, Any]]) -> list[ValidationError]:
+    """FastAPI's own refusals of a form (lengths, missing fields, numbers) as keyed refusals,
+    so a page says them in its words: "卡号：不能超过 10 个字", not pydantic's English."""
+    refused = []
+    for detail in details:
+        field = str(detail["loc"][-1]) if detail.get("loc") else ""
+        kind, context = detail.get("type", ""), detail.get("ctx") or {}
+        if kind == "string_too_long":
+            refused.append(validation.refusal(field, "too_long", max=context.get("max_length")))
+        elif kind in ("missing", "string_too_short"):
+            refused.append(validation.refusal(field, "required"))
+        elif kind in ("int_parsing", "int_type", "int_from_float"):
+            refused.append(validation.refusal(field, "not_a_number"))
+        else:
+            refused.append(validation.refusal(field, "not_valid"))
+    return refused

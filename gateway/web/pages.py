@@ -110,7 +110,7 @@ def render(request: Request, name: str, session: Session | None, status: int = 2
         "lang": lang, "other_lang": "en" if lang == "zh" else "zh",
         "t": lambda key: word(key, lang), "user": session,
         "when": lambda moment: shown(moment, zone),
-        "explain": lambda text: explain(text, lang),
+        "explain": lambda item, field=None: explain(item, lang, field),
         "csrf": session.csrf_token if session else "", **context,
     }, status_code=status)  # fmt: skip
 
@@ -184,7 +184,7 @@ def change_password_form(
     except passwords.HashingBusy:
         return render(request, "password.html", session, status=503, error="login.busy")
     except ValidationError as exc:
-        return render(request, "password.html", session, status=422, error_text=exc.message)
+        return render(request, "password.html", session, status=422, error_text=exc)
     except SessionsFull:  # the password is changed; the new session must wait for a place
         return RedirectResponse("/login", status_code=303)
     return response
@@ -209,14 +209,17 @@ def setup_form(
     try:  # checked before the code is spent, so a weak password does not burn it
         check_username(username)
         passwords.check_policy(password, username)
-    except (ValidationError, passwords.WeakPasswordError) as exc:
-        return render(request, "setup.html", None, status=422, error_text=str(exc))
+    except ValidationError as exc:
+        return render(request, "setup.html", None, status=422, error_text=exc)
+    except passwords.WeakPasswordError as exc:
+        refused = ValidationError("password", str(exc), code=exc.code, params=exc.params)
+        return render(request, "setup.html", None, status=422, error_text=refused)
     if store.has_users() or not state.setup_code.use(code):
         return render(request, "setup.html", None, status=403, error="setup.bad_code")
     try:
         store.add_user(username, "building_head", password)
     except Conflict as exc:
-        return render(request, "setup.html", None, status=409, error_text=str(exc))
+        return render(request, "setup.html", None, status=409, error_text=exc)
     except passwords.HashingBusy:  # no account made: the code must still work
         state.setup_code.put_back(code)
         return render(request, "setup.html", None, status=503, error="login.busy")

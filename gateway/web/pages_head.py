@@ -23,7 +23,7 @@ from gateway.store import (
     TenantUpdate,
     ValidationError,
 )
-from gateway.store.validation import parse_card_number
+from gateway.store.validation import parse_card_number, refusal
 from gateway.tenant_csv import (
     MAX_FILE_BYTES,
     WEB_BATCH_ROWS,
@@ -37,6 +37,9 @@ from gateway.web.pages import CsrfField, HeadPage, building_now, check_csrf, lan
 from gateway.web.sessions import Session
 
 router = APIRouter(include_in_schema=False)
+# The most a tenant form's field takes before FastAPI refuses it with an error page of its own;
+# below this the store's checks refuse a value and the form comes back with everything typed.
+FIELD_MAX = 256
 ENROLL_WAIT_SECONDS = 25.0
 
 
@@ -81,13 +84,13 @@ def add_tenant(
     user: HeadPage,
     store: StoreDep,
     csrf_token: CsrfField,
-    name: Annotated[str, Form(max_length=64)],
-    id_number: Annotated[str, Form(max_length=32)],
-    phone: Annotated[str, Form(max_length=32)],
-    room: Annotated[str, Form(max_length=32)],
-    valid_from: Annotated[str, Form(max_length=10)],
-    valid_until: Annotated[str, Form(max_length=10)],
-    card: Annotated[str, Form(max_length=10)] = "",
+    name: Annotated[str, Form(max_length=FIELD_MAX)],
+    id_number: Annotated[str, Form(max_length=FIELD_MAX)],
+    phone: Annotated[str, Form(max_length=FIELD_MAX)],
+    room: Annotated[str, Form(max_length=FIELD_MAX)],
+    valid_from: Annotated[str, Form(max_length=FIELD_MAX)],
+    valid_until: Annotated[str, Form(max_length=FIELD_MAX)],
+    card: Annotated[str, Form(max_length=FIELD_MAX)] = "",
 ) -> Response:
     check_csrf(user, csrf_token)
     # A refused form comes back with everything typed (no password is typed here).
@@ -101,7 +104,7 @@ def add_tenant(
             cards=(_card(card),) if card.strip() else (),
         ))  # fmt: skip
     except (ValidationError, Conflict) as exc:
-        return render(request, "tenant_form.html", user, status=422, form=form, error=str(exc))
+        return render(request, "tenant_form.html", user, status=422, form=form, error=exc)
     return RedirectResponse(f"/tenants/{tenant.id}?saved=1", status_code=303)
 
 
@@ -116,13 +119,13 @@ def _refused(request: Request, user: Session, store: Store, state: WebState, ten
     """The tenant's page again, saying why a form on it was refused and keeping what was typed.
     Not a redirect: a message never travels in the address, where a crafted link could put
     any text on the page."""
-    return _tenant_page(request, user, store, state, tenant_id, error=str(exc), typed=typed)
+    return _tenant_page(request, user, store, state, tenant_id, error=exc, typed=typed)
 
 
 def _tenant_page(request: Request, user: Session, store: Store, state: WebState,
-                 tenant_id: str, *, saved: bool = False, error: str = "",
+                 tenant_id: str, *, saved: bool = False, error: Exception | None = None,
                  typed: dict[str, str] | None = None) -> Response:  # fmt: skip
-    return render(request, "tenant.html", user, status=422 if error else 200,
+    return render(request, "tenant.html", user, status=200 if error is None else 422,
                   tenant=store.get_tenant(tenant_id), saved=saved, error=error,
                   typed=typed or {}, enroll_after=state.unknown_cards.latest_seq())  # fmt: skip
 
@@ -135,11 +138,11 @@ def edit_tenant(
     store: StoreDep,
     state: StateDep,
     csrf_token: CsrfField,
-    name: Annotated[str, Form(max_length=64)],
-    room: Annotated[str, Form(max_length=32)],
-    valid_from: Annotated[str, Form(max_length=10)],
-    valid_until: Annotated[str, Form(max_length=10)],
-    phone: Annotated[str, Form(max_length=32)] = "",
+    name: Annotated[str, Form(max_length=FIELD_MAX)],
+    room: Annotated[str, Form(max_length=FIELD_MAX)],
+    valid_from: Annotated[str, Form(max_length=FIELD_MAX)],
+    valid_until: Annotated[str, Form(max_length=FIELD_MAX)],
+    phone: Annotated[str, Form(max_length=FIELD_MAX)] = "",
 ) -> Response:
     check_csrf(user, csrf_token)
     try:
@@ -168,7 +171,7 @@ def tenant_status(tenant_id: str, user: HeadPage, store: StoreDep, csrf_token: C
 @router.post("/tenants/{tenant_id}/cards")
 def add_card(request: Request, tenant_id: str, user: HeadPage, store: StoreDep,
              state: StateDep, csrf_token: CsrfField,
-             number: Annotated[str, Form(max_length=10)]) -> Response:  # fmt: skip
+             number: Annotated[str, Form(max_length=FIELD_MAX)]) -> Response:  # fmt: skip
     check_csrf(user, csrf_token)
     try:
         store.add_card(tenant_id, _card(number))
@@ -288,7 +291,7 @@ def _date(value: str, field: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise ValidationError(field, "must be a date YYYY-MM-DD") from None
+        raise refusal(field, "date_shape", typed=repr(value[:20])) from None
 
 
 def _card(value: str) -> int:

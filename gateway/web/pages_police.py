@@ -51,9 +51,8 @@ def _refusal(request: Request, exc: ValidationError) -> str:
     """Why an input was refused, in the page's language: a refusal the store words the same
     everywhere (i18n.explain), else the filter's own (`invalid.<field>` in i18n.py)."""
     lang = language(request)
-    explained = explain(str(exc), lang)
-    if explained != str(exc):
-        return explained
+    if exc.code is not None:
+        return explain(exc, lang)
     key = f"invalid.{exc.field}"
     return word(key, lang) if key in WORDS else str(exc)
 

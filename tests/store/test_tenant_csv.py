@@ -72,7 +72,7 @@ def test_bad_rows_are_all_reported_by_line_and_nothing_is_written(
         f"line 3: id_number: check digit is wrong (expected {expected_digit}); mistyped?",
         "line 4: phone: must be an 11-digit mainland mobile number starting with 1",
         "line 5: valid_from: '2026/1/1' is not a date written YYYY-MM-DD",
-        "line 6: valid_until: 2025-12-31 is before valid_from",
+        "line 6: valid_until: 2025-12-31 is before valid_from 2026-01-01",
         "line 7: card: '12a' is not a decimal card number",
         "line 8: card: 4294967296 is above 4294967295 (32 bits)",
         "line 9: row: has 3 fields, the header has 7",
@@ -134,9 +134,19 @@ def test_header_problems(store: Store, tmp_path: Path) -> None:
         "line 1: header: column 'valid_from' appears twice",
         "line 1: header: missing column 'phone'",
         "line 1: header: missing column 'valid_until'",
-        "line 1: header: unknown column 'mobile' (expected room, name, id_number, phone, card,"
-        " valid_from, valid_until)",
+        "line 1: header: unknown column 'mobile'; the header is room,name,id_number,phone,card,"
+        "valid_from,valid_until or 房间,姓名,身份证号,手机,卡号,租期开始,租期结束",
     ]
+
+
+def test_a_chinese_header_is_read_as_the_english_one(store: Store, tmp_path: Path) -> None:
+    chinese = "房间,姓名,身份证号,手机,卡号,租期开始,租期结束\n" + row(2)
+    path = tmp_path / "chinese.csv"
+    path.write_bytes(chinese.encode("gb18030"))  # as Excel on Chinese Windows saves it
+    result = import_tenants(store, path)
+    assert result.added == 1
+    [tenant] = store.search_tenants()
+    assert tenant.id_number_masked.endswith(id_number(2)[-4:])
 
 
 def test_excel_artifacts(store: Store, tmp_path: Path) -> None:

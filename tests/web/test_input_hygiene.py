@@ -81,5 +81,5 @@ def test_a_csv_mixing_encodings_is_refused_in_chinese(client: TestClient, store:
     page = client.post("/import", data={"csrf_token": csrf},
                        files={"file": ("tenants.csv", header + utf8 + gb)})  # fmt: skip
     assert page.status_code == 422
-    assert f"第 3 行 · file: {MIXED}" in text_of(page.text)
+    assert f"第 3 行 · 文件：{MIXED}" in text_of(page.text)
     assert store.search_tenants() == []

@@ -165,7 +165,7 @@ def test_a_csv_import_reports_bad_rows_by_line_and_imports_nothing(
     rejected = client.post("/import", data={"csrf_token": csrf},
                            files={"file": ("tenants.csv", (header + good + bad).encode())})
     assert rejected.status_code == 422
-    assert "第 3 行 · valid_until" in rejected.text  # the bad row's line, and its column
+    assert "第 3 行 · 租期结束" in rejected.text  # the bad row's line, and its column, in words
     assert store.search_tenants(room="801") == []  # all or nothing
     accepted = client.post("/import", data={"csrf_token": csrf},
                            files={"file": ("tenants.csv", (header + good).encode())})

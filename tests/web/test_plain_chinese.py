@@ -1,0 +1,148 @@
+"""What a building head is told when something is refused: plain Chinese, never English or a
+code, with what was typed kept.
+
+Each case is a real form post through the app with one thing wrong, the way a person gets it
+wrong; the error paragraph of the page that comes back is read as text.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import string
+from datetime import date
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway import passwords, tenant_csv
+from gateway.store import Store, TenantCreate, validation
+from gateway.web.i18n import WORDS
+from tests.store.factories import id_number
+
+from .conftest import PASSWORDS
+from .test_input_hygiene import new_tenant_form
+from .test_pages import form_login
+
+# Words a Chinese page may carry in Latin letters: file formats, and the X of an ID number.
+ALLOWED_LATIN = {"CSV", "UTF", "GB", "Excel", "Unicode", "X", "YYYY", "MM", "DD"}
+_ERROR = re.compile(r'<p class="error" role="alert">(.*?)</p>', re.S)
+
+
+def said(page: str) -> str:
+    found = _ERROR.search(page)
+    assert found, page[:2000]
+    return html.unescape(found.group(1)).strip()
+
+
+def assert_plain_chinese(text: str) -> None:
+    """Chinese, and no Latin word but a file format's; what the person typed, quoted “so”,
+    is theirs to read back."""
+    assert re.search(r"[\u4e00-\u9fff]", text), text
+    own = re.sub(r"“[^”]*”", "", text)
+    latin = set(re.findall(r"[A-Za-z_]{2,}", own)) - ALLOWED_LATIN
+    assert not latin, f"English or a code on the page: {sorted(latin)} in {text!r}"
+
+
+def placeholders(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def test_every_refusal_has_both_languages_with_the_same_blanks() -> None:
+    codes = {*validation.REFUSALS, *passwords.WEAK, *tenant_csv.REFUSALS,
+             "card_taken", "id_number_taken", "username_taken", "username_shape"}  # fmt: skip
+    missing = sorted(code for code in codes if f"refusal.{code}" not in WORDS)
+    assert missing == []
+    for key, (zh, en) in WORDS.items():
+        assert zh.strip(), key
+        assert en.strip(), key
+        if key.startswith("refusal."):
+            assert re.search(r"[\u4e00-\u9fff]", zh), key
+            assert placeholders(zh) == placeholders(en), key
+
+
+WRONG_CHECK = id_number(9)[:17] + ("0" if id_number(9)[17] != "0" else "1")
+
+TENANT_CASES = {
+    "ID number mistyped": {"id_number": WRONG_CHECK},
+    "ID number too short": {"id_number": "44030519900101"},
+    "ID number with a birth date that is no date": {"id_number": "440305199013011234"},
+    "phone too short": {"phone": "1391234"},
+    "phone from Excel": {"phone": "1.39123E+10"},
+    "name like a formula": {"name": "=HYPERLINK(1)"},
+    "name invisible": {"name": "\u200b\u200b"},
+    "room like a formula": {"room": "+301"},
+    "room empty": {"room": " "},
+    "lease ends before it starts": {"valid_from": "2027-06-01", "valid_until": "2027-01-01"},
+    "lease date not a date": {"valid_until": "2027-13-01"},
+    "card with a letter": {"card": "12a"},
+    "card too large": {"card": "99999999999"},
+    "card in full-width digits": {"card": "１２３"},
+    "card of another tenant": {"card": "5150"},
+    "ID number of another tenant": {"id_number": id_number(51)},
+}
+
+
+@pytest.mark.parametrize("case", sorted(TENANT_CASES))
+def test_a_refused_registration_says_why_in_plain_chinese(
+    client: TestClient, store: Store, case: str
+) -> None:
+    store.add_tenant(TenantCreate(
+        name="王芳", id_number=id_number(51), phone="13900000051", room="301",
+        valid_from=date(2026, 1, 1), valid_until=date(2099, 1, 1), cards=(5150,)))  # fmt: skip
+    csrf = form_login(client, "head")
+    typed = new_tenant_form(csrf, **TENANT_CASES[case])
+    page = client.post("/tenants/new", data=typed)
+    assert page.status_code == 422
+    assert_plain_chinese(said(page.text))
+    for name in ("name", "id_number", "phone", "room", "card"):  # nothing typed is lost
+        assert f'value="{html.escape(typed[name].strip(), quote=True)}"' in page.text or \
+            typed[name].strip() == "", name  # fmt: skip
+
+
+def test_the_card_of_another_tenant_names_its_room_and_state_in_words(
+    client: TestClient, store: Store
+) -> None:
+    store.add_tenant(TenantCreate(
+        name="王芳", id_number=id_number(51), phone="13900000051", room="301",
+        valid_from=date(2026, 1, 1), valid_until=date(2099, 1, 1), cards=(5150,)))  # fmt: skip
+    csrf = form_login(client, "head")
+    page = client.post("/tenants/new", data=new_tenant_form(csrf, card="5150"))
+    assert said(page.text) == "卡号：卡 5150 已属于另一位住户（301 房，这张卡有效）"
+
+
+@pytest.mark.parametrize("new", ["qwertyuiopas", "aaaaaaaaaaaa", "short", "password1234"])
+def test_a_refused_new_password_says_why_in_plain_chinese(client: TestClient, new: str) -> None:
+    csrf = form_login(client, "head")
+    page = client.post("/password", data={"csrf_token": csrf, "current": PASSWORDS["head"][1],
+                                          "new": new, "repeat": new})  # fmt: skip
+    assert page.status_code == 422
+    assert_plain_chinese(said(page.text))
+
+
+IMPORT_CASES = {
+    "missing column": b"room,name,id_number,phone,card,valid_from\n",
+    "unknown column": b"room,name,id_number,phone,card,valid_from,valid_until,notes\n",
+    "a row with too few cells": b"room,name,id_number,phone,card,valid_from,valid_until\n801,A\n",
+    "empty file": b"",
+    "UTF-16": "room,name\n".encode("utf-16"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(IMPORT_CASES))
+def test_a_refused_import_says_why_in_plain_chinese(client: TestClient, case: str) -> None:
+    csrf = form_login(client, "head")
+    page = client.post("/import", data={"csrf_token": csrf},
+                       files={"file": ("tenants.csv", IMPORT_CASES[case])})  # fmt: skip
+    assert page.status_code == 422
+    lines = re.findall(r"<li>(.*?)</li>", page.text.split('class="errors"', 1)[1], re.S)
+    assert lines
+    for line in lines:
+        assert_plain_chinese(html.unescape(line))
+
+
+def test_a_field_past_the_forms_own_limit_is_refused_in_plain_chinese(client: TestClient) -> None:
+    csrf = form_login(client, "head")
+    page = client.post("/tenants/new", data=new_tenant_form(csrf, card="9" * 300))
+    assert page.status_code == 422
+    assert said(page.text) == "卡号：不能超过 256 个字"
