@@ -39,6 +39,7 @@ from gateway.parts.run import Supervisor
 from gateway.parts.runtime import Runtime
 from gateway.parts.watch import JournalWatcher
 from gateway.store import JournalEntry, Store, TenantCreate
+from gateway.web.i18n import word
 
 GATEWAY_ID = "gw-demo-0001"
 ZONE = "Asia/Shanghai"  # the building's, for every time the demo shows
@@ -206,16 +207,21 @@ class _Console:
         if kind == "access.granted":
             who = self.names.get(body.get("tenant_id") or "", "")
             self.say(f"  ✔ 准许 GRANTED  {who} {body.get('room') or ''} · 门 door {door}"
-                     f" · {body['reason']}  [seq {entry.seq}]{_snapshot_note(body)}")
+                     f" · {_reason(body['reason'])}  [seq {entry.seq}]{_snapshot_note(body)}")
         elif kind == "access.denied":
-            self.say(f"  ✘ 拒绝 DENIED   {body['reason']} · 门 door {door}  [seq {entry.seq}]"
-                     f"{_snapshot_note(body)}")
+            self.say(f"  ✘ 拒绝 DENIED   {_reason(body['reason'])} · 门 door {door}"
+                     f"  [seq {entry.seq}]{_snapshot_note(body)}")
         elif kind.startswith("camera."):
             label = _EVENT_LABELS.get(kind, "")
             self.say(f"  📷 {label} {kind} ({body.get('reason', '')})  [seq {entry.seq}]")
         else:
             label = _EVENT_LABELS.get(kind, "")
             self.say(f"  ⚠ {label} {kind} · {door}  [seq {entry.seq}]{_snapshot_note(body)}")
+
+
+def _reason(code: str) -> str:
+    """Why, in both of the page's languages: 未登记的卡 unknown card."""
+    return f"{word(f'reason.{code}', 'zh')} {word(f'reason.{code}', 'en')}"
 
 
 def _snapshot_note(body: dict[str, object]) -> str:

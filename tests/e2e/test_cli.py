@@ -150,10 +150,10 @@ def test_demo_presents_cards_and_stops_cleanly_on_ctrl_c() -> None:
         read_until("lock released for 5 s")
         proc.stdin.write("3\n")
         proc.stdin.flush()
-        assert "expired" in read_until("DENIED")
+        assert "租期已结束 lease ended" in read_until("DENIED")
         proc.stdin.write("12345\n")
         proc.stdin.flush()
-        assert "unknown_card" in read_until("DENIED")
+        assert "未登记的卡 unknown card" in read_until("DENIED")
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=20)
         assert proc.returncode == 0, "".join(output) + rest

@@ -188,7 +188,7 @@ def test_overview_alarms_and_visitor_codes_for_the_building_head(
     overview = client.get("/")
     assert "100%" in overview.text  # one active tenant, complete (card, lease current)
     assert 'data-testid="granted-today">0<' in overview.text
-    assert "lost_card" in overview.text
+    assert "有人刷了已挂失的卡" in overview.text  # the alarm, in words
     [alarm] = store.list_alarms()
     assert client.post(f"/alarms/{alarm.id}/ack", data={"csrf_token": csrf}).status_code == 200
     assert store.list_alarms() == []

@@ -15,7 +15,8 @@ from datetime import date
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway import passwords, tenant_csv
+from gateway import decisions, passwords, tenant_csv
+from gateway.parts import door as door_part
 from gateway.store import Store, TenantCreate, validation
 from gateway.web.i18n import WORDS
 from tests.store.factories import id_number
@@ -146,3 +147,56 @@ def test_a_field_past_the_forms_own_limit_is_refused_in_plain_chinese(client: Te
     page = client.post("/tenants/new", data=new_tenant_form(csrf, card="9" * 300))
     assert page.status_code == 422
     assert said(page.text) == "卡号：不能超过 256 个字"
+
+
+def reasons() -> set[str]:
+    found = {value for name, value in vars(decisions).items()
+             if name.isupper() and isinstance(value, str)}  # fmt: skip
+    return found | set(door_part._VISITOR_CODE_REASONS.values()) | {"remote_unlock"}
+
+
+ALARMS = ("door_forced", "door_held_open", "reader_tamper", "lost_card")
+ACTIONS = ("entries.query", "snapshot.view", "snapshot.hold", "id_number.reveal",
+           "export.started", "export.finished", "export.cut", "audit.view")  # fmt: skip
+
+
+def test_every_reason_alarm_and_action_has_words() -> None:
+    missing = [f"reason.{r}" for r in reasons() if f"reason.{r}" not in WORDS]
+    missing += [f"alarm.{a}" for a in ALARMS if f"alarm.{a}" not in WORDS]
+    missing += [f"action.{a}" for a in ACTIONS if f"action.{a}" not in WORDS]
+    assert missing == []
+
+
+def cells(page: str, table: str, column: int) -> list[str]:
+    body = page.split(f'class="{table}"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", body.split("<tbody>", 1)[1], re.S)
+    found = [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)[column] for row in rows]
+    return [html.unescape(re.sub(r"<[^>]+>", "", cell)).strip() for cell in found]
+
+
+def test_reasons_alarms_and_audit_actions_are_shown_in_words(
+    client: TestClient, store: Store
+) -> None:
+    for n, reason in enumerate(sorted(reasons())):
+        kind = "access.granted" if reason in ("tenant_card", "visitor_code", "remote_unlock") \
+            else "access.denied"  # fmt: skip
+        store.append_event({"type": kind, "door": "main", "reason": reason, "snapshot": None,
+                            "snapshot_error": "disabled",
+                            "credential": {"kind": "card", "number": 1000 + n}})  # fmt: skip
+    for alarm in ALARMS:
+        store.append_event({"type": "door.forced", "door": "main"}, alarm=alarm)
+    form_login(client, "head")
+    for page in (client.get("/alarms").text,):
+        for shown in cells(page, "alarms", 1):
+            assert_plain_chinese(shown)
+    client.cookies.clear()
+    form_login(client, "police")
+    page = client.get("/police", params={"purpose": "案件 7", "limit": "100"}).text
+    results = cells(page, "entries", 2)
+    assert len(results) == len(reasons())
+    for shown in results:
+        assert_plain_chinese(shown)
+    client.get("/police/export.csv", params={"purpose": "案件 7"})
+    audit = client.get("/police/audit").text
+    for shown in cells(audit, "audit", 4):
+        assert_plain_chinese(shown)
