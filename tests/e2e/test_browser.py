@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -34,7 +35,9 @@ NEW_CARD = 7_700_123
 def site(tmp_path: Path) -> Iterator[tuple[Building, Gateway]]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: scripts/setup --test installs Debian's chromium")
-    with building(tmp_path) as b, SyntheticCamera(width=640, height=360, fps=5) as camera:
+    zone = ZoneInfo("Asia/Shanghai")  # the building's (tests/e2e/building.py): one clock
+    with building(tmp_path) as b, SyntheticCamera(width=640, height=360, fps=5,
+                                                  zone=zone) as camera:  # fmt: skip
         with b.config_path.open("a") as config:
             config.write(f'\n[camera]\nsource = "{camera.url}"\n')
         with b.open_store() as store:
