@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
@@ -143,7 +143,8 @@ port = {web_port}
 
 
 def _seed(config: Config, tenants: list[DemoTenant], today: date) -> dict[str, str]:
-    """Fill the registry and create one user per role; returns their one-time passwords."""
+    """Fill the registry, create one user per role and a visitor code; returns the secrets shown
+    once: each role's one-time password and the code ("visitor_code")."""
     store = Store.open(config.gateway.data_dir, config.gateway.id)
     try:
         for t in tenants:
@@ -158,12 +159,18 @@ def _seed(config: Config, tenants: list[DemoTenant], today: date) -> dict[str, s
                 store.set_tenant_status(tenant.id, "suspended")
             if "lost" in t.note:
                 store.set_card_status(t.card, "lost")
-        passwords = {}
+        shown_once = {}
         for role in ("building_head", "police", "installer"):
             password = secrets.token_urlsafe(12)
             store.add_user(role.replace("_", "-"), role, password, must_change=True)
-            passwords[role] = password
-        return passwords
+            shown_once[role] = password
+        # A visitor code for the first tenant's room, to type at the prompt as at the keypad.
+        issued = store.create_visitor_code(
+            door=None, valid_until=datetime.now(ZoneInfo(ZONE)) + timedelta(hours=24),
+            max_uses=5, created_by="building-head", room=tenants[0].room,
+        )  # fmt: skip
+        shown_once["visitor_code"] = issued.code
+        return shown_once
     finally:
         store.close()
 
@@ -293,7 +300,7 @@ def run_demo(broker: str | None = None, web_port: int = 8080, out: TextIO = sys.
             width=1280, height=720, fps=5, zone=ZoneInfo(ZONE)))
         config = load_config(_write_config(Path(tmp), bus.port, port, main_key, camera.url,
                                            mqtt))  # fmt: skip
-        passwords = _seed(config, tenants, today)
+        shown_once = _seed(config, tenants, today)
         log = Path(tmp) / "gateway.log"
         supervisor = Supervisor(config, Path(tmp) / "gateway.toml", log=log)
         cleanup.callback(supervisor.stop)
@@ -306,7 +313,7 @@ def run_demo(broker: str | None = None, web_port: int = 8080, out: TextIO = sys.
             supervisor.start()
             watcher.start()
             threading.Thread(target=_supervise, args=(supervisor, stop), daemon=True).start()
-            _introduce(console, config, passwords, tenants, broker, log)
+            _introduce(console, config, shown_once, tenants, broker, log)
             _wait_online(supervisor.runtime, config)
             for tenant in store.search_tenants(limit=100):
                 console.names[tenant.id] = tenant.name
@@ -370,7 +377,7 @@ def _wait_online(runtime: Runtime, config: Config, timeout: float = 10.0) -> Non
         time.sleep(0.05)
 
 
-def _introduce(console: _Console, config: Config, passwords: dict[str, str],
+def _introduce(console: _Console, config: Config, shown_once: dict[str, str],
                tenants: list[DemoTenant], broker: str | None, log: Path) -> None:  # fmt: skip
     say = console.say
     url = EdgePart(config, Runtime.for_config(config)).url
@@ -378,7 +385,7 @@ def _introduce(console: _Console, config: Config, passwords: dict[str, str],
     say(f"网页 Web page: {url}    健康 health: {url}/healthz")
     say("一次性密码 One-time passwords (首次登录后须设新密码 the first login asks for a new one):")
     for role, label in (("building_head", "楼长"), ("police", "民警"), ("installer", "安装员")):
-        say(f"  {label:<4} {role:<14} user {role.replace('_', '-'):<14} {passwords[role]}")
+        say(f"  {label:<4} {role:<14} user {role.replace('_', '-'):<14} {shown_once[role]}")
     say("门 Doors: main (读卡器 reader 1, 安全通道 secure channel), back (读卡器 reader 2)")
     say(f"进程 Processes: door, camera, uplink, web, edge (nginx); 日志 their log: {log}")
     if config.camera is not None:
@@ -389,7 +396,10 @@ def _introduce(console: _Console, config: Config, passwords: dict[str, str],
         say(f"  {i}) {t.name}  {t.room}  卡 card {t.card:<11} {t.note}")
     if broker is not None:
         say(f"城市平台 City broker: {broker} (events up, signed commands down)")
+    code = shown_once["visitor_code"]
+    say(f"访客码 Visitor code: {code} (访问 visiting {tenants[0].room}, 5 次 uses, 24 小时 hours)")
     say("输入 Type: 1-5 (刷该租户的卡 present that tenant's card), a card number, "
+        f"'{code}#' (在键盘上输入访客码 the visitor code at the keypad), "
         "'back 1' (后门 back door), 'open' / 'close' (门磁 door contact), 'q' to quit.")
     if broker is not None:
         say("  城市命令 City commands: 'unlock' (远程开门 remote unlock), "
@@ -422,8 +432,14 @@ def _interact(console: _Console, readers: dict[str, SimulatedReader], tenants: l
             main.set_input(0, words[0] == "open")
             time.sleep(0.5)  # its event, if any, prints itself
             continue
-        if not words[0].isdigit():
-            console.say("  ? 输入 1-5, 卡号, open, close, q")
+        keys = words[0]
+        if keys.endswith("#") and keys[:-1].isascii() and keys[:-1].isdigit():
+            console.say(f"  键盘 keypad: {keys} at {door}")
+            reader.press_keys(keys)
+            time.sleep(1.0)  # its event prints itself
+            continue
+        if not (words[0].isascii() and words[0].isdigit()):
+            console.say("  ? 输入 1-5, 卡号 card, 访客码# code#, open, close, q")
             continue
         choice = int(words[0])
         if 1 <= choice <= len(tenants):

@@ -596,6 +596,11 @@ class Store:
         """Delete a tenant and their cards; their past events stay in the journal."""
         self.transaction(lambda tx: tx.remove_tenant(tenant_id))
 
+    def has_room(self, room: str) -> bool:
+        """Whether the building has this room (a tenant was ever registered in it)."""
+        found = self.reader().execute("SELECT 1 FROM rooms WHERE room = ?", (room,)).fetchone()
+        return found is not None
+
     def get_tenant(self, tenant_id: str) -> Tenant:
         """A tenant (masked), or NotFound."""
         return tenants.get_tenant(self.reader(), self.ctx, tenant_id)

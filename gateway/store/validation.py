@@ -53,6 +53,7 @@ REFUSALS = {
     "card_twice": "card {number} is listed twice",
     "not_a_number": "must be a whole number",
     "not_valid": "is not valid",
+    "no_such_room": "{room} is not a room of this building (register its tenant first)",
 }
 # Kept for the words table's English column and older callers: the same texts by name.
 OTHER_DIGITS = REFUSALS["other_digits"]

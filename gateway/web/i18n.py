@@ -166,6 +166,12 @@ WORDS: dict[str, tuple[str, str]] = {
     "visitor.hours": ("有效小时数", "Valid for hours"),
     "visitor.uses": ("可用次数", "Uses"),
     "visitor.code": ("访客码", "Visitor code"),
+    "visitor.how": (
+        "请告诉访客：在门口读卡器的键盘上输入 %s，再按 # 键。可用 %s 次，有效至 %s。",
+        "Tell the visitor: at the door reader's keypad, type %s, then press #. Works %s times,"
+        " until %s.",
+    ),
+    "visitor.visiting": ("访问的房间", "Room visited"),
     "import.file": ("住户 CSV 文件", "Tenant CSV file"),
     "import.submit": ("导入", "Import"),
     "import.done": ("导入完成", "Imported"),
@@ -324,6 +330,10 @@ WORDS: dict[str, tuple[str, str]] = {
     "refusal.card_twice": ("卡 {number} 填了两次", validation.REFUSALS["card_twice"]),
     "refusal.not_a_number": ("应为整数", validation.REFUSALS["not_a_number"]),
     "refusal.not_valid": ("填写的内容不对", validation.REFUSALS["not_valid"]),
+    "refusal.no_such_room": (
+        "本楼没有 {room} 房（请先登记该房的住户）",
+        validation.REFUSALS["no_such_room"],
+    ),
     "refusal.password_short": ("至少要 {min} 个字符", passwords.WEAK["password_short"]),
     "refusal.password_long": ("最多 {max} 个字符", passwords.WEAK["password_long"]),
     "refusal.password_few_characters": (
@@ -419,6 +429,7 @@ FIELDS = {
     "password": "login.password",
     "new": "password.new",
     "username": "login.username",
+    "visited": "visitor.visiting",
     "file": "import.the_file",
     "header": "import.header",
     "row": "import.row",

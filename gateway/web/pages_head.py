@@ -23,7 +23,7 @@ from gateway.store import (
     TenantUpdate,
     ValidationError,
 )
-from gateway.store.validation import parse_card_number, refusal
+from gateway.store.validation import normalize_room, parse_card_number, refusal
 from gateway.tenant_csv import (
     MAX_FILE_BYTES,
     WEB_BATCH_ROWS,
@@ -236,15 +236,24 @@ def create_visitor(
     csrf_token: CsrfField,
     hours: Annotated[int, Form(ge=1, le=168)] = 4,
     uses: Annotated[int, Form(ge=1, le=20)] = 2,
-    room: Annotated[str, Form(max_length=32)] = "",
+    room: Annotated[str, Form(max_length=FIELD_MAX)] = "",
 ) -> Response:
+    """A code for a visitor of one room: the room must be one of the building's."""
     check_csrf(user, csrf_token)
+    typed = {"room": room, "hours": str(hours), "uses": str(uses)}
+    try:
+        visited = normalize_room(room, "visited")
+        if not store.has_room(visited):
+            raise refusal("visited", "no_such_room", room=visited)
+    except ValidationError as exc:
+        return render(request, "visitors.html", user, status=422, error=exc, typed=typed,
+                      codes=store.list_visitor_codes()[:50])  # fmt: skip
     issued = store.create_visitor_code(
         door=None, valid_until=building_now(state) + timedelta(hours=hours),
-        max_uses=uses, created_by=user.username, room=room.strip() or None,
+        max_uses=uses, created_by=user.username, room=visited,
     )  # fmt: skip
     return render(request, "visitors.html", user, codes=store.list_visitor_codes()[:50],
-                  issued=issued.code)  # fmt: skip
+                  issued=issued)  # fmt: skip
 
 
 @router.get("/import", response_class=HTMLResponse)

@@ -141,6 +141,7 @@ def test_demo_presents_cards_and_stops_cleanly_on_ctrl_c() -> None:
         login = httpx.post(f"{url}/api/v1/login", timeout=30,
                            json={"username": "building-head", "password": password})
         assert login.status_code == 403, login.text
+        visitor = read_until("访客码 Visitor code:").split()[3]
         read_until("q' to quit")
         proc.stdin.write("1\n")
         proc.stdin.flush()
@@ -154,6 +155,12 @@ def test_demo_presents_cards_and_stops_cleanly_on_ctrl_c() -> None:
         proc.stdin.write("12345\n")
         proc.stdin.flush()
         assert "未登记的卡 unknown card" in read_until("DENIED")
+        proc.stdin.write(f"{visitor}#\n")  # the visitor code, typed at the keypad
+        proc.stdin.flush()
+        assert "访客码 visitor code" in read_until("GRANTED")
+        proc.stdin.write("000000#\n")
+        proc.stdin.flush()
+        assert "无效的访客码 unknown visitor code" in read_until("DENIED")
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=20)
         assert proc.returncode == 0, "".join(output) + rest

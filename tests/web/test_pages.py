@@ -116,7 +116,10 @@ def test_police_search_is_audited_and_revealing_an_id_number_too(
     finished, started = store.audit_page()[:2]
     assert (started.action, started.export_state) == ("export.started", "finished")
     assert (finished.action, finished.params, finished.records) == (
-        "export.finished", {"start": started.seq}, 1)
+        "export.finished",
+        {"start": started.seq},
+        1,
+    )
     assert store.verify_audit().ok
 
 
@@ -126,8 +129,14 @@ def test_the_setup_code_creates_the_first_account_once(tmp_path: Path) -> None:
         code = app.state.web.setup_code.issue()
         with TestClient(app, base_url="http://127.0.0.1") as client:
             assert "/setup" in client.get("/login").text
-            wrong = client.post("/setup", data={"code": "0000-0000-0000", "username": "lou-zhang",
-                                                "password": "A good pass phrase 77"})
+            wrong = client.post(
+                "/setup",
+                data={
+                    "code": "0000-0000-0000",
+                    "username": "lou-zhang",
+                    "password": "A good pass phrase 77",
+                },
+            )
             assert wrong.status_code == 403
             weak = client.post("/setup", data={"code": code, "username": "lou-zhang",
                                                "password": "123"})  # fmt: skip
@@ -137,8 +146,10 @@ def test_the_setup_code_creates_the_first_account_once(tmp_path: Path) -> None:
                                follow_redirects=False)  # fmt: skip
             assert made.status_code == 303
             assert store.get_user("lou-zhang").role == "building_head"
-            again = client.post("/setup", data={"code": code, "username": "second",
-                                                "password": "Another pass phrase 78"})
+            again = client.post(
+                "/setup",
+                data={"code": code, "username": "second", "password": "Another pass phrase 78"},
+            )
             assert again.status_code == 403
             assert "/setup" not in client.get("/login").text
 
@@ -162,13 +173,19 @@ def test_a_csv_import_reports_bad_rows_by_line_and_imports_nothing(
     header = "room,name,id_number,phone,card,valid_from,valid_until\n"
     good = f"801,陈静,{id_number(11)},13800000011,5001,2026-01-01,2027-01-01\n"
     bad = f"802,刘洋,{id_number(12)},13800000012,5002,2026-01-01,not-a-date\n"
-    rejected = client.post("/import", data={"csrf_token": csrf},
-                           files={"file": ("tenants.csv", (header + good + bad).encode())})
+    rejected = client.post(
+        "/import",
+        data={"csrf_token": csrf},
+        files={"file": ("tenants.csv", (header + good + bad).encode())},
+    )
     assert rejected.status_code == 422
     assert "第 3 行 · 租期结束" in rejected.text  # the bad row's line, and its column, in words
     assert store.search_tenants(room="801") == []  # all or nothing
-    accepted = client.post("/import", data={"csrf_token": csrf},
-                           files={"file": ("tenants.csv", (header + good).encode())})
+    accepted = client.post(
+        "/import",
+        data={"csrf_token": csrf},
+        files={"file": ("tenants.csv", (header + good).encode())},
+    )
     assert accepted.status_code == 200
     assert [t.name for t in store.search_tenants(room="801")] == ["陈静"]
 
@@ -220,8 +237,9 @@ def test_a_one_time_password_must_be_replaced_before_anything_else(
     client: TestClient, store: Store
 ) -> None:
     store.add_user("new-head", "building_head", "Handed over 2026 once", must_change=True)
-    refused = client.post("/api/v1/login", json={"username": "new-head",
-                                                  "password": "Handed over 2026 once"})
+    refused = client.post(
+        "/api/v1/login", json={"username": "new-head", "password": "Handed over 2026 once"}
+    )
     assert refused.status_code == 403
     login = client.post("/login", data={"username": "new-head",
                                         "password": "Handed over 2026 once"},
@@ -233,8 +251,12 @@ def test_a_one_time_password_must_be_replaced_before_anything_else(
     page = client.get("/password")
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert csrf is not None
-    form = {"csrf_token": csrf.group(1), "current": "Handed over 2026 once",
-            "new": "My own phrase 4 the door", "repeat": "My own phrase 4 the door"}
+    form = {
+        "csrf_token": csrf.group(1),
+        "current": "Handed over 2026 once",
+        "new": "My own phrase 4 the door",
+        "repeat": "My own phrase 4 the door",
+    }
     assert client.post("/password", data={**form, "repeat": "something else 1"}).status_code == 422
     assert client.post("/password", data={**form, "current": "wrong one 123"}).status_code == 401
     done = client.post("/password", data=form, follow_redirects=False)
@@ -334,7 +356,11 @@ def test_every_time_is_shown_in_the_buildings_zone_in_one_format(
     assert beijing[11:13] != utc_now.strftime("%H")  # the two clocks do differ
     assert beijing in client.get("/alarms").text
     assert beijing in client.get("/").text
-    issued = client.post("/visitors", data={"csrf_token": csrf, "hours": "2", "uses": "1"})
+    store.add_tenant(TenantCreate(
+        name="吴刚", id_number=id_number(31), phone="13900000031", room="1101",
+        valid_from=date(2026, 1, 1), valid_until=date(2099, 1, 1)))  # fmt: skip
+    issued = client.post("/visitors", data={"csrf_token": csrf, "hours": "2", "uses": "1",
+                                            "room": "1101"})  # fmt: skip
     until = (utc_now + timedelta(hours=2)).astimezone(BUILDING_ZONE).strftime("%Y-%m-%d %H:")
     assert re.search(re.escape(until) + r"\d{2}:\d{2}<", issued.text)
 
@@ -351,3 +377,29 @@ def test_every_time_is_shown_in_the_buildings_zone_in_one_format(
     assert re.match(re.escape(beijing) + r":\d{2},", first_row)
     for page in (client.get("/police/audit").text, entries):
         assert not re.search(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", page)  # no raw RFC 3339 shown
+
+
+def test_a_visitor_code_is_for_a_room_of_the_building_and_says_how_to_use_it(
+    client: TestClient, store: Store
+) -> None:
+    csrf = form_login(client, "head")
+    refused = client.post("/visitors", data={"csrf_token": csrf, "hours": "3", "uses": "2",
+                                             "room": "9999"})  # fmt: skip
+    assert refused.status_code == 422
+    assert "访问的房间：本楼没有 9999 房（请先登记该房的住户）" in refused.text
+    assert 'value="9999"' in refused.text  # kept as typed
+    assert 'value="3"' in refused.text
+    assert store.list_visitor_codes() == []
+    store.add_tenant(TenantCreate(
+        name="吴刚", id_number=id_number(32), phone="13900000032", room="1102",
+        valid_from=date(2026, 1, 1), valid_until=date(2099, 1, 1)))  # fmt: skip
+    issued = client.post("/visitors", data={"csrf_token": csrf, "hours": "3", "uses": "2",
+                                            "room": "1102"})  # fmt: skip
+    code = re.search(r'data-testid="visitor-code">(\d+)<', issued.text)
+    assert code is not None
+    how = re.search(r'data-testid="visitor-how">(.*?)</p>', issued.text)
+    assert how is not None
+    assert how.group(1).startswith(
+        f"请告诉访客：在门口读卡器的键盘上输入 {code.group(1)}，再按 # 键"
+    )
+    assert "可用 2 次，有效至 20" in how.group(1)
