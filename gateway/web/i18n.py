@@ -122,6 +122,20 @@ WORDS: dict[str, tuple[str, str]] = {
         "Too many pages are waiting for a card; try again later",
     ),
     "card.report_lost": ("挂失", "Report lost"),
+    "card.reinstate": ("解挂（找回了）", "Found again: reinstate"),
+    "confirm.title": ("请确认", "Please confirm"),
+    "confirm.no": ("取消", "Cancel"),
+    "confirm.move_out": ("确定为 %s（%s 房）办理退租吗？", "Move %s (room %s) out?"),
+    "confirm.move_out_means": (
+        "退租后，此人的门卡全部作废，不能再开门；记录会保留。",
+        "Their cards are revoked and open no door any more; the records are kept.",
+    ),
+    "confirm.lost": ("确定挂失%s的卡 %s 吗？", "Report %s's card %s lost?"),
+    "confirm.lost_means": (
+        "挂失后这张卡不能开门，有人刷它时会告警；找回后可以解挂。",
+        "The card opens no door and raises an alarm when presented; if it is found, reinstate"
+        " it.",
+    ),
     # Why a door opened or did not (SPEC 6 reasons), what raised an alarm, what the police
     # did (audit actions): shown in words, never as their codes.
     "reason.tenant_card": ("住户门卡", "tenant's card"),

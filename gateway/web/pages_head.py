@@ -159,11 +159,21 @@ def edit_tenant(
 
 
 @router.post("/tenants/{tenant_id}/status")
-def tenant_status(tenant_id: str, user: HeadPage, store: StoreDep, csrf_token: CsrfField,
-                  status: Annotated[str, Form(max_length=16)]) -> Response:  # fmt: skip
+def tenant_status(request: Request, tenant_id: str, user: HeadPage, store: StoreDep,
+                  csrf_token: CsrfField, status: Annotated[str, Form(max_length=16)],
+                  confirmed: Annotated[str, Form(max_length=1)] = "") -> Response:  # fmt: skip
+    """Suspend, reactivate, or move out; moving out only once the head confirmed it."""
     check_csrf(user, csrf_token)
     if status not in ("active", "suspended", "moved_out"):
         raise HTTPException(422, "unknown status")  # only a crafted request sends another
+    tenant = store.get_tenant(tenant_id)
+    if status == "moved_out" and confirmed != "1":
+        lang = language(request)
+        return render(request, "confirm.html", user, tenant=tenant,
+                      action=f"/tenants/{tenant_id}/status", fields={"status": status},
+                      question=word("confirm.move_out", lang) % (tenant.name, tenant.room),
+                      consequence=word("confirm.move_out_means", lang),
+                      yes=word("tenant.move_out", lang))  # fmt: skip
     store.set_tenant_status(tenant_id, status)  # type: ignore[arg-type]
     return _back(tenant_id)
 
@@ -181,9 +191,32 @@ def add_card(request: Request, tenant_id: str, user: HeadPage, store: StoreDep,
 
 
 @router.post("/cards/{number}/lost")
-def report_lost(number: int, user: HeadPage, store: StoreDep, csrf_token: CsrfField) -> Response:
+def report_lost(request: Request, number: int, user: HeadPage, store: StoreDep,
+                csrf_token: CsrfField,
+                confirmed: Annotated[str, Form(max_length=1)] = "") -> Response:  # fmt: skip
+    """挂失, once the head confirmed it: the card opens nothing and alarms when presented."""
     check_csrf(user, csrf_token)
-    card = store.set_card_status(number, "lost")
+    card = store.get_card(number)
+    if confirmed != "1":
+        tenant = store.get_tenant(card.tenant_id)
+        lang = language(request)
+        return render(request, "confirm.html", user, tenant=tenant,
+                      action=f"/cards/{number}/lost", fields={},
+                      question=word("confirm.lost", lang) % (tenant.name, number),
+                      consequence=word("confirm.lost_means", lang),
+                      yes=word("card.report_lost", lang))  # fmt: skip
+    store.set_card_status(number, "lost")
+    return _back(card.tenant_id)
+
+
+@router.post("/cards/{number}/found")
+def reinstate(number: int, user: HeadPage, store: StoreDep, csrf_token: CsrfField) -> Response:
+    """解挂: a lost card that was found opens the door again (one tap: it takes nothing away)."""
+    check_csrf(user, csrf_token)
+    card = store.get_card(number)
+    if card.status != "lost":
+        raise HTTPException(409, "only a lost card can be reinstated")
+    store.set_card_status(number, "active")
     return _back(card.tenant_id)
 
 

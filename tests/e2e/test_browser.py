@@ -128,6 +128,16 @@ def test_register_enroll_open_and_find_the_entry_with_its_picture(
         reader.present_card(NEW_CARD)
         assert reader.wait_for_output(timeout=10) is not None
 
+        # Reporting the card lost asks first; cancelling changes nothing.
+        page.goto(page.url.split("?")[0])
+        page.click("form.inline button.danger")
+        page.wait_for_selector("[data-testid=confirm-question]")
+        assert str(NEW_CARD) in page.inner_text("[data-testid=confirm-question]")
+        shoot(page, shots, "3c-confirm")
+        page.click("main a.button")
+        page.wait_for_url("**/tenants/*")
+        assert "挂失" in page.content()
+
         page.click("header button[type=submit]")  # log out
         page.wait_for_url(f"{base}/login")
         log_in(page, base, POLICE)

@@ -403,3 +403,35 @@ def test_a_visitor_code_is_for_a_room_of_the_building_and_says_how_to_use_it(
         f"请告诉访客：在门口读卡器的键盘上输入 {code.group(1)}，再按 # 键"
     )
     assert "可用 2 次，有效至 20" in how.group(1)
+
+
+def test_moving_out_and_reporting_lost_ask_first_and_a_found_card_opens_again(
+    client: TestClient, store: Store
+) -> None:
+    tenant = store.add_tenant(TenantCreate(
+        name="郑华", id_number=id_number(33), phone="13900000033", room="1201",
+        valid_from=date(2026, 1, 1), valid_until=date(2099, 1, 1), cards=(3301,)))  # fmt: skip
+    csrf = form_login(client, "head")
+    asked = client.post(f"/tenants/{tenant.id}/status",
+                        data={"csrf_token": csrf, "status": "moved_out"})  # fmt: skip
+    assert asked.status_code == 200
+    assert "确定为 郑华（1201 房）办理退租吗？" in asked.text
+    assert store.get_tenant(tenant.id).status == "active"  # one tap changed nothing
+    client.post(f"/tenants/{tenant.id}/status",
+                data={"csrf_token": csrf, "status": "suspended"})  # not destructive: at once
+    assert store.get_tenant(tenant.id).status == "suspended"
+    client.post(f"/tenants/{tenant.id}/status", data={"csrf_token": csrf, "status": "active"})
+
+    asked = client.post("/cards/3301/lost", data={"csrf_token": csrf})
+    assert "确定挂失郑华的卡 3301 吗？" in asked.text
+    assert store.get_card(3301).status == "active"
+    client.post("/cards/3301/lost", data={"csrf_token": csrf, "confirmed": "1"})
+    assert store.get_card(3301).status == "lost"
+    assert store.card_lookup(3301) is not None
+    client.post("/cards/3301/found", data={"csrf_token": csrf})
+    assert store.get_card(3301).status == "active"
+    assert client.post("/cards/3301/found", data={"csrf_token": csrf}).status_code == 409
+
+    client.post(f"/tenants/{tenant.id}/status",
+                data={"csrf_token": csrf, "status": "moved_out", "confirmed": "1"})  # fmt: skip
+    assert store.get_tenant(tenant.id).status == "moved_out"

@@ -58,6 +58,7 @@ ACCESS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("POST", "/tenants/{tenant_id}/status"): HEAD,
     ("POST", "/tenants/{tenant_id}/cards"): HEAD,
     ("POST", "/cards/{number}/lost"): HEAD,
+    ("POST", "/cards/{number}/found"): HEAD,
     ("GET", "/cards/next-unknown"): HEAD,
     ("GET", "/alarms"): HEAD,
     ("POST", "/alarms/{alarm_id}/ack"): HEAD,
