@@ -18,6 +18,7 @@ from fastapi.responses import (
 from gateway.store import (
     Conflict,
     Store,
+    Tenant,
     TenantCreate,
     TenantStatus,
     TenantUpdate,
@@ -59,14 +60,30 @@ def dashboard(request: Request, user: HeadPage, store: StoreDep, state: StateDep
 
 
 @router.get("/tenants", response_class=HTMLResponse)
-def tenants(request: Request, user: HeadPage, store: StoreDep, q: str = "", room: str = "",
-            status: str = "", page: int = 0) -> Response:  # fmt: skip
+def tenants(request: Request, user: HeadPage, store: StoreDep, state: StateDep, q: str = "",
+            room: str = "", status: str = "", page: int = 0) -> Response:  # fmt: skip
     chosen: TenantStatus | None = status if status in ("active", "suspended",  # type: ignore[assignment]
                                                         "moved_out") else None
     found = store.search_tenants(name=q[:64] or None, room=room[:32] or None, status=chosen,
                                  limit=51, offset=max(0, min(page, 10_000)) * 50)  # fmt: skip
+    today = building_now(state).date()
     return render(request, "tenants.html", user, tenants=found[:50], more=len(found) > 50,
-                  q=q, room=room, status_filter=status, page=page)  # fmt: skip
+                  q=q, room=room, status_filter=status, page=page,
+                  states={t.id: door_state(t, today) for t in found[:50]})  # fmt: skip
+
+
+def door_state(tenant: Tenant, today: date) -> str:
+    """Whether the tenant's cards open the door today, as the list shows it: the record's
+    status, or why an active record still does not open (lease over or not begun, no card)."""
+    if tenant.status != "active":
+        return f"status.{tenant.status}"
+    if tenant.valid_until < today:
+        return "state.lease_ended"
+    if tenant.valid_from > today:
+        return "state.lease_not_started"
+    if not any(card.status == "active" for card in tenant.cards):
+        return "state.no_card"
+    return "status.active"
 
 
 @router.get("/tenants/new", response_class=HTMLResponse)

@@ -435,3 +435,23 @@ def test_moving_out_and_reporting_lost_ask_first_and_a_found_card_opens_again(
     client.post(f"/tenants/{tenant.id}/status",
                 data={"csrf_token": csrf, "status": "moved_out", "confirmed": "1"})  # fmt: skip
     assert store.get_tenant(tenant.id).status == "moved_out"
+
+
+def test_the_tenant_list_shows_whether_each_tenant_can_get_in_today(
+    client: TestClient, store: Store
+) -> None:
+    today = datetime.now(BUILDING_ZONE).date()
+    for n, (room, since, until, cards) in enumerate([
+        ("1301", today - timedelta(days=400), today - timedelta(days=1), (1301,)),
+        ("1302", today + timedelta(days=10), today + timedelta(days=400), (1302,)),
+        ("1303", today - timedelta(days=10), today + timedelta(days=400), ()),
+        ("1304", today - timedelta(days=10), today + timedelta(days=400), (1304,)),
+    ]):  # fmt: skip
+        store.add_tenant(TenantCreate(
+            name=f"住户{n}", id_number=id_number(40 + n), phone=f"139000000{40 + n}", room=room,
+            valid_from=since, valid_until=until, cards=cards))  # fmt: skip
+    form_login(client, "head")
+    page = client.get("/tenants").text
+    rows = dict(re.findall(r"<td>(13\d\d)</td>.*?<td[^>]*>([^<]+)</td>\s*<td>\d+</td>", page, re.S))
+    assert rows == {"1301": "租期已结束", "1302": "租期未开始", "1303": "没有可用的门卡",
+                    "1304": "有效"}  # fmt: skip
