@@ -47,8 +47,8 @@ def test_demo_sends_events_to_the_broker_and_takes_a_signed_unlock(broker: Broke
         send("unlock")
         assert "executed" in read_until("city command unlock")
         # The door's own access.granted event (shown once its snapshot is in).
-        if not any("remote_unlock" in line for line in output):
-            read_until("remote_unlock")
+        if not any("remote unlock" in line for line in output):
+            read_until("远程开门 remote unlock")
         send("lockdown on")
         assert "executed" in read_until("city command lockdown")
         send("1")
