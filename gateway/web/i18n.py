@@ -190,6 +190,24 @@ WORDS: dict[str, tuple[str, str]] = {
     ),
     "visitor.visiting": ("访问的房间", "Room visited"),
     "import.file": ("住户 CSV 文件", "Tenant CSV file"),
+    "import.template": ("下载模板（Excel 可直接打开）", "Download the template (opens in Excel)"),
+    "import.columns": ("表格的列（第一行是表头，中文或英文均可）",
+                       "The sheet's columns (the first line is the header, Chinese or English)"),
+    "import.col.room": ("如 0301；地下室写 -1-02", "e.g. 0301; a basement room -1-02"),
+    "import.col.name": ("住户姓名", "the tenant's name"),
+    "import.col.id_number": ("18 位身份证号，最后一位可以是 X；在 Excel 里请把这一列设为“文本”",
+                             "18 characters, the last may be X; format the column as text in"
+                             " Excel"),
+    "import.col.phone": ("11 位手机号", "an 11-digit mobile number"),
+    "import.col.card": ("门卡卡号，可以不填；多张卡用 ; 隔开", "card numbers, may be empty;"
+                        " several separated by ;"),
+    "import.col.valid_from": ("租期开始，如 2026-12-07", "lease from, e.g. 2026-12-07"),
+    "import.col.valid_until": ("租期结束，如 2027-12-06", "lease until, e.g. 2027-12-06"),
+    "import.again": (
+        "同一人（身份证号相同）再导入时会更新资料，不会重复登记；整个文件有一处错误就全部不导入。",
+        "A person already registered (same ID number) is updated, never registered twice; one"
+        " error anywhere and nothing is imported.",
+    ),
     "import.submit": ("导入", "Import"),
     "import.done": ("导入完成", "Imported"),
     "import.line": ("第 %s 行", "line %s"),

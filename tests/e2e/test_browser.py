@@ -128,8 +128,14 @@ def test_register_enroll_open_and_find_the_entry_with_its_picture(
         reader.present_card(NEW_CARD)
         assert reader.wait_for_output(timeout=10) is not None
 
+        # The import page says which columns to fill, with a template to start from.
+        tenant_page = page.url.split("?")[0]
+        page.goto(f"{base}/import")
+        assert "身份证号" in page.inner_text("dl.columns")
+        shoot(page, shots, "3d-import")
+
         # Reporting the card lost asks first; cancelling changes nothing.
-        page.goto(page.url.split("?")[0])
+        page.goto(tenant_page)
         page.click("form.inline button.danger")
         page.wait_for_selector("[data-testid=confirm-question]")
         assert str(NEW_CARD) in page.inner_text("[data-testid=confirm-question]")

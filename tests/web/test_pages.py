@@ -80,7 +80,7 @@ def test_a_building_head_registers_a_tenant_who_stays_masked(client: TestClient)
     listing = client.get("/tenants", params={"room": "502"})
     assert "李娜" in listing.text
     export = client.get("/tenants.csv")
-    assert export.text.startswith("\ufeffroom,name")
+    assert export.text.startswith("\ufeff房间,姓名")  # the import's own Chinese header
     assert ID not in export.text
     assert "3000001" in export.text
 
@@ -455,3 +455,26 @@ def test_the_tenant_list_shows_whether_each_tenant_can_get_in_today(
     rows = dict(re.findall(r"<td>(13\d\d)</td>.*?<td[^>]*>([^<]+)</td>\s*<td>\d+</td>", page, re.S))
     assert rows == {"1301": "租期已结束", "1302": "租期未开始", "1303": "没有可用的门卡",
                     "1304": "有效"}  # fmt: skip
+
+
+def test_the_template_opens_in_chinese_excel_and_a_filled_one_imports(
+    client: TestClient, store: Store
+) -> None:
+    csrf = form_login(client, "head")
+    page = client.get("/import").text
+    for column in ("房间", "姓名", "身份证号", "手机", "卡号", "租期开始", "租期结束"):
+        assert f"<dt>{column} " in page  # every column listed, with how to write it
+    template = client.get("/import/template.csv")
+    assert template.headers["content-type"] == "text/csv; charset=gb18030"
+    header = template.content.decode("gb18030")
+    assert header == "房间,姓名,身份证号,手机,卡号,租期开始,租期结束\r\n"
+    filled = header + f"1401,冯琳,{id_number(61)},13900000061,6101,2026-01-01,2027-01-01\r\n"
+    done = client.post("/import", data={"csrf_token": csrf},
+                       files={"file": ("租户.csv", filled.encode("gb18030"))})  # fmt: skip
+    assert done.status_code == 200
+    assert "新增 1 户" in done.text
+    exported = client.get("/tenants.csv").text.lstrip("\ufeff").splitlines()
+    assert exported[0] == "房间,姓名,身份证号,手机,卡号,租期开始,租期结束,状态"
+    assert exported[1].startswith("1401,冯琳,")
+    assert id_number(61) not in exported[1]  # masked
+    assert exported[1].endswith(",有效")

@@ -198,8 +198,8 @@ def test_cells_a_spreadsheet_would_run_are_neutralised_in_both_exports(
         })  # fmt: skip
     login(client, "head")
     tenants = list(csv.DictReader(io.StringIO(client.get("/tenants.csv").text.lstrip("\ufeff"))))
-    assert sorted(t["name"] for t in tenants) == sorted("'" + f for f in formulas)
-    assert sorted(t["room"] for t in tenants) == sorted("'" + f[:32] for f in formulas)
+    assert sorted(t["姓名"] for t in tenants) == sorted("'" + f for f in formulas)
+    assert sorted(t["房间"] for t in tenants) == sorted("'" + f[:32] for f in formulas)
     client.cookies.clear()
     login(client, "police")
     export = client.get("/police/export.csv", params={"purpose": CASE})

@@ -67,6 +67,7 @@ ACCESS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("GET", "/import"): HEAD,
     ("POST", "/import"): HEAD,
     ("GET", "/tenants.csv"): HEAD,
+    ("GET", "/import/template.csv"): HEAD,
     ("GET", "/police"): POLICE,
     ("GET", "/police/snapshot/{event_id}"): POLICE,
     ("GET", "/police/export.csv"): POLICE,
