@@ -57,7 +57,8 @@ IMPORT_FIRST_CARD = 20_000_000
 IMPORT_ID_OFFSET = 3_000_000  # ID numbers of tenants the registry seed never uses
 IMPORT_REGION = "110105"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-_IMPORT_DONE = re.compile(r"\+(\d+) · (\d+) · (\d+)")
+# The page's words for a finished import (gateway/web/i18n.py "import.result", in Chinese).
+_IMPORT_DONE = re.compile(r"新增 (\d+) 户，更新 (\d+) 户（其中未变 \d+ 户），新增门卡 (\d+) 张")
 
 
 class Stats:

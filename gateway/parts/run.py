@@ -268,8 +268,9 @@ class Supervisor:
             self._env.pop(key, None)
 
     def command(self, name: str) -> list[str]:
-        """The command line that runs part `name`."""
-        return [sys.executable, "-m", "gateway", "-c", str(self.config_path), "run",
+        """The command line that runs part `name`; verbose (`-v`) when this process is."""
+        verbose = ["-v"] if logging.getLogger().isEnabledFor(logging.DEBUG) else []
+        return [sys.executable, "-m", "gateway", *verbose, "-c", str(self.config_path), "run",
                 "--part", name]  # fmt: skip
 
     def start(self) -> None:
