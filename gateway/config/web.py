@@ -46,7 +46,7 @@ class WebConfig(Section):
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             missing = "tls_key_file" if self.tls_key_file is None else "tls_cert_file"
             raise invalid("set tls_cert_file and tls_key_file together", key=missing)
-        if not self.tls and not _is_loopback(self.host):
+        if not self.tls and not is_loopback(self.host):
             raise invalid(
                 f'"{self.host}" is reachable from the network, where passwords must not travel'
                 ' as plain HTTP; set tls_cert_file and tls_key_file, or use host = "127.0.0.1"',
@@ -65,7 +65,8 @@ class WebConfig(Section):
         return self.tls_cert_file is not None
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether `host` is a loopback address or `localhost` (a name may be any interface)."""
     if host == "localhost":
         return True
     try:

@@ -21,7 +21,6 @@ edge (nginx)", says why each number is what it is.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import shutil
 import signal
@@ -29,7 +28,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from gateway.config.web import WebConfig
+from gateway.config.web import WebConfig, is_loopback
 from gateway.tenant_csv import MAX_FILE_BYTES
 from gateway.web.i18n import WORDS
 
@@ -329,12 +328,7 @@ def _holds_pid(pid_file: Path, pid: int) -> bool:
 
 def _covers_loopback(host: str) -> bool:
     """Whether listening on `host` also listens on 127.0.0.1."""
-    if host in ("0.0.0.0", "::", "localhost"):  # noqa: S104
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:  # a name: one address, not loopback's
-        return False
+    return host in ("0.0.0.0", "::") or is_loopback(host)  # noqa: S104
 
 
 def _listen_host(host: str) -> str:
