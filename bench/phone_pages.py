@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import random
 import statistics
 import tempfile
@@ -514,6 +515,7 @@ def main() -> None:
     started = machine()
     with tempfile.TemporaryDirectory(prefix="bench-phone-") as tmp:
         result = {"machine": started, **run(plan, Path(tmp))}
+    result["load_1min_at_end"] = round(os.getloadavg()[0], 2)  # other jobs slow the CPU part
     save(args.name or ("phone_pages_tls" if plan.tls else "phone_pages"), result)
     print(table(result))
 
