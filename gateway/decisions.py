@@ -19,6 +19,7 @@ EXPIRED: Final = "expired"
 NOT_YET_VALID: Final = "not_yet_valid"
 LOST_CARD: Final = "lost_card"
 REVOKED_CARD: Final = "revoked_card"
+CANCELLED_CARD: Final = "cancelled_card"
 SUSPENDED: Final = "suspended"
 MOVED_OUT: Final = "moved_out"
 LOCKDOWN: Final = "lockdown"
@@ -41,6 +42,10 @@ class CardRecord(Protocol):
     def valid_from(self) -> date | None: ...
     @property
     def valid_until(self) -> date | None: ...
+
+
+# Card states whose presentation is an alarm, with the reason (and alarm kind) they give.
+_ALARMING: Final = {"lost": LOST_CARD, "cancelled": CANCELLED_CARD}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +75,11 @@ def decide_card(
     if record is None:
         return Decision(False, LOCKDOWN if lockdown else UNKNOWN_CARD)
     who = {"tenant_id": record.tenant_id, "room": record.room}
-    if record.card_status == "lost":
-        # A lost card is refused and raised as an alarm even under lockdown.
-        return Decision(False, LOST_CARD, alarm=LOST_CARD, **who)
+    if record.card_status in _ALARMING:
+        # A lost or cancelled card is refused and raised as an alarm even under lockdown:
+        # whoever holds it now is not the tenant it was given to.
+        reason = _ALARMING[record.card_status]
+        return Decision(False, reason, alarm=reason, **who)
     if lockdown:
         return Decision(False, LOCKDOWN, **who)
     if record.card_status != "active":

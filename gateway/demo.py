@@ -39,19 +39,10 @@ from gateway.parts.run import Supervisor
 from gateway.parts.runtime import Runtime
 from gateway.parts.watch import JournalWatcher
 from gateway.store import JournalEntry, Store, TenantCreate
-from gateway.web.i18n import word
+from gateway.web.i18n import door_label, word
 
 GATEWAY_ID = "gw-demo-0001"
 ZONE = "Asia/Shanghai"  # the building's, for every time the demo shows
-_EVENT_LABELS = {
-    "door.forced": "门被强行打开",
-    "door.held_open": "门长时间未关",
-    "reader.offline": "读卡器离线",
-    "reader.online": "读卡器恢复",
-    "reader.tamper": "读卡器被拆动",
-    "camera.offline": "摄像头离线",
-    "camera.online": "摄像头在线",
-}
 BUILDING = "桃源村 42 栋 (演示 demo)"
 
 
@@ -213,22 +204,27 @@ class _Console:
         door = body.get("door", "")
         if kind == "access.granted":
             who = self.names.get(body.get("tenant_id") or "", "")
-            self.say(f"  ✔ 准许 GRANTED  {who} {body.get('room') or ''} · 门 door {door}"
-                     f" · {_reason(body['reason'])}  [seq {entry.seq}]{_snapshot_note(body)}")
+            self.say(f"  ✔ 准许 GRANTED  {who} {body.get('room') or ''} · {_door(door)}"
+                     f" · {_both('reason', body['reason'])}  [seq {entry.seq}]"
+                     f"{_snapshot_note(body)}")  # fmt: skip
         elif kind == "access.denied":
-            self.say(f"  ✘ 拒绝 DENIED   {_reason(body['reason'])} · 门 door {door}"
+            self.say(f"  ✘ 拒绝 DENIED   {_both('reason', body['reason'])} · {_door(door)}"
                      f"  [seq {entry.seq}]{_snapshot_note(body)}")
         elif kind.startswith("camera."):
-            label = _EVENT_LABELS.get(kind, "")
-            self.say(f"  📷 {label} {kind} ({body.get('reason', '')})  [seq {entry.seq}]")
+            self.say(f"  📷 {_both('event', kind)} ({body.get('reason', '')})  [seq {entry.seq}]")
         else:
-            label = _EVENT_LABELS.get(kind, "")
-            self.say(f"  ⚠ {label} {kind} · {door}  [seq {entry.seq}]{_snapshot_note(body)}")
+            self.say(f"  ⚠ {_both('event', kind)} · {_door(door)}  [seq {entry.seq}]"
+                     f"{_snapshot_note(body)}")  # fmt: skip
 
 
-def _reason(code: str) -> str:
-    """Why, in both of the page's languages: 未登记的卡 unknown card."""
-    return f"{word(f'reason.{code}', 'zh')} {word(f'reason.{code}', 'en')}"
+def _both(kind: str, code: str) -> str:
+    """A reason or event in both of the page's languages: 未登记的卡 unknown card."""
+    return f"{word(f'{kind}.{code}', 'zh')} {word(f'{kind}.{code}', 'en')}"
+
+
+def _door(name: str) -> str:
+    """The door as the page calls it, in both languages: 门 正门 main door."""
+    return f"门 {door_label(name, {}, 'zh')} {door_label(name, {}, 'en')}"
 
 
 def _snapshot_note(body: dict[str, object]) -> str:

@@ -78,6 +78,15 @@ class DoorConfig(Section):
         description="Unique name used in events, commands and the page.",
         examples=["main"],
     )
+    label: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        title="Label",
+        description="What the page calls the door, in the building's words; unset: the"
+        " page's word for a usual name (main 正门, back 后门, side 侧门), else the name.",
+        examples=["北门"],
+    )
     bus: str = Field(title="Bus", description="Name of the [[bus]] the door's reader is on.")
     address: int = Field(
         ge=0,

@@ -52,6 +52,7 @@ class WebPart:
         floor_mb = config.camera.min_free_mb if config.camera else DISK_FLOOR_MB
         self.snapshots = SnapshotStore(config.gateway.data_dir, min_free_mb=floor_mb)
         self.zone = ZoneInfo(config.gateway.timezone)
+        self.doors = {door.name: door.label for door in config.doors}
         self.store: Store | None = None
         self.app: FastAPI | None = None
         self.web: WebServer | None = None

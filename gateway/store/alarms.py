@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from .errors import NotFound, ValidationError
 
 
 @dataclass(frozen=True, slots=True)
 class Alarm:
-    """An alarm; `event_seq` is None for alarms not tied to an event or whose event expired."""
+    """An alarm; `event_seq` is None for alarms not tied to an event or whose event expired.
+
+    The event's card, room and tenant (by name) and whether it has a snapshot come with it, so
+    an alarm says whose card was presented at which door without a second lookup.
+    """
 
     id: int
     kind: str
@@ -25,12 +30,20 @@ class Alarm:
     detail: str
     acknowledged_by: str | None
     acknowledged_at: str | None
+    card: int | None = None
+    room: str | None = None
+    tenant_name: str | None = None
+    event_id: str | None = None
+    has_snapshot: bool = False
 
 
 _KIND = re.compile(r"[a-z][a-z0-9_.]{0,63}")
 _SELECT = (
-    "SELECT id, kind, raised_at, door, event_seq, detail, acknowledged_by, acknowledged_at"
-    " FROM alarms"
+    "SELECT a.id, a.kind, a.raised_at, a.door, a.event_seq, a.detail, a.acknowledged_by,"
+    " a.acknowledged_at, e.card, e.room, t.name, e.event_id,"
+    " coalesce(json_extract(e.body, '$.snapshot.sha256') IS NOT NULL, 0)"
+    " FROM alarms AS a LEFT JOIN events AS e ON e.seq = a.event_seq"
+    " LEFT JOIN tenants AS t ON t.id = e.tenant_id"
 )
 
 
@@ -66,9 +79,9 @@ def raise_alarm(
 
 def list_alarms(conn: sqlite3.Connection, *, open_only: bool, limit: int) -> list[Alarm]:
     """Newest first; `open_only` leaves out acknowledged ones."""
-    where = "WHERE acknowledged_at IS NULL" if open_only else ""
-    rows = conn.execute(f"{_SELECT} {where} ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-    return [Alarm(*row) for row in rows]
+    where = "WHERE a.acknowledged_at IS NULL" if open_only else ""
+    rows = conn.execute(f"{_SELECT} {where} ORDER BY a.id DESC LIMIT ?", (limit,)).fetchall()
+    return [_alarm(row) for row in rows]
 
 
 def acknowledge_alarm(conn: sqlite3.Connection, alarm_id: int, username: str, now: str) -> Alarm:
@@ -78,7 +91,18 @@ def acknowledge_alarm(conn: sqlite3.Connection, alarm_id: int, username: str, no
         " WHERE id = ? AND acknowledged_at IS NULL",
         (username, now, alarm_id),
     )
-    row = conn.execute(f"{_SELECT} WHERE id = ?", (alarm_id,)).fetchone()
+    return get_alarm(conn, alarm_id)
+
+
+def get_alarm(conn: sqlite3.Connection, alarm_id: int) -> Alarm:
+    """The alarm, or NotFound."""
+    row = conn.execute(f"{_SELECT} WHERE a.id = ?", (alarm_id,)).fetchone()
     if row is None:
         raise NotFound(f"no alarm {alarm_id}")
-    return Alarm(*row)
+    return _alarm(row)
+
+
+def _alarm(row: tuple[Any, ...]) -> Alarm:
+    *fields, has_snapshot = row
+    alarm = Alarm(*fields)
+    return replace(alarm, has_snapshot=True) if has_snapshot else alarm

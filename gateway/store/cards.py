@@ -73,8 +73,12 @@ def set_status(conn: sqlite3.Connection, ctx: Context, number: int, status: Card
     """Change a card's status; return whether it changed."""
     if status not in CARD_STATUSES:
         raise ValidationError("status", f"must be one of {', '.join(CARD_STATUSES)}")
-    if get_card(conn, number).status == status:
+    current = get_card(conn, number).status
+    if current == status:
         return False
+    if current == "cancelled":
+        raise Conflict(f"card {number} is cancelled for good", field="status",
+                       code="card_cancelled", params={"number": number})  # fmt: skip
     conn.execute(
         "UPDATE cards SET status = ?, updated = ? WHERE number = ?",
         (status, ctx.now_text(), number),
@@ -93,7 +97,7 @@ def set_pin(conn: sqlite3.Connection, ctx: Context, number: int, pin: str | None
 
 
 def revoke_all(conn: sqlite3.Connection, ctx: Context, tenant_id: str) -> None:
-    """Revoke a tenant's active cards (lost ones stay lost, so their alarm still fires)."""
+    """Revoke a tenant's active cards (lost and cancelled ones stay so: their alarm still fires)."""
     conn.execute(
         "UPDATE cards SET status = 'revoked', updated = ?"
         " WHERE tenant_id = ? AND status = 'active'",

@@ -12,11 +12,11 @@ from typing import Any, Literal
 
 TenantStatus = Literal["active", "suspended", "moved_out"]
 TenantSource = Literal["local", "city"]
-CardStatus = Literal["active", "lost", "revoked"]
+CardStatus = Literal["active", "lost", "revoked", "cancelled"]
 Role = Literal["building_head", "police", "installer"]
 
 TENANT_STATUSES: tuple[TenantStatus, ...] = ("active", "suspended", "moved_out")
-CARD_STATUSES: tuple[CardStatus, ...] = ("active", "lost", "revoked")
+CARD_STATUSES: tuple[CardStatus, ...] = ("active", "lost", "revoked", "cancelled")
 ROLES: tuple[Role, ...] = ("building_head", "police", "installer")
 
 

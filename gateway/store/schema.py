@@ -274,6 +274,35 @@ def m0006_capture_holds(db: Database) -> None:
     db.execute("CREATE TABLE captures (seq INTEGER PRIMARY KEY) STRICT")
 
 
+@_migration
+def m0007_cancelled_cards(db: Database) -> None:
+    """Cards may be cancelled (注销): refused for good, and an alarm when presented.
+
+    SQLite cannot change a CHECK constraint in place, so the table is rebuilt; nothing refers
+    to cards, so dropping the old one loses no link.
+    """
+    for statement in _M0007:
+        db.execute(statement)
+
+
+_M0007 = (
+    """CREATE TABLE cards_m0007 (
+        number INTEGER PRIMARY KEY CHECK (number BETWEEN 0 AND 4294967295),
+        tenant_id TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+        status TEXT NOT NULL DEFAULT 'active'
+            CHECK (status IN ('active', 'lost', 'revoked', 'cancelled')),
+        pin_hash BLOB,
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL
+    ) STRICT""",
+    "INSERT INTO cards_m0007 SELECT number, tenant_id, status, pin_hash, created, updated"
+    " FROM cards ORDER BY number",
+    "DROP TABLE cards",
+    "ALTER TABLE cards_m0007 RENAME TO cards",
+    "CREATE INDEX cards_tenant ON cards (tenant_id)",
+)
+
+
 def apply_migrations(conn: sqlite3.Connection) -> int:
     """Apply pending migrations inside the caller's transaction; return the schema version."""
     db = Database(conn, recursive_triggers=False, execute_plugins=False)

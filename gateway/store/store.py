@@ -463,6 +463,10 @@ class Store:
         """Alarms newest first."""
         return alarms.list_alarms(self.reader(), open_only=open_only, limit=limit)
 
+    def get_alarm(self, alarm_id: int) -> Alarm:
+        """An alarm with its event's card, room and tenant, or NotFound."""
+        return alarms.get_alarm(self.reader(), alarm_id)
+
     def acknowledge_alarm(self, alarm_id: int, username: str) -> Alarm:
         """Record that `username` has seen the alarm."""
         now = self.ctx.now_text()

@@ -54,6 +54,7 @@ REFUSALS = {
     "not_a_number": "must be a whole number",
     "not_valid": "is not valid",
     "no_such_room": "{room} is not a room of this building (register its tenant first)",
+    "extend_not_later": "the new end ({typed}) must be after the lease's end ({valid_until})",
 }
 # Kept for the words table's English column and older callers: the same texts by name.
 OTHER_DIGITS = REFUSALS["other_digits"]

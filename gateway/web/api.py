@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.store import (
+    CardStatus,
     Store,
     TenantCreate,
     TenantStatus,
@@ -30,11 +31,9 @@ from gateway.web.deps import (
     StateDep,
     StoreDep,
     end_session,
-    entry_with_snapshot,
     log_in,
     remote_address,
-    snapshot_bytes,
-    snapshot_intact,
+    snapshot_response,
 )
 from gateway.web.police_filters import LIMIT_MAX, filter_params, police_query
 
@@ -59,7 +58,7 @@ class LoginOut(BaseModel):
 
 class CardJson(_Strict):
     number: int = Field(ge=0, le=2**32 - 1, description="SPEC 6: the Wiegand number.")
-    status: Literal["active", "lost", "revoked"] = "active"
+    status: CardStatus = "active"
 
 
 class TenantOut(BaseModel):
@@ -302,17 +301,7 @@ def entry_snapshot(
 ) -> Response:
     """The entry's snapshot, checked against the sha256 its event recorded; audited."""
     case = clean_purpose(purpose) if purpose else None  # optional, but if given, it says something
-    entry = entry_with_snapshot(store, event_id)
-    data = snapshot_bytes(state, entry)
-    store.audit(username=user.username, role=user.role, remote=remote_address(request),
-                action="snapshot.view", purpose=case,
-                params={"event_id": event_id}, records=1 if data else 0)  # fmt: skip
-    if data is None:
-        raise HTTPException(404, "the snapshot is no longer kept")
-    if not snapshot_intact(entry, data):
-        raise HTTPException(409, "the snapshot file does not match its event's sha256")
-    return Response(data, media_type="image/jpeg",
-                    headers={"Cache-Control": "no-store"})  # fmt: skip
+    return snapshot_response(request, user, store, state, event_id, case)
 
 
 # ------------------------------------------------------------------------ alarms, audit

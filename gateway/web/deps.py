@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Annotated, Any, Protocol
@@ -54,6 +54,11 @@ class WebGateway(Protocol):
     @property
     def zone(self) -> tzinfo:
         """The building's time zone: every time the page shows or reads is in it."""
+        ...
+
+    @property
+    def doors(self) -> Mapping[str, str | None]:
+        """The building's doors in the config's order: name -> the label it gives, if any."""
         ...
 
     def health(self) -> dict[str, Any]: ...
@@ -181,14 +186,20 @@ def entry_with_snapshot(store: Store, event_id: str) -> JournalEntry:
     return entry
 
 
-def snapshot_bytes(state: WebState, entry: JournalEntry) -> bytes | None:
-    """The entry's JPEG, or None when it is no longer kept."""
-    return state.gateway.snapshots.read(entry.event_id, datetime.fromisoformat(entry.body["ts"]))
-
-
-def snapshot_intact(entry: JournalEntry, data: bytes) -> bool:
-    """Whether the file is the one the event recorded (its sha256)."""
-    return bool(hashlib.sha256(data).hexdigest() == entry.body["snapshot"]["sha256"])
+def snapshot_response(request: Request, user: Session, store: Store, state: WebState,
+                      event_id: str, purpose: str | None) -> Response:  # fmt: skip
+    """The entry's JPEG, checked against the sha256 its event recorded; audited first, with
+    `purpose`, whether or not the picture is still there. 404 for an entry without one."""
+    entry = entry_with_snapshot(store, event_id)
+    data = state.gateway.snapshots.read(entry.event_id, datetime.fromisoformat(entry.body["ts"]))
+    store.audit(username=user.username, role=user.role, remote=remote_address(request),
+                action="snapshot.view", purpose=purpose, params={"event_id": event_id},
+                records=1 if data else 0)  # fmt: skip
+    if data is None:
+        raise HTTPException(404, "the snapshot is no longer kept")
+    if hashlib.sha256(data).hexdigest() != entry.body["snapshot"]["sha256"]:
+        raise HTTPException(409, "the snapshot file does not match its event's sha256")
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 class LoginRefused(Exception):

@@ -5,7 +5,7 @@ One table, so a missing translation is a missing key the tests find, not a half-
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, Protocol
 
 from gateway import passwords, tenant_csv
@@ -88,6 +88,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "tenant.valid_from": ("租期开始", "Lease from"),
     "tenant.valid_until": ("租期结束", "Lease until"),
     "tenant.status": ("状态", "Status"),
+    "tenant.lease": ("租期", "Lease"),
     "tenant.cards": ("门卡", "Cards"),
     "tenant.add": ("登记住户", "Register a tenant"),
     "tenant.save": ("保存", "Save"),
@@ -107,7 +108,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "state.no_card": ("没有可用的门卡", "no working card"),
     "card.active": ("有效", "active"),
     "card.lost": ("已挂失", "lost"),
-    "card.revoked": ("已作废", "revoked"),
+    "card.revoked": ("退租时已收回", "handed back at move-out"),
+    "card.cancelled": ("已注销", "cancelled"),
     "card.add": ("添加门卡", "Add a card"),
     "card.number": ("卡号", "Card number"),
     "card.enroll": ("在门口读卡器刷新卡", "Present the new card at the door reader"),
@@ -126,11 +128,12 @@ WORDS: dict[str, tuple[str, str]] = {
     ),
     "card.report_lost": ("挂失", "Report lost"),
     "card.reinstate": ("解挂（找回了）", "Found again: reinstate"),
+    "card.cancel": ("注销", "Cancel the card"),
     "confirm.title": ("请确认", "Please confirm"),
     "confirm.no": ("取消", "Cancel"),
     "confirm.move_out": ("确定为 %s（%s 房）办理退租吗？", "Move %s (room %s) out?"),
     "confirm.move_out_means": (
-        "退租后，此人的门卡全部作废，不能再开门；记录会保留。",
+        "退租后，此人的门卡全部收回，不能再开门；记录会保留。",
         "Their cards are revoked and open no door any more; the records are kept.",
     ),
     "confirm.lost": ("确定挂失%s的卡 %s 吗？", "Report %s's card %s lost?"),
@@ -139,6 +142,14 @@ WORDS: dict[str, tuple[str, str]] = {
         "The card opens no door and raises an alarm when presented; if it is found, reinstate"
         " it.",
     ),
+    "confirm.cancel": ("确定注销%s的卡 %s 吗？", "Cancel %s's card %s for good?"),
+    "confirm.cancel_means": (
+        "注销后这张卡永远不能再开门，也不能解挂或再发给别人；有人刷它时会告警。",
+        "The card never opens a door again and cannot be reinstated or given to anyone else;"
+        " it raises an alarm when presented.",
+    ),
+    "tenant.extend": ("延期", "Extend"),
+    "tenant.extend_to": ("租期延至", "Extend the lease to"),
     # Why a door opened or did not (SPEC 6 reasons), what raised an alarm, what the police
     # did (audit actions): shown in words, never as their codes.
     "reason.tenant_card": ("住户门卡", "tenant's card"),
@@ -149,7 +160,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "reason.expired": ("租期已结束", "lease ended"),
     "reason.not_yet_valid": ("租期未开始", "lease not started"),
     "reason.lost_card": ("已挂失的卡", "card reported lost"),
-    "reason.revoked_card": ("已作废的卡", "card revoked"),
+    "reason.revoked_card": ("退租时收回的卡", "card handed back at move-out"),
+    "reason.cancelled_card": ("已注销的卡", "card cancelled"),
     "reason.suspended": ("住户已暂停", "tenant suspended"),
     "reason.moved_out": ("住户已退租", "tenant moved out"),
     "reason.lockdown": ("封闭管控中", "lockdown"),
@@ -160,10 +172,26 @@ WORDS: dict[str, tuple[str, str]] = {
     "reason.code_expired": ("访客码已过期", "visitor code expired"),
     "reason.code_used_up": ("访客码次数已用完", "visitor code used up"),
     "reason.wrong_door": ("访客码不能开这个门", "visitor code not for this door"),
+    # What the demo's console says of events other than entries.
+    "event.door.forced": ("门被强行打开", "door forced open"),
+    "event.door.held_open": ("门长时间未关", "door held open"),
+    "event.reader.offline": ("读卡器离线", "reader offline"),
+    "event.reader.online": ("读卡器恢复", "reader back online"),
+    "event.reader.tamper": ("读卡器被拆动", "reader tampered with"),
+    "event.camera.offline": ("摄像头离线", "camera offline"),
+    "event.camera.online": ("摄像头在线", "camera online"),
+    "event.command.executed": ("执行了市平台的指令", "command from the city executed"),
+    "event.command.rejected": ("拒绝了市平台的指令", "command from the city refused"),
+    "event.tenant.changed": ("住户登记有变化", "tenant record changed"),
+    # Doors without a label of their own (config doors.N.label), by their usual names.
+    "door.main": ("正门", "main door"),
+    "door.back": ("后门", "back door"),
+    "door.side": ("侧门", "side door"),
     "alarm.door_forced": ("门被强行打开", "door forced open"),
     "alarm.door_held_open": ("门长时间未关", "door held open"),
     "alarm.reader_tamper": ("读卡器被拆动", "reader tampered with"),
     "alarm.lost_card": ("有人刷了已挂失的卡", "a card reported lost was presented"),
+    "alarm.cancelled_card": ("有人刷了已注销的卡", "a cancelled card was presented"),
     "action.entries.query": ("查询出入记录", "searched the entry log"),
     "action.snapshot.view": ("查看抓拍", "viewed a snapshot"),
     "action.snapshot.hold": ("保留抓拍", "kept a snapshot"),
@@ -178,6 +206,12 @@ WORDS: dict[str, tuple[str, str]] = {
     "alarm.raised": ("时间", "Raised"),
     "alarm.door": ("门", "Door"),
     "alarm.ack": ("确认", "Acknowledge"),
+    "alarm.whose": ("谁的卡", "Whose card"),
+    "alarm.in_room": ("（%s 房）", " (room %s)"),
+    "alarm.state": ("处理", "Handled"),
+    "alarm.snapshot_audited": (
+        "查看抓拍会记入审计日志。", "Viewing a snapshot is written to the audit log."
+    ),
     "alarm.none": ("没有告警", "No alarms"),
     "visitor.create": ("生成访客码", "Create a visitor code"),
     "visitor.hours": ("有效小时数", "Valid for hours"),
@@ -232,6 +266,24 @@ WORDS: dict[str, tuple[str, str]] = {
     "police.reveal": ("显示完整身份证号（将被审计）", "Show the full ID number (audited)"),
     "police.audited": ("每次查询都记入审计日志", "Every query is written to the audit log"),
     "police.none": ("没有记录", "No entries"),
+    "police.all_doors": ("全部门", "every door"),
+    "police.held": (
+        "已保留这张抓拍，超过保存期限也不会删除。", "The picture is kept past retention."
+    ),
+    "police.only_tenant": ("只看这位住户：", "Only this tenant: "),
+    "police.clear": ("取消这个条件", "remove this filter"),
+    # The entry log export's columns (pages_police.EXPORT_COLUMNS).
+    "export.ts": ("时间", "time"),
+    "export.door": ("门", "door"),
+    "export.result": ("结果", "result"),
+    "export.reason": ("原因", "reason"),
+    "export.room": ("房间", "room"),
+    "export.name": ("姓名", "name"),
+    "export.id_number": ("身份证号（部分隐藏）", "ID number (masked)"),
+    "export.card": ("卡号", "card"),
+    "export.snapshot_sha256": ("抓拍校验码", "snapshot SHA-256"),
+    "export.event_id": ("事件编号", "event id"),
+    "export.seq": ("序号", "seq"),
     "audit.who": ("用户", "User"),
     "audit.action": ("操作", "Action"),
     "audit.records": ("条数", "Records"),
@@ -392,6 +444,18 @@ WORDS: dict[str, tuple[str, str]] = {
         "卡 {number} 已属于另一位住户（{room} 房，这张卡{status}）",
         "card {number} belongs to another tenant (room {room}, card {status})",
     ),
+    "refusal.card_cancelled": (
+        "卡 {number} 已注销，不能再使用",
+        "card {number} is cancelled for good",
+    ),
+    "refusal.extend_not_later": (
+        "延期后的日期（{typed}）应晚于现在的租期结束（{valid_until}）",
+        validation.REFUSALS["extend_not_later"],
+    ),
+    "refusal.no_such_door": (
+        "本楼没有“{door}”这个门，请从列表中选择",
+        "the building has no door {door}; pick one from the list",
+    ),
     "refusal.id_number_taken": (
         "已有住户登记了这个身份证号",
         "a tenant with this ID number is already registered",
@@ -468,9 +532,10 @@ FIELDS = {
     "file": "import.the_file",
     "header": "import.header",
     "row": "import.row",
+    "door": "police.door",
 }
 # Refusals that name their field in their own words already.
-_SELF_NAMED = frozenset({"ends_before_start"})
+_SELF_NAMED = frozenset({"ends_before_start", "card_taken", "card_cancelled", "extend_not_later"})
 # Parameters that are codes themselves, shown in the page's words.
 _CODED_PARAMS: dict[str, Callable[[object, Lang], str]] = {
     "status": lambda value, lang: word(f"card.{value}", lang),
@@ -493,6 +558,18 @@ def word(key: str, lang: Lang) -> str:
     if pair is None:
         return key
     return pair[0] if lang == "zh" else pair[1]
+
+
+def door_label(name: str | None, labels: Mapping[str, str | None], lang: Lang) -> str:
+    """What the page calls door `name`: its configured label, else the word for a usual name
+    (main -> 正门), else the name as configured.
+
+    >>> door_label("main", {"main": None}, "zh"), door_label("n2", {"n2": "北门"}, "zh")
+    ('正门', '北门')
+    """
+    if not name:
+        return ""
+    return labels.get(name) or (word(f"door.{name}", lang) if f"door.{name}" in WORDS else name)
 
 
 def explain(item: str | Exception | Refused, lang: Lang, field: str | None = None) -> str:

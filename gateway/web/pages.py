@@ -33,7 +33,7 @@ from gateway.web.deps import (
     log_in,
     web_state,
 )
-from gateway.web.i18n import LANGS, Lang, explain, word
+from gateway.web.i18n import LANGS, Lang, door_label, explain, word
 from gateway.web.sessions import Session, SessionsFull
 
 HERE = Path(__file__).parent
@@ -105,12 +105,14 @@ def render(request: Request, name: str, session: Session | None, status: int = 2
            **context: Any) -> HTMLResponse:  # fmt: skip
     """A template with the language, the words, the user and the CSRF token."""
     lang = language(request)
-    zone = web_state(request).gateway.zone
+    gateway = web_state(request).gateway
+    zone = gateway.zone
     return templates.TemplateResponse(request, name, {
         "lang": lang, "other_lang": "en" if lang == "zh" else "zh",
         "t": lambda key: word(key, lang), "user": session,
         "when": lambda moment: shown(moment, zone),
         "explain": lambda item, field=None: explain(item, lang, field),
+        "door": lambda name: door_label(name, gateway.doors, lang),
         "csrf": session.csrf_token if session else "", **context,
     }, status_code=status)  # fmt: skip
 

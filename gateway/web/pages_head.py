@@ -16,6 +16,7 @@ from fastapi.responses import (
 )
 
 from gateway.store import (
+    CardStatus,
     Conflict,
     Store,
     Tenant,
@@ -34,7 +35,7 @@ from gateway.tenant_csv import (
     import_tenant_data,
 )
 from gateway.web.csvstream import csv_chunks
-from gateway.web.deps import StateDep, StoreDep, WebState
+from gateway.web.deps import StateDep, StoreDep, WebState, snapshot_response
 from gateway.web.i18n import word
 from gateway.web.pages import CsrfField, HeadPage, building_now, check_csrf, language, render
 from gateway.web.sessions import Session
@@ -144,9 +145,16 @@ def _refused(request: Request, user: Session, store: Store, state: WebState, ten
 def _tenant_page(request: Request, user: Session, store: Store, state: WebState,
                  tenant_id: str, *, saved: bool = False, error: Exception | None = None,
                  typed: dict[str, str] | None = None) -> Response:  # fmt: skip
+    tenant = store.get_tenant(tenant_id)
     return render(request, "tenant.html", user, status=200 if error is None else 422,
-                  tenant=store.get_tenant(tenant_id), saved=saved, error=error,
-                  typed=typed or {}, enroll_after=state.unknown_cards.latest_seq())  # fmt: skip
+                  tenant=tenant, saved=saved, error=error, typed=typed or {},
+                  extend_default=_a_year_on(tenant.valid_until),
+                  enroll_after=state.unknown_cards.latest_seq())  # fmt: skip
+
+
+def _a_year_on(day: date) -> date:
+    """What a renewal usually asks for: the same day a year later (28 Feb for 29 Feb)."""
+    return day.replace(year=day.year + 1, day=min(day.day, 28 if day.month == 2 else 31))
 
 
 @router.post("/tenants/{tenant_id}", response_class=HTMLResponse)
@@ -197,6 +205,23 @@ def tenant_status(request: Request, tenant_id: str, user: HeadPage, store: Store
     return _back(tenant_id)
 
 
+@router.post("/tenants/{tenant_id}/extend")
+def extend_lease(request: Request, tenant_id: str, user: HeadPage, store: StoreDep,
+                 state: StateDep, csrf_token: CsrfField,
+                 valid_until: Annotated[str, Form(max_length=FIELD_MAX)]) -> Response:  # fmt: skip
+    """延期: the lease ends later (the only field the renewal changes)."""
+    check_csrf(user, csrf_token)
+    ends = store.get_tenant(tenant_id).valid_until
+    try:
+        until = _date(valid_until, "valid_until")
+        if until <= ends:
+            raise refusal("valid_until", "extend_not_later", typed=until, valid_until=ends)
+        store.update_tenant(tenant_id, TenantUpdate(valid_until=until))
+    except ValidationError as exc:
+        return _refused(request, user, store, state, tenant_id, exc, {"extend": valid_until})
+    return _back(tenant_id)
+
+
 @router.post("/tenants/{tenant_id}/cards")
 def add_card(request: Request, tenant_id: str, user: HeadPage, store: StoreDep,
              state: StateDep, csrf_token: CsrfField,
@@ -215,17 +240,43 @@ def report_lost(request: Request, number: int, user: HeadPage, store: StoreDep,
                 confirmed: Annotated[str, Form(max_length=1)] = "") -> Response:  # fmt: skip
     """挂失, once the head confirmed it: the card opens nothing and alarms when presented."""
     check_csrf(user, csrf_token)
+    return _take_card(request, user, store, number, "lost", confirmed=confirmed == "1")
+
+
+@router.post("/cards/{number}/cancel")
+def cancel_card(request: Request, number: int, user: HeadPage, store: StoreDep,
+                csrf_token: CsrfField,
+                confirmed: Annotated[str, Form(max_length=1)] = "") -> Response:  # fmt: skip
+    """注销, once the head confirmed it: the card is refused for good and alarms when presented."""
+    check_csrf(user, csrf_token)
+    return _take_card(request, user, store, number, "cancel", confirmed=confirmed == "1")
+
+
+# Taking a card away: the states it may be taken from, the state it gets, the button's word.
+_TAKE: dict[str, tuple[tuple[str, ...], CardStatus, str]] = {
+    "lost": (("active",), "lost", "card.report_lost"),
+    "cancel": (("active", "lost"), "cancelled", "card.cancel"),
+}
+
+
+def _take_card(request: Request, user: Session, store: Store, number: int, action: str, *,
+               confirmed: bool) -> Response:  # fmt: skip
+    """Report a card lost or cancel it once the head confirmed; until then, the page asking
+    whether to, saying what it means. A second tap (the card is taken already) changes nothing."""
     card = store.get_card(number)
-    if confirmed != "1":
-        tenant = store.get_tenant(card.tenant_id)
-        lang = language(request)
-        return render(request, "confirm.html", user, tenant=tenant,
-                      action=f"/cards/{number}/lost", fields={},
-                      question=word("confirm.lost", lang) % (tenant.name, number),
-                      consequence=word("confirm.lost_means", lang),
-                      yes=word("card.report_lost", lang))  # fmt: skip
-    store.set_card_status(number, "lost")
-    return _back(card.tenant_id)
+    states, becomes, button = _TAKE[action]
+    if card.status not in states:
+        return _back(card.tenant_id)
+    if confirmed:
+        store.set_card_status(number, becomes)
+        return _back(card.tenant_id)
+    tenant = store.get_tenant(card.tenant_id)
+    lang = language(request)
+    return render(request, "confirm.html", user, tenant=tenant,
+                  action=f"/cards/{number}/{action}", fields={},
+                  question=word(f"confirm.{action}", lang) % (tenant.name, number),
+                  consequence=word(f"confirm.{action}_means", lang),
+                  yes=word(button, lang))  # fmt: skip
 
 
 @router.post("/cards/{number}/found")
@@ -265,6 +316,16 @@ async def next_unknown_card(request: Request, user: HeadPage, state: StateDep,
 def alarms_page(request: Request, user: HeadPage, store: StoreDep) -> Response:
     return render(request, "alarms.html", user,
                   alarms=store.list_alarms(open_only=False, limit=100))  # fmt: skip
+
+
+@router.get("/alarms/{alarm_id}/snapshot")
+def alarm_snapshot(request: Request, alarm_id: int, user: HeadPage, store: StoreDep,
+                   state: StateDep) -> Response:  # fmt: skip
+    """The picture taken when the alarm's card was presented; audited, the alarm as purpose."""
+    event_id = store.get_alarm(alarm_id).event_id
+    if event_id is None:
+        raise HTTPException(404, "this alarm has no entry")
+    return snapshot_response(request, user, store, state, event_id, f"告警 {alarm_id}")
 
 
 @router.post("/alarms/{alarm_id}/ack")

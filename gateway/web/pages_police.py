@@ -7,28 +7,29 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import tzinfo
+from functools import partial
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.clock import shown
-from gateway.store import SNAPSHOT_TYPES, NotFound, Store, ValidationError
+from gateway.store import EventQuery, NotFound, Store, Tenant, ValidationError
 from gateway.store.audit import clean_purpose
 from gateway.web.csvstream import CsvDownload
 from gateway.web.deps import (
     StateDep,
     StoreDep,
+    WebState,
     entry_with_snapshot,
     remote_address,
-    snapshot_bytes,
-    snapshot_intact,
+    snapshot_response,
 )
-from gateway.web.i18n import WORDS, explain, word
+from gateway.web.i18n import WORDS, Lang, door_label, explain, word
 from gateway.web.pages import (
     CsrfField,
     InstallerPage,
@@ -73,32 +74,80 @@ def police_page(
     state: StateDep,
     purpose: str = "",
     since: str = "", until: str = "", door: str = "", room: str = "", tenant_id: str = "",
-    card: str = "", result: str = "", cursor: str = "",
+    card: str = "", result: str = "", cursor: str = "", held: str = "",
 ) -> Response:  # fmt: skip
     form = {"since": since, "until": until, "door": door, "room": room, "tenant_id": tenant_id,
             "card": card, "result": result, "cursor": cursor}  # fmt: skip
+    page_of = partial(_police_html, request, user, state.gateway.doors, form, purpose)
     if not purpose and not any(form.values()):  # the page opened: not a search
-        return render(request, "police.html", user, form=form, purpose="", searched=False)
+        return page_of(searched=False)
     try:  # every input checked before anything is read
         case = clean_purpose(purpose)
-        query = form_query(form, limit=50, zone=state.gateway.zone)
+        query = _page_query(form, state, limit=50)
     except ValidationError as exc:
-        return render(request, "police.html", user, status=422, form=form, purpose=purpose,
-                      searched=False, error=_refusal(request, exc))  # fmt: skip
+        return page_of(status=422, searched=False, error=_refusal(request, exc))
     page = store.query_events(query)
     _audit(store, user, request, "entries.query", case, filter_params(query), len(page.entries))
-    names = _names(store, [e.body.get("tenant_id") for e in page.entries])
-    return render(request, "police.html", user, form=form, purpose=case, searched=True,
-                  entries=[e.body for e in page.entries], names=names,
-                  next_cursor=page.next_cursor, snapshot_types=SNAPSHOT_TYPES)  # fmt: skip
+    return page_of(searched=True, entries=[e.body for e in page.entries],
+                   names=_names(store, [tenant_id] + [e.body.get("tenant_id")
+                                                      for e in page.entries]),
+                   next_cursor=page.next_cursor,
+                   held=_EVENT_ID.fullmatch(held) is not None)  # fmt: skip
+
+
+def _police_html(request: Request, user: Session, doors: Mapping[str, str | None],
+                 form: dict[str, str], purpose: str, *, status: int = 200,
+                 **context: Any) -> Response:  # fmt: skip
+    """The search page; `link(**changes)` is this search's address with some filters changed,
+    so every action on the results (page on, drill down, export, hold, reveal) keeps the rest."""
+    here = {"purpose": purpose, **form}
+
+    def link(path: str = "/police", **changes: str) -> str:
+        return f"{path}?{_query_string({**here, **changes})}"
+
+    return render(request, "police.html", user, status=status, form=form, purpose=purpose,
+                  doors=doors, link=link, here=_query_string(here), **context)  # fmt: skip
+
+
+def _query_string(values: Mapping[str, str]) -> str:
+    """The search's filters (those given) as a query string, in one order."""
+    return urlencode([(key, values[key]) for key in _KEPT if values.get(key)])
+
+
+def _back_to(back: str, **changes: str) -> str:
+    """The search page a form on it came from: only the search's own fields, so a posted
+    `back` can lead nowhere else."""
+    kept = {key: value for key, value in parse_qsl(back[:4096]) if key in _KEPT}
+    return f"/police?{_query_string({**kept, **changes})}"
+
+
+_KEPT = ("purpose", "since", "until", "door", "room", "tenant_id", "card", "result", "cursor",
+         "held")  # fmt: skip
+_EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _page_query(form: Mapping[str, str], state: WebState, *, limit: int) -> EventQuery:
+    """The checked query of the page's form; a door the building does not have is refused
+    (the form offers its doors only, so that is a link from elsewhere or a door renamed)."""
+    query = form_query(form, limit=limit, zone=state.gateway.zone)
+    if query.door is not None and query.door not in state.gateway.doors:
+        raise ValidationError("door", f"the building has no door {query.door!r}",
+                              code="no_such_door", params={"door": query.door})  # fmt: skip
+    return query
+
+
+def _tenants(store: Store, tenant_ids: list[Any]) -> dict[str, Tenant]:
+    """The tenants (masked) behind these entries, by id; one removed since is left out (the
+    log keeps its id)."""
+    found: dict[str, Tenant] = {}
+    for tenant_id in {t for t in tenant_ids if isinstance(t, str)}:
+        with contextlib.suppress(NotFound):
+            found[tenant_id] = store.get_tenant(tenant_id)
+    return found
 
 
 def _names(store: Store, tenant_ids: list[Any]) -> dict[str, str]:
-    names: dict[str, str] = {}
-    for tenant_id in {t for t in tenant_ids if isinstance(t, str)}:
-        with contextlib.suppress(NotFound):  # removed since: the log keeps the id
-            names[tenant_id] = store.get_tenant(tenant_id).name
-    return names
+    return {key: tenant.name for key, tenant in _tenants(store, tenant_ids).items()}
 
 
 @router.get("/police/snapshot/{event_id}")
@@ -108,15 +157,7 @@ def police_snapshot(request: Request, event_id: str, user: PolicePage, store: St
         case = clean_purpose(purpose) if purpose else None
     except ValidationError as exc:
         return render(request, "error.html", user, status=422, error_text=_refusal(request, exc))
-    entry = entry_with_snapshot(store, event_id)
-    data = snapshot_bytes(state, entry)
-    _audit(store, user, request, "snapshot.view", case, {"event_id": event_id},
-           1 if data else 0)  # fmt: skip
-    if data is None:
-        raise HTTPException(404, "the snapshot is no longer kept")
-    if not snapshot_intact(entry, data):
-        raise HTTPException(409, "the snapshot file does not match its event's sha256")
-    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+    return snapshot_response(request, user, store, state, event_id, case)
 
 
 @router.get("/police/export.csv")
@@ -135,17 +176,19 @@ def police_export(request: Request, user: PolicePage, store: StoreDep, state: St
             "card": card, "result": result}  # fmt: skip
     try:  # bad input answers before anything is read, and so before the download starts
         case = clean_purpose(purpose)
-        query = form_query(form, limit=EXPORT_PAGE, zone=state.gateway.zone)
+        query = _page_query(form, state, limit=EXPORT_PAGE)
     except ValidationError as exc:
         return render(request, "error.html", user, status=422, error_text=_refusal(request, exc))
     first = store.query_events(query)  # a store error too answers before the download starts
     start = _audit(store, user, request, "export.started", case, filter_params(query), 0)
+    lang = language(request)
+    row = partial(_export_row, zone=state.gateway.zone, doors=state.gateway.doors, lang=lang)
 
     def pages() -> Iterator[list[list[object]]]:
-        page, sent = first, 0
+        page = first
         while True:
-            yield [_export_row(entry.body, state.gateway.zone) for entry in page.entries]
-            sent += len(page.entries)
+            holders = _tenants(store, [entry.body.get("tenant_id") for entry in page.entries])
+            yield [row(entry.body, holders) for entry in page.entries]
             if page.next_cursor is None:
                 return
             page = store.query_events(replace(query, cursor=page.next_cursor))
@@ -154,27 +197,37 @@ def police_export(request: Request, user: PolicePage, store: StoreDep, state: St
         _audit(store, user, request, "export.finished" if finished else "export.cut", None,
                {"start": start}, rows)  # fmt: skip
 
-    return CsvDownload(EXPORT_HEADER, pages(), filename="entries.csv", on_end=ended)
+    header = [word(f"export.{column}", lang) for column in EXPORT_COLUMNS]
+    return CsvDownload(header, pages(), filename="entries.csv", on_end=ended)
 
 
-EXPORT_HEADER = ("ts", "event_id", "seq", "type", "door", "card", "tenant_id", "room", "reason",
-                 "snapshot_sha256")  # fmt: skip
+# What an exported entry says, in the page's words: the time in the building's zone, the door
+# by its label, the result and reason in words, whose card (name, ID number masked); then what
+# ties the row to the city's copy of the event (its id, seq and the snapshot's sha256).
+EXPORT_COLUMNS = ("ts", "door", "result", "reason", "room", "name", "id_number", "card",
+                  "snapshot_sha256", "event_id", "seq")  # fmt: skip
 
 
-def _export_row(body: dict[str, Any], zone: tzinfo) -> list[object]:
+def _export_row(body: dict[str, Any], holders: Mapping[str, Tenant], *, zone: tzinfo,
+                doors: Mapping[str, str | None], lang: Lang) -> list[object]:  # fmt: skip
     snapshot = body.get("snapshot") or {}
-    return [shown(body["ts"], zone), body["event_id"], body["seq"], body["type"],
-            body.get("door", ""), body.get("credential", {}).get("number", ""),
-            body.get("tenant_id", ""),
-            body.get("room", ""), body.get("reason", ""), snapshot.get("sha256", "")]
+    holder = holders.get(body.get("tenant_id") or "")
+    granted = body["type"] == "access.granted"
+    return [shown(body["ts"], zone), door_label(body.get("door"), doors, lang),
+            word("dash.granted" if granted else "dash.denied", lang),
+            word(f"reason.{body.get('reason')}", lang), body.get("room", ""),
+            holder.name if holder else "", holder.id_number_masked if holder else "",
+            body.get("credential", {}).get("number", ""), snapshot.get("sha256", ""),
+            body["event_id"], body["seq"]]  # fmt: skip
 
 
 @router.post("/police/hold/{event_id}")
 def hold_snapshot(request: Request, event_id: str, user: PolicePage, store: StoreDep,
                   csrf_token: CsrfField,
                   purpose: Annotated[str, Form()] = "",
+                  back: Annotated[str, Form(max_length=4096)] = "",
                   ) -> Response:  # fmt: skip
-    """Keep an entry's snapshot past retention for a case (audited)."""
+    """Keep an entry's snapshot past retention for a case (audited); back to the same search."""
     check_csrf(user, csrf_token)
     try:
         case = clean_purpose(purpose)
@@ -183,13 +236,14 @@ def hold_snapshot(request: Request, event_id: str, user: PolicePage, store: Stor
     entry_with_snapshot(store, event_id)
     store.hold_snapshot(event_id, case, user.username)
     _audit(store, user, request, "snapshot.hold", case, {"event_id": event_id}, 1)
-    return RedirectResponse(f"/police?purpose={quote(case)}&held={event_id}", status_code=303)
+    return RedirectResponse(_back_to(back, purpose=case, held=event_id), status_code=303)
 
 
 @router.post("/police/reveal/{tenant_id}", response_class=HTMLResponse)
 def reveal(request: Request, tenant_id: str, user: PolicePage, store: StoreDep,
            csrf_token: CsrfField,
-           purpose: Annotated[str, Form()] = "") -> Response:  # fmt: skip
+           purpose: Annotated[str, Form()] = "",
+           back: Annotated[str, Form(max_length=4096)] = "") -> Response:  # fmt: skip
     """The full ID number of one tenant: a separate action, audited before it is shown."""
     check_csrf(user, csrf_token)
     try:
@@ -199,7 +253,8 @@ def reveal(request: Request, tenant_id: str, user: PolicePage, store: StoreDep,
     tenant = store.get_tenant(tenant_id)
     _audit(store, user, request, "id_number.reveal", case, {"tenant_id": tenant_id}, 1)
     return render(request, "reveal.html", user, tenant=tenant,
-                  id_number=store.reveal_id_number(tenant_id), purpose=case)  # fmt: skip
+                  id_number=store.reveal_id_number(tenant_id), purpose=case,
+                  back=_back_to(back, purpose=case))  # fmt: skip
 
 
 @router.get("/police/audit", response_class=HTMLResponse)

@@ -46,6 +46,9 @@ def test_an_upgrade_keeps_every_tenant_and_event(
                                     "reason": "tenant_card", "snapshot": None,
                                     "snapshot_error": "disabled"})  # fmt: skip
             store.acknowledge(250)
+            store.set_card_status(70_001, "lost")  # the cards table is rebuilt (m0007): states
+            store.set_card_status(70_002, "revoked")  # and PINs come through it
+            store.set_card_pin(70_003, "2468")
             tenants_before = [store.get_tenant(i) for i in ids]
             ids_before = {i: store.reveal_id_number(i) for i in ids}
             # Read as the previous release reads them (this release's reader also looks at a
@@ -68,6 +71,7 @@ def test_an_upgrade_keeps_every_tenant_and_event(
         # the ack watermark.
         assert store.snapshot_sent_seq() == 250
         assert store.card_lookup(70_001) is not None
+        assert store.set_card_status(70_004, "cancelled").status == "cancelled"
         assert store.verify_audit().ok
-        # 40 tenant.changed and 300 access events: seqs carry on after them.
-        assert store.append_event({"type": "reader.online", "door": "main"}).seq == 341
+        # 40 tenant.changed, 300 access events and 3 card changes: seqs carry on after them.
+        assert store.append_event({"type": "reader.online", "door": "main"}).seq == 344

@@ -23,6 +23,7 @@ class BuildingGateway:
         self.store: Store | None = store
         self.snapshots = SnapshotStore(data_dir, min_free_mb=0)
         self.zone = zone
+        self.doors: dict[str, str | None] = {"main": None, "garage": "车库门"}
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "problems": [], "uptime_seconds": 1.0, "clock_synced": True,

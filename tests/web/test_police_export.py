@@ -102,7 +102,7 @@ def test_an_export_sends_every_row_its_filters_select_and_audits_the_count(
     assert export.status_code == 200
     rows = list(csv.DictReader(io.StringIO(export.text.lstrip("\ufeff"))))
     assert len(rows) == count
-    assert len({row["seq"] for row in rows}) == len(rows)
+    assert len({row["序号"] for row in rows}) == len(rows)
     finished = audit_row(store, "export.finished")
     assert finished is not None
     assert finished.records == len(rows)
@@ -203,5 +203,5 @@ def test_cells_a_spreadsheet_would_run_are_neutralised_in_both_exports(
     client.cookies.clear()
     login(client, "police")
     export = client.get("/police/export.csv", params={"purpose": CASE})
-    rooms = [row["room"] for row in csv.DictReader(io.StringIO(export.text.lstrip("\ufeff")))]
+    rooms = [row["房间"] for row in csv.DictReader(io.StringIO(export.text.lstrip("\ufeff")))]
     assert sorted(rooms) == sorted(["'" + f for f in formulas] + ["'\t=1+1", "'\r=1+1", "301"])

@@ -63,6 +63,7 @@ class _SchemaOnly:
     store: Store | None = None
     snapshots = SnapshotStore(Path("/nonexistent"))
     zone: tzinfo = UTC
+    doors: dict[str, str | None] = {"main": None}  # noqa: RUF012 (read only)
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok"}
