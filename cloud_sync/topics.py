@@ -46,6 +46,11 @@ class Topics:
         """Up: `{"counter", "ok", "error"}` for each command received."""
         return f"{self.base}/cmd/result"
 
+    @property
+    def web_csr(self) -> str:
+        """Up, retained: the local page's certificate request (PEM), for the city to sign."""
+        return f"{self.base}/web/csr"
+
 
 def fleet_filter(prefix: str, leaf: str) -> str:
     """The filter matching `leaf` (e.g. "events") of every gateway under `prefix`."""

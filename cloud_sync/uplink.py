@@ -119,6 +119,9 @@ class UplinkSettings:
     backoff_base: float = 1.0
     backoff_cap: float = 120.0
     max_packet_bytes: int = MAX_DOWNLINK_PACKET  # announced in CONNECT; see the constant
+    # The local page's certificate request (PEM), published retained on every connect so the
+    # city finds the newest one whenever it looks (SPEC 3 `P/web/csr`); None: no page key.
+    web_csr: bytes | None = None
 
     @property
     def topics(self) -> Topics:
@@ -363,6 +366,9 @@ class UplinkSession:
         log.info("uplink connected to %s:%d; sending from seq %d", self.settings.host,
                  self.settings.port, acked + 1)  # fmt: skip
         self._publish_status("online")
+        if self.settings.web_csr is not None:
+            info = client.publish(self.topics.web_csr, self.settings.web_csr, qos=1, retain=True)
+            conn.inflight[info.mid] = 0
         self._pump(now)
 
     def _on_disconnect(

@@ -231,6 +231,19 @@ class PageCertificate:
         return key
 
 
+def page_request(web: WebConfig) -> bytes | None:
+    """The page's certificate request, beside its key with the same name (`web.csr` beside
+    `web.key`, as provisioning writes them); None when there is no key or no request."""
+    if web.tls_key_file is None:
+        return None
+    path = Path(web.tls_key_file).with_suffix(".csr")
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return data if data.startswith(b"-----BEGIN CERTIFICATE REQUEST-----") else None
+
+
 def page_certificate(data_dir: Path, web: WebConfig) -> PageCertificate | None:
     """Where the city's certificate for this page goes; None when the page has no HTTPS."""
     if web.tls_key_file is None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from cloud_sync.runner import Runner
 from cloud_sync.uplink import TlsFiles, UplinkSession, UplinkSettings
 from gateway import __version__
+from gateway.certificates import page_request
 from gateway.commands import CommandExecutor
 from gateway.config import Config
 from gateway.store import Store
@@ -107,6 +108,7 @@ def uplink_settings(config: Config) -> UplinkSettings:
         tls=tls,
         keepalive=mqtt.keepalive_seconds,
         session_expiry=mqtt.session_expiry_seconds,
+        web_csr=page_request(config.web),
     )
 
 
@@ -155,9 +157,9 @@ class Uplink:
             return []
         found = []
         if not self.runner.is_alive():
-            found.append("uplink thread stopped")
+            found.append("uplink_thread_stopped")
         if not self.executor.is_alive():
-            found.append("command worker stopped")
+            found.append("command_worker_stopped")
         return found
 
     def health(self) -> dict[str, Any]:

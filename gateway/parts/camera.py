@@ -18,6 +18,7 @@ from gateway.camera.snapshots import SnapshotStore
 from gateway.clock import BuildingClock
 from gateway.config import Config
 from gateway.parts.door import CAMERA_DOWN_KEY
+from gateway.parts.findings import Finding, finding, health_report
 from gateway.parts.ipc import CaptureInbox
 from gateway.parts.runtime import BEHIND_DOOR, Runtime
 from gateway.store import JournalEntry, Store, Transaction
@@ -124,14 +125,11 @@ class CameraPart:
             store.transaction(write)
 
     def health(self) -> dict[str, Any]:
-        problems: list[str] = []
+        problems: list[Finding] = []
         if self.camera is None or not self.camera.alive():
-            problems.append("camera capture worker stopped")
+            problems.append(finding("camera_worker_stopped"))
         if self._thread is None or not self._thread.is_alive():
-            problems.append("camera request socket stopped")
-        return {
-            "status": "ok" if not problems else "failing",
-            "problems": problems,
-            "warnings": [],
-            "camera": None if self.camera is None else self.camera.health(),
-        }
+            problems.append(finding("camera_socket_stopped"))
+        return health_report(
+            problems, [], camera=None if self.camera is None else self.camera.health()
+        )

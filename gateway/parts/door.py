@@ -43,6 +43,7 @@ from gateway.commands import CommandExecutor
 from gateway.config import Config
 from gateway.decisions import CardRecord
 from gateway.door import DoorController, DoorSettings, VisitorCodeOutcome
+from gateway.parts.findings import Finding, finding, health_report
 from gateway.parts.ipc import CaptureRequest, CaptureRequester, CommandServer
 from gateway.parts.runtime import Runtime
 from gateway.store import SNAPSHOT_TYPES, Store
@@ -306,19 +307,19 @@ class DoorPart:
 
     def health(self) -> dict[str, Any]:
         """This part's health, without personal data."""
-        problems: list[str] = []
+        problems: list[Finding] = []
         if self.store is None or not self.store.writable():
-            problems.append("store not writable")
+            problems.append(finding("store_not_writable"))
         if time.monotonic() - self._last_tick > 5.0:
-            problems.append("door timers stalled")
+            problems.append(finding("door_timers_stalled"))
         if self._commands is not None and not self._commands.alive():
-            problems.append("door command socket stopped")
+            problems.append(finding("door_socket_stopped"))
         buses: dict[str, Any] = {}
         doors: dict[str, Any] = {}
         for bus in self._buses:
             running = bus.panel.is_running()
             if not running:
-                problems.append(f"bus {bus.name} stopped")
+                problems.append(finding("bus_stopped", bus=bus.name))
             buses[bus.name] = {"running": running}
             for address, door in bus.doors.items():
                 status = bus.panel.status(address)
@@ -327,23 +328,21 @@ class DoorPart:
                     "secure_channel": status.secure,
                     "line_errors": sum(status.errors.values()),
                 }
-        warnings: list[str] = []
+        warnings: list[Finding] = []
         if not self.clock.synced():
-            warnings.append("clock not synchronised: event times may be wrong")
+            warnings.append(finding("clock_not_synced"))
         free_mb = _free_mb(self.config)
         floor_mb = self.config.camera.min_free_mb if self.config.camera else DISK_FLOOR_MB
         if free_mb is not None and free_mb < floor_mb:
-            warnings.append(f"data disk low: {free_mb} MB free (snapshots stop below"
-                            f" {floor_mb} MB so the journal keeps its room)")  # fmt: skip
-        return {
-            "status": "ok" if not problems else "failing",
-            "problems": problems,
-            "warnings": warnings,
-            "clock_synced": self.clock.synced(),
-            "disk_free_mb": free_mb,
-            "buses": buses,
-            "doors": doors,
-        }
+            warnings.append(finding("disk_low", free_mb=free_mb, floor_mb=floor_mb))
+        return health_report(
+            problems,
+            warnings,
+            clock_synced=self.clock.synced(),
+            disk_free_mb=free_mb,
+            buses=buses,
+            doors=doors,
+        )
 
 
 def _free_mb(config: Config) -> int | None:

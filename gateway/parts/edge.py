@@ -22,6 +22,7 @@ from typing import Any
 from gateway.certificates import page_certificate
 from gateway.config import Config
 from gateway.lan import page_addresses
+from gateway.parts.findings import Finding, finding, health_report, said
 from gateway.parts.runtime import Runtime
 from gateway.web.edge import EdgeError, Nginx, render_config, write_config
 from gateway.web.mdns import PageAnnouncer
@@ -45,7 +46,7 @@ class EdgePart:
         self.nginx: Nginx | None = None
         self.mdns: PageAnnouncer | None = None
         self._addresses_checked = float("-inf")
-        self._mdns_problem: str | None = None
+        self._mdns_problem: Finding | None = None
         self.certificates = page_certificate(config.gateway.data_dir, config.web)
         self.served_certificate: Path | None = None  # the city's, when it is the one served
         self._certificate_seen: tuple[int, int] | None = None
@@ -133,11 +134,10 @@ class EdgePart:
             self.mdns.update(page_addresses(self.config.web.host))
             self._mdns_problem = None
         except OSError as error:  # the page works by IP meanwhile: a warning, not a restart
-            self._mdns_problem = f"{self.mdns.host} not answered over mDNS: {error}"
-            log.warning("%s", self._mdns_problem)
+            self._mdns_problem = finding("mdns_failed", host=self.mdns.host, error=str(error))
+            log.warning("%s", said(self._mdns_problem, "en"))
 
     def health(self) -> dict[str, Any]:
-        problems = [] if self.nginx is not None and self.nginx.alive() else ["nginx stopped"]
-        warnings = [self._mdns_problem] if self._mdns_problem else []
-        return {"status": "ok" if not problems else "failing", "problems": problems,
-                "warnings": warnings}  # fmt: skip
+        alive = self.nginx is not None and self.nginx.alive()
+        problems = [] if alive else [finding("nginx_stopped")]
+        return health_report(problems, [self._mdns_problem] if self._mdns_problem else [])

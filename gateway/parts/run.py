@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gateway.config import Config
+from gateway.parts.findings import said
 from gateway.parts.runtime import DOOR_NICE, STALE_SECONDS, Runtime
 from gateway.sdnotify import Notifier
 
@@ -121,7 +122,8 @@ def _run(name: str, config: Config, stop: threading.Event | None) -> int:
                 notifier.notify("WATCHDOG=1")
                 last_ping = now
             else:
-                log.error("not pinging the watchdog: %s", "; ".join(report["problems"]))
+                log.error("not pinging the watchdog: %s",
+                          "; ".join(said(item, "en") for item in report["problems"]))  # fmt: skip
         notifier.notify("STOPPING=1")
     finally:
         part.stop()

@@ -21,6 +21,7 @@ from gateway.certificates import page_certificate
 from gateway.clock import BuildingClock
 from gateway.commands import CommandExecutor
 from gateway.config import Config
+from gateway.parts.findings import Finding, finding, health_report
 from gateway.parts.ipc import send_door_command
 from gateway.parts.runtime import BEHIND_DOOR, Runtime
 from gateway.store import Store, StoreClosed
@@ -100,17 +101,12 @@ class UplinkPart:
                 uplink.kick()
 
     def health(self) -> dict[str, Any]:
-        problems: list[str] = []
+        problems: list[Finding] = []
         report = None if self.uplink is None else self.uplink.health()
         if self.uplink is None:
-            problems.append("uplink stopped")
+            problems.append(finding("uplink_stopped"))
         else:
-            problems.extend(self.uplink.problems())
+            problems.extend(finding(code) for code in self.uplink.problems())
         if self._watch is None or not self._watch.is_alive():
-            problems.append("uplink journal watch stopped")
-        return {
-            "status": "ok" if not problems else "failing",
-            "problems": problems,
-            "warnings": [],
-            "uplink": report,
-        }
+            problems.append(finding("uplink_watch_stopped"))
+        return health_report(problems, [], uplink=report)

@@ -19,6 +19,7 @@ from gateway import __version__
 from gateway.camera.snapshots import SnapshotStore
 from gateway.config import Config
 from gateway.parts.door import DISK_FLOOR_MB
+from gateway.parts.findings import Finding, finding, health_report, said
 from gateway.parts.runtime import BEHIND_DOOR, Runtime
 from gateway.parts.watch import EventListener, JournalWatcher
 from gateway.store import Store
@@ -115,13 +116,12 @@ class WebPart:
 
     def own_health(self) -> dict[str, Any]:
         """This part's own state, for the runtime folder."""
-        problems: list[str] = []
+        problems: list[Finding] = []
         if self.web is None or not self.web.alive():
-            problems.append("web server stopped")
+            problems.append(finding("web_server_stopped"))
         if self._watcher is None or not self._watcher.alive():
-            problems.append("web journal watch stopped")
-        return {"status": "ok" if not problems else "failing", "problems": problems,
-                "warnings": []}  # fmt: skip
+            problems.append(finding("web_watch_stopped"))
+        return health_report(problems, [])
 
     def part_reports(self) -> dict[str, dict[str, Any] | None]:
         """Each part's last report from the runtime folder (None: down or hung); this one's
@@ -139,13 +139,18 @@ class WebPart:
 def combine_health(
     config: Config, reports: dict[str, dict[str, Any] | None], uptime_s: float
 ) -> dict[str, Any]:
-    """One report for the gateway from each part's (None: that part is not running)."""
-    problems: list[str] = []
-    warnings: list[str] = []
+    """One report for the gateway from each part's (None: that part is not running).
+
+    `problems` and `warnings` say each part's findings in English, for people reading /healthz
+    and the logs; `findings` keeps them as codes, for the installer's page to say them in its
+    own language.
+    """
+    problems: list[Finding] = []
+    warnings: list[Finding] = []
     parts: dict[str, Any] = {}
     for part, report in reports.items():
         if report is None:
-            problems.append(f"{part} part not running")
+            problems.append(finding("part_down", part=part))
             parts[part] = {"status": "down"}
             continue
         parts[part] = {"status": report.get("status"), "pid": report.get("pid")}
@@ -154,8 +159,9 @@ def combine_health(
     door = reports.get("door") or {}
     return {
         "status": "ok" if not problems else "failing",
-        "problems": problems,
-        "warnings": warnings,
+        "problems": [said(item, "en") for item in problems],
+        "warnings": [said(item, "en") for item in warnings],
+        "findings": {"problems": problems, "warnings": warnings},
         "version": __version__,
         "gateway_id": config.gateway.id,
         "clock_synced": door.get("clock_synced", False),

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, Protocol
 
 from gateway import passwords, tenant_csv
+from gateway.parts import findings
 from gateway.store import ValidationError, validation
 
 Lang = Literal["zh", "en"]
@@ -183,6 +184,18 @@ WORDS: dict[str, tuple[str, str]] = {
     "event.command.executed": ("执行了市平台的指令", "command from the city executed"),
     "event.command.rejected": ("拒绝了市平台的指令", "command from the city refused"),
     "event.tenant.changed": ("住户登记有变化", "tenant record changed"),
+    # What became of an entry's snapshot (the event's snapshot_error; "stored" when it was).
+    "snapshot.stored": ("已保存", "stored"),
+    "snapshot.interrupted": ("抓拍时系统中断", "interrupted by a restart"),
+    "snapshot.timeout": ("摄像头没有及时给出画面", "the camera took too long"),
+    "snapshot.camera_offline": ("摄像头离线", "camera offline"),
+    "snapshot.stale_frame": ("摄像头画面停住了", "the camera's picture was stale"),
+    "snapshot.no_frame_yet": ("摄像头刚启动，还没有画面", "no picture from the camera yet"),
+    "snapshot.bad_image": ("摄像头画面损坏", "damaged picture from the camera"),
+    "snapshot.disabled": ("没有安装摄像头", "no camera"),
+    "snapshot.encode_failed": ("画面无法保存为图片", "the picture could not be encoded"),
+    "snapshot.disk_low": ("存储空间不足", "disk low"),
+    "snapshot.write_failed": ("图片无法写入存储", "the picture could not be written"),
     # Doors without a label of their own (config doors.N.label), by their usual names.
     "door.main": ("正门", "main door"),
     "door.back": ("后门", "back door"),
@@ -336,6 +349,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "diag.disk": ("磁盘剩余", "Disk free"),
     "diag.clock": ("时钟已同步", "Clock synchronised"),
     "diag.errors": ("线路错误", "Line errors"),
+    "diag.health": ("运行状况", "Health"),
+    "diag.all_well": ("一切正常", "All well"),
     "common.yes": ("是", "yes"),
     "common.no": ("否", "no"),
     "common.back": ("返回", "Back"),
@@ -550,6 +565,9 @@ class Refused(Protocol):
     def code(self) -> str | None: ...
     @property
     def params(self) -> dict[str, object]: ...
+
+
+WORDS.update({f"health.{code}": pair for code, pair in findings.WORDS.items()})
 
 
 def word(key: str, lang: Lang) -> str:

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.clock import shown
+from gateway.parts.findings import said
 from gateway.store import EventQuery, NotFound, Store, Tenant, ValidationError
 from gateway.store.audit import clean_purpose
 from gateway.web.csvstream import CsvDownload
@@ -275,5 +276,8 @@ def installer_page(request: Request, user: InstallerPage, state: StateDep) -> Re
     health = state.gateway.health()
     store = state.gateway.store
     queue_depth = None if store is None else store.queue_depth()
+    found, lang = health.get("findings", {}), language(request)
     return render(request, "installer.html", user, health=health, queue_depth=queue_depth,
-                  disk_free_mb=health.get("disk_free_mb"))  # fmt: skip
+                  disk_free_mb=health.get("disk_free_mb"),
+                  problems=[said(item, lang) for item in found.get("problems", [])],
+                  warnings=[said(item, lang) for item in found.get("warnings", [])])  # fmt: skip

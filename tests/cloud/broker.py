@@ -54,6 +54,7 @@ def acl_text(prefix: str = PREFIX, platforms: Sequence[str] = (PLATFORM,)) -> st
         f"pattern write {prefix}/%u/events",
         f"pattern write {prefix}/%u/snapshots/+",
         f"pattern write {prefix}/%u/cmd/result",
+        f"pattern write {prefix}/%u/web/csr",
         f"pattern read {prefix}/%u/ack",
         f"pattern read {prefix}/%u/cmd",
     ]

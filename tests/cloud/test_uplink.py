@@ -142,6 +142,19 @@ def test_partition_is_noticed_by_keepalive_and_healed(broker: Broker) -> None:
     probe.close()
 
 
+def test_the_pages_certificate_request_waits_retained_for_the_city(broker: Broker) -> None:
+    csr = b"-----BEGIN CERTIFICATE REQUEST-----\nMIIB...\n-----END CERTIFICATE REQUEST-----\n"
+    session = UplinkSession(settings(broker.host, broker.port, web_csr=csr), MemoryJournal(0))
+    with running(session):
+        assert wait_until(lambda: session.connected)
+        late = MqttProbe.connect(broker)  # the city looks later: retained, it is there
+        late.subscribe(f"{P}/web/csr")
+        late.wait_for(lambda: len(late.received(f"{P}/web/csr")) >= 1)
+        [message] = late.received(f"{P}/web/csr")
+        assert (message.payload, message.retain) == (csr, True)
+    late.close()
+
+
 def test_status_is_retained_online_and_the_will_says_offline(broker: Broker) -> None:
     journal = MemoryJournal(3)
     with FaultProxy(broker.host, broker.port) as proxy:

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
+from gateway.certificates import page_request
+from gateway.config import load_config
 from gateway.lan import interface_addresses
 from tests.cloud.pki import make_pki
 
@@ -66,6 +68,8 @@ def test_the_page_is_served_on_the_lan_with_a_certificate_and_a_sticker(tmp_path
     request = x509.load_pem_x509_csr((keys / "web.csr").read_bytes())
     assert names_of(request) == expected
     assert request.public_key() == own.public_key()
+    config = load_config(etc / "gateway.toml")  # what the uplink publishes for the city (P/web/csr)
+    assert page_request(config.web) == (keys / "web.csr").read_bytes()
 
     digest = hashlib.sha256(own.public_bytes(Encoding.DER)).hexdigest().upper()
     fingerprint = ":".join(digest[i : i + 2] for i in range(0, 64, 2))

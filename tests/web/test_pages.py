@@ -226,7 +226,8 @@ def test_the_installer_sees_the_devices_and_no_personal_data(
     form_login(client, "installer")
     page = client.get("/installer")
     assert page.status_code == 200
-    assert "main" in page.text
+    assert "正门" in page.text
+    assert "一切正常" in page.text
     assert "吴磊" not in page.text
     assert "1001" not in page.text
     assert client.get("/tenants").status_code == 403

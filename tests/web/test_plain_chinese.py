@@ -13,16 +13,23 @@ import io
 import re
 import string
 from datetime import date
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from gateway import decisions, passwords, tenant_csv
+from gateway.config import load_config
 from gateway.parts import door as door_part
+from gateway.parts import findings
+from gateway.parts.findings import finding, health_report
+from gateway.parts.web import combine_health
 from gateway.store import Store, TenantCreate, validation
 from gateway.web.i18n import WORDS
+from tests.config.support import MINIMAL, write
 from tests.store.factories import id_number
 
+from .building import BuildingGateway
 from .conftest import PASSWORDS
 from .test_input_hygiene import new_tenant_form
 from .test_pages import form_login
@@ -215,3 +222,38 @@ def test_reasons_alarms_and_audit_actions_are_shown_in_words(
     audit = client.get("/police/audit").text
     for shown in cells(audit, "audit", 4):
         assert_plain_chinese(shown)
+
+
+def test_the_installers_diagnostics_say_each_finding_in_words(
+    client: TestClient, gateway: BuildingGateway, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    reports = {
+        "door": health_report([finding("bus_stopped", bus="rs485-1")],
+                              [finding("clock_not_synced"),
+                               finding("disk_low", free_mb=50, floor_mb=200)],
+                              doors={"main": {"reader_online": False, "line_errors": 3}}),
+        "camera": health_report([], [], camera={"online": True, "captures": {
+            "stored": 7, "timeout": 1, "camera_offline": 2}}),
+        "uplink": None,
+        "edge": health_report([], [finding("mdns_failed", host="gw-1.local", error="[Errno 99]")]),
+    }  # fmt: skip
+    health = combine_health(load_config(write(tmp_path, MINIMAL)), reports, 5.0)
+    assert health["problems"] == ["bus rs485-1 stopped", "uplink part not running"]
+    monkeypatch.setattr(gateway, "health", lambda: health)
+    form_login(client, "installer")
+    page = client.get("/installer").text
+    shown = [html.unescape(re.sub(r"<[^>]+>", "", line)).strip()
+             for line in re.findall(r'data-testid="(?:problem|warning)">(.*?)</p>', page)]
+    assert shown == ["读卡器线路 rs485-1 停止了", "uplink 部分没有运行",
+                     "⚠ 时钟没有校准：记录的时间可能不对",
+                     "⚠ 数据盘空间不足：只剩 50 MB（低于 200 MB 时停止抓拍，给出入记录留出空间）",
+                     "⚠ 暂时无法用名称 gw-1.local 找到本机（用 IP 地址仍可打开网页）"]  # fmt: skip
+    captures = re.findall(r"<li>([^<]+)</li>", page.split(WORDS["diag.camera"][0])[1])
+    for line in captures:
+        assert_plain_chinese(line)
+
+
+def test_every_health_finding_has_both_languages_with_the_same_blanks() -> None:
+    for code, (zh, en) in findings.WORDS.items():
+        assert placeholders(zh) <= placeholders(en), code  # an error's English detail may stay
+        assert f"health.{code}" in WORDS
