@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="user name of the first building-head account")
     prov.add_argument("--no-self-test", action="store_true",
                       help="skip the live checks (readers, camera, broker)")
+    prov.add_argument("--lang", choices=("zh", "en"), default="zh",
+                      help="the report's language (default: zh, Chinese)")
     return parser
 
 
@@ -146,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _provision(args: argparse.Namespace) -> int:
     from gateway.provision import Options, SheetError, find, provision, read_sheet
+    from gateway.provision_report import say
 
     try:
         building = find(read_sheet(args.sheet.read_bytes()), args.gateway)
@@ -158,16 +161,16 @@ def _provision(args: argparse.Namespace) -> int:
         ca_file=args.ca_file.absolute() if args.ca_file else None, baud=args.baud,
         timezone=args.timezone, head_username=args.head, self_test=not args.no_self_test,
     ))  # fmt: skip
-    print(report.text())
+    print(report.text(args.lang))
     if report.page is not None:
         from gateway.sticker import terminal_qr
 
-        print("The page:", "  ".join(report.page.urls))
-        print("Its certificate's SHA-256 fingerprint:", report.page.fingerprint)
+        print(say("page_urls", args.lang, urls="  ".join(report.page.urls)))
+        print(say("page_fingerprint", args.lang, fingerprint=report.page.fingerprint))
         print(terminal_qr(report.page.qr_url))
     if report.one_time_password is not None:
-        print(f"One-time password of {args.head} (shown once; change it at first login):"
-              f" {report.one_time_password}")
+        print(say("one_time_password", args.lang, user=args.head,
+                  password=report.one_time_password))  # fmt: skip
     return 0 if report.ok else 1
 
 

@@ -69,6 +69,7 @@ from gateway.config.base import (
     PATTERN_HINTS,
 )
 from gateway.lan import EVERY_INTERFACE, interface_addresses
+from gateway.provision_report import Report, Step, Words
 from gateway.sticker import sticker_png
 from gateway.store import Store
 from gateway.tenant_csv import CsvImportError, decode
@@ -97,49 +98,6 @@ class Building:
     camera: str | None
     broker: tuple[str, int] | None
     web_interface: str | None = None  # None: every interface
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One line of the installer's report."""
-
-    name: str
-    status: str  # created, updated, unchanged, pass, fail, pending
-    detail: str = ""
-
-    @property
-    def failed(self) -> bool:
-        return self.status == "fail"
-
-    def line(self) -> str:
-        mark = {"fail": "FAIL", "pending": "WAIT", "pass": "PASS"}.get(self.status, " OK ")
-        return f"[{mark}] {self.name}: {self.status}{' - ' + self.detail if self.detail else ''}"
-
-
-@dataclass(slots=True)
-class Report:
-    """Everything provisioning did and found; `ok` when nothing failed."""
-
-    steps: list[Step] = field(default_factory=list)
-    one_time_password: str | None = None
-    page: Page | None = None
-
-    def add(self, name: str, status: str, detail: str = "") -> Step:
-        step = Step(name, status, detail)
-        self.steps.append(step)
-        return step
-
-    @property
-    def ok(self) -> bool:
-        return not any(step.failed for step in self.steps)
-
-    def text(self) -> str:
-        lines = [step.line() for step in self.steps]
-        verdict = "PASS: ready for sign-off" if self.ok else "FAIL: see the lines marked FAIL"
-        pending = [s for s in self.steps if s.status == "pending"]
-        if self.ok and pending:
-            verdict += f" ({len(pending)} waiting, see WAIT)"
-        return "\n".join([*lines, verdict])
 
 
 # ----------------------------------------------------------------------------- the sheet
@@ -236,7 +194,7 @@ def provision(building: Building, options: Options) -> Report:
     _mqtt_key(report, keys, building.gateway_id, building.code)
     report.page = _page(report, keys, building, options.lan_addresses)
     if options.ca_file is not None:
-        _copy(report, "city CA certificate", options.ca_file, keys / "city-ca.pem")
+        _copy(report, "city_ca", options.ca_file, keys / "city-ca.pem")
     config_path = options.config_dir / "gateway.toml"
     uplink = _uplink_ready(report, building, options, keys)
     # Checked before it replaces the config in place: a bad row never costs a working file.
@@ -246,29 +204,27 @@ def provision(building: Building, options: Options) -> Report:
         config = load_config(candidate)
     except ConfigError as error:
         candidate.unlink()
-        report.add("check-config", "fail", "; ".join(str(p) for p in error.problems))
+        report.add("check_config", "fail", "config_problems",
+                   problems="; ".join(str(p) for p in error.problems))
         return report
-    _write(report, "config file", config_path, candidate.read_text(encoding="utf-8"), 0o640)
+    _write(report, "config_file", config_path, candidate.read_text(encoding="utf-8"), 0o640)
     candidate.unlink()  # same folder: its paths are the installed file's paths
-    report.add("check-config", "pass")
+    report.add("check_config", "pass")
     with Store.open(config.gateway.data_dir, config.gateway.id) as store:
         if store.has_users():
-            report.add("building head account", "unchanged", "accounts exist")
+            report.add("head_account", "unchanged", "accounts_exist")
         else:
             password = "-".join(secrets.token_hex(3) for _ in range(4))
             store.add_user(options.head_username, "building_head", password, must_change=True)
             report.one_time_password = password
-            report.add("building head account", "created",
-                       f"user {options.head_username}, one-time password printed below; the page"
-                       " asks for a new one at the first login")  # fmt: skip
+            report.add("head_account", "created", "account_created", user=options.head_username)
     if options.self_test:
         for step in self_test(building, options, reader_keys, uplink, keys):
             report.steps.append(step)
     if report.page is not None:
         page = report.page
         png = sticker_png(page.qr_url, [*page.urls[1:], "SHA-256", *_halves(page.fingerprint)])
-        _write_bytes(report, "page sticker (print it for the gateway's box)",
-                     options.config_dir / "page-sticker.png", png, 0o644)  # fmt: skip
+        _write_bytes(report, "sticker", options.config_dir / "page-sticker.png", png, 0o644)
     return report
 
 
@@ -287,32 +243,30 @@ def _reader_key(report: Report, path: Path) -> bytes:
         except ValueError:  # not ASCII (UnicodeDecodeError is one) or not hex
             key = b""
         if len(key) == 16:
-            report.add(f"reader key {path.name}", "unchanged")
+            report.add("reader_key", "unchanged", file=path.name)
             return key
-        report.add(f"reader key {path.name}", "fail", "not 32 hex characters; remove it to make a"
-                   " new one (the reader must then be put back in install mode)")
+        report.add("reader_key", "fail", "reader_key_bad", file=path.name)
         return b"\0" * 16
     key = secrets.token_bytes(16)
     _write_secret(path, key.hex() + "\n")
-    report.add(f"reader key {path.name}", "created")
+    report.add("reader_key", "created", file=path.name)
     return key
 
 
 def _mqtt_key(report: Report, keys: Path, gateway_id: str, building_code: str) -> None:
     key_path, csr_path = keys / "mqtt-client.key", keys / "mqtt-client.csr"
-    key = _key(report, "MQTT client key", key_path)
+    key = _key(report, "mqtt_key", key_path)
     if key is None:
         return
     names = Names(common_name=gateway_id, unit=building_code)
-    _request(report, "MQTT certificate request", key, names, csr_path, keys / "mqtt-client.crt")
+    _request(report, "mqtt_request", key, names, csr_path, keys / "mqtt-client.crt")
 
 
 def _key(report: Report, name: str, path: Path) -> ec.EllipticCurvePrivateKey | None:
     try:
         key, created = load_or_make_key(path)
     except ValueError:
-        report.add(name, "fail", f"{path} is not a PEM EC private key; remove it to make a new"
-                   " one (and a new certificate request)")  # fmt: skip
+        report.add(name, "fail", "key_bad", path=path)
         return None
     report.add(name, "created" if created else "unchanged")
     return key
@@ -321,11 +275,10 @@ def _key(report: Report, name: str, path: Path) -> ec.EllipticCurvePrivateKey | 
 def _request(report: Report, name: str, key: ec.EllipticCurvePrivateKey, names: Names,
              path: Path, signed: Path) -> None:  # fmt: skip
     if request_is_current(path, key, names):
-        report.add(name, "unchanged", str(path))
+        report.add(name, "unchanged", "path", path=path)
         return
     path.write_bytes(pem(request(key, names)))
-    report.add(name, "created", f"send {path} to the city; put the certificate it signs in"
-               f" {signed}")  # fmt: skip
+    report.add(name, "created", "send_request", path=path, signed=signed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,25 +305,25 @@ def _page(report: Report, keys: Path, building: Building,
                  if not ipaddress.ip_address(ip).is_loopback}  # fmt: skip
     if building.web_interface is not None:
         if building.web_interface not in addresses:
-            report.add("page address", "fail", f"interface {building.web_interface} has no IPv4"
-                       " address: connect it, or fix web_interface in the spreadsheet")
+            report.add("page_address", "fail", "no_interface_address",
+                       interface=building.web_interface)
             return None
         addresses = {building.web_interface: addresses[building.web_interface]}
-    key = _key(report, "page key", keys / "web.key")
+    key = _key(report, "page_key", keys / "web.key")
     if key is None:
         return None
     ips = tuple(sorted(set(addresses.values()), key=ipaddress.ip_address))
     dns = f"{building.gateway_id}.local"
     names = Names(common_name=building.gateway_id, unit=building.code, dns=(dns,), ips=ips)
-    _request(report, "page certificate request", key, names, keys / "web.csr", keys / "web.crt")
+    _request(report, "page_request", key, names, keys / "web.csr", keys / "web.crt")
     own = keys / "web-self-signed.crt"
     if certificate_is_current(own, key, names):
-        report.add("page self-signed certificate", "unchanged", str(own))
+        report.add("page_self_signed", "unchanged", "path", path=own)
     else:
         existed = own.exists()
         own.write_bytes(pem(self_signed(key, names)))
-        report.add("page self-signed certificate", "updated" if existed else "created",
-                   f"{own}; a new fingerprint: print a new sticker" if existed else str(own))
+        report.add("page_self_signed", "updated" if existed else "created",
+                   "new_fingerprint" if existed else "path", path=own)
     served = own
     city = keys / "web.crt"
     if city.exists():
@@ -379,11 +332,11 @@ def _page(report: Report, keys: Path, building: Building,
         except ValueError:
             signed = None
         if signed is None or not same_key(signed.public_key(), key):
-            report.add("page certificate from the city", "fail", f"{city} is not a certificate"
-                       f" for {keys / 'web.key'}; remove it or put the one the city signed")
+            report.add("page_city_certificate", "fail", "city_certificate_wrong", path=city,
+                       key=keys / "web.key")
         else:
             served = city
-            report.add("page certificate from the city", "unchanged", str(city))
+            report.add("page_city_certificate", "unchanged", "path", path=city)
     certificate = x509.load_pem_x509_certificate(served.read_bytes())
     host = EVERY_INTERFACE if building.web_interface is None else ips[0]
     urls = (*(f"https://{ip}/" for ip in ips), f"https://{dns}/")
@@ -392,16 +345,15 @@ def _page(report: Report, keys: Path, building: Building,
 
 def _uplink_ready(report: Report, building: Building, options: Options, keys: Path) -> bool:
     if building.broker is None:
-        report.add("uplink", "unchanged", "no broker in the spreadsheet: runs locally")
+        report.add("uplink", "unchanged", "no_broker")
         return False
-    wanting = [name for name, ok in (
-        ("the city's signed certificate keys/mqtt-client.crt", (keys / "mqtt-client.crt").exists()),
-        ("the city CA (--ca-file)", (keys / "city-ca.pem").exists()),
-        ("the platform's command key (--command-public-key)", bool(options.command_public_key)),
-    ) if not ok]  # fmt: skip
+    wanting = Words(name for name, ok in (
+        ("want_mqtt_certificate", (keys / "mqtt-client.crt").exists()),
+        ("want_city_ca", (keys / "city-ca.pem").exists()),
+        ("want_command_key", bool(options.command_public_key)),
+    ) if not ok)  # fmt: skip
     if wanting:
-        report.add("uplink", "pending", "waiting for " + ", ".join(wanting) +
-                   "; the building works locally meanwhile; run provision again then")
+        report.add("uplink", "pending", "waiting", wanting=wanting)
         return False
     return True
 
@@ -452,14 +404,14 @@ def _write(report: Report, name: str, path: Path, text: str, mode: int) -> None:
 
 def _write_bytes(report: Report, name: str, path: Path, data: bytes, mode: int) -> None:
     if path.exists() and path.read_bytes() == data:
-        report.add(name, "unchanged", str(path))
+        report.add(name, "unchanged", "path", path=path)
         return
     existed = path.exists()
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_bytes(data)
     temporary.chmod(mode)
     os.replace(temporary, path)
-    report.add(name, "updated" if existed else "created", str(path))
+    report.add(name, "updated" if existed else "created", "path", path=path)
 
 
 def _write_secret(path: Path, text: str) -> None:
@@ -471,10 +423,10 @@ def _write_secret(path: Path, text: str) -> None:
 def _copy(report: Report, name: str, source: Path, target: Path) -> None:
     data = source.read_bytes()
     if target.exists() and target.read_bytes() == data:
-        report.add(name, "unchanged", str(target))
+        report.add(name, "unchanged", "path", path=target)
         return
     target.write_bytes(data)
-    report.add(name, "created", str(target))
+    report.add(name, "created", "path", path=target)
 
 
 # ------------------------------------------------------------------------- self-test
@@ -496,7 +448,7 @@ def _readers(building: Building, baud: int, reader_keys: dict[str, bytes]) -> It
     secure = _bus_attempt(building.serial_port, baud, specs)
     for address, door in doors.items():
         if address in secure:
-            yield Step(f"reader {door} (address {address})", "pass", "secure channel with its key")
+            yield Step("reader", "pass", "reader_secure", {"door": door, "address": address})
     missing = [a for a in doors if a not in secure]
     if not missing:
         return
@@ -506,16 +458,16 @@ def _readers(building: Building, baud: int, reader_keys: dict[str, bytes]) -> It
     try:
         for address in missing:
             door = doors[address]
-            name = f"reader {door} (address {address})"
+            which = {"door": door, "address": address}
             if not _wait(partial(_online, panel, address)):
-                yield Step(name, "fail", "does not answer: check wiring, address, baud, power")
+                yield Step("reader", "fail", "reader_silent", which)
                 continue
             try:
                 panel.set_reader_key(address, reader_keys[door]).result(timeout=STEP_TIMEOUT)
             except (TimeoutError, ConnectionError, SecureChannelError) as error:
-                yield Step(name, "fail", f"refused its new key ({error}); is it in install mode?")
+                yield Step("reader", "fail", "reader_refused_key", {**which, "error": error})
                 continue
-            yield Step(name, "pass", "was in install mode; key set (KEYSET), secure channel up")
+            yield Step("reader", "pass", "reader_keyed", which)
     finally:
         panel.stop()
 
@@ -546,10 +498,10 @@ def _camera(source: str) -> Step:
             result = camera.latest(2000)
             if isinstance(result, Frame):
                 height, width = result.image.shape[:2]
-                return Step("camera", "pass", f"frame {width}x{height}")
+                return Step("camera", "pass", "frame", {"width": width, "height": height})
             if time.monotonic() > deadline:
-                return Step("camera", "fail",
-                            f"no frame within {STEP_TIMEOUT:.0f} s: {result.reason}")
+                return Step("camera", "fail", "no_frame",
+                            {"seconds": f"{STEP_TIMEOUT:.0f}", "reason": result.reason})
             time.sleep(0.2)
     finally:
         camera.stop()
@@ -564,8 +516,8 @@ def _broker(broker: tuple[str, int], keys: Path) -> Step:
                 context.wrap_socket(raw, server_hostname=host) as tls:  # fmt: skip
             version = tls.version()
     except (OSError, ssl.SSLError) as error:
-        return Step("broker", "fail", f"{host}:{port}: {error}")
-    return Step("broker", "pass", f"{host}:{port} answered over {version} with our certificate")
+        return Step("broker", "fail", "broker_failed", {"host": host, "port": port, "error": error})
+    return Step("broker", "pass", "broker_ok", {"host": host, "port": port, "version": version})
 
 
 def _wait(condition: Callable[[], bool], timeout: float = STEP_TIMEOUT) -> bool:

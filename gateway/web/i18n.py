@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, Protocol
 
-from gateway import passwords, tenant_csv
+from gateway import passwords, provision_report, tenant_csv
 from gateway.parts import findings
 from gateway.store import ValidationError, validation
 
@@ -568,6 +568,7 @@ class Refused(Protocol):
 
 
 WORDS.update({f"health.{code}": pair for code, pair in findings.WORDS.items()})
+WORDS.update({f"provision.{key}": pair for key, pair in provision_report.WORDS.items()})
 
 
 def word(key: str, lang: Lang) -> str:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.provision import Report, _reader_key
+from gateway.provision import _reader_key
+from gateway.provision_report import Report
 
 
 @pytest.mark.parametrize(
@@ -20,7 +21,8 @@ def test_a_bad_reader_key_file_fails_its_step_and_is_kept(tmp_path: Path, conten
     _reader_key(report, path)
     [step] = report.steps
     assert step.failed
-    assert "not 32 hex characters" in step.detail
+    assert "not 32 hex characters" in step.line("en")
+    assert "不是 32 个十六进制字符" in step.line("zh")
     assert path.read_bytes() == content  # the installer decides; nothing is overwritten
 
 

@@ -51,10 +51,11 @@ def test_provision_keys_the_readers_and_the_building_opens_its_door(tmp_path: Pa
             first = provision(sheet, etc, data)
             assert first.returncode == 0, first.stdout + first.stderr
             out = first.stdout
-            assert "[PASS] reader main (address 1): pass - was in install mode; key set" in out
-            assert "[PASS] reader back (address 2): pass - was in install mode; key set" in out
-            assert "PASS: ready for sign-off" in out
-            assert "One-time password of lou-zhang" in out
+            # The report is in Chinese; its marks are the same in every language.
+            assert "[PASS] 读卡器 main（地址 1）：通过 — 原处于安装模式；已设密钥（KEYSET）" in out
+            assert "[PASS] 读卡器 back（地址 2）：通过 — 原处于安装模式；已设密钥（KEYSET）" in out
+            assert "通过：可以验收签字" in out
+            assert "lou-zhang 的一次性密码" in out
             for name in ("main.scbk", "back.scbk", "mqtt-client.key"):
                 mode = stat.S_IMODE((etc / "keys" / name).stat().st_mode)
                 assert mode == 0o600, (name, oct(mode))
@@ -67,9 +68,9 @@ def test_provision_keys_the_readers_and_the_building_opens_its_door(tmp_path: Pa
 
             again = provision(sheet, etc, data)
             assert again.returncode == 0, again.stdout + again.stderr
-            assert ": created" not in again.stdout  # a rerun changes nothing that is right
+            assert "：已创建" not in again.stdout  # a rerun changes nothing that is right
             assert ": updated" not in again.stdout
-            assert "reader main (address 1): pass - secure channel with its key" in again.stdout
+            assert "读卡器 main（地址 1）：通过 — 已用自己的密钥建立安全通道" in again.stdout
             assert "One-time password" not in again.stdout
             assert (etc / "gateway.toml").read_text() == config_text
 
@@ -114,7 +115,7 @@ def test_the_uplink_waits_for_the_citys_certificate(tmp_path: Path) -> None:
                      "main:1,,mqtt.example.gov.cn:8883\n")  # fmt: skip
     result = provision(sheet, tmp_path / "etc", tmp_path / "data", "--no-self-test")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "[WAIT] uplink: pending - waiting for the city's signed certificate" in result.stdout
+    assert "[WAIT] 上传：等待 — 等待市平台签发的证书 keys/mqtt-client.crt" in result.stdout
     assert "[mqtt]" not in (tmp_path / "etc" / "gateway.toml").read_text()
     csr = (tmp_path / "etc" / "keys" / "mqtt-client.csr").read_text()
     assert csr.startswith("-----BEGIN CERTIFICATE REQUEST-----")

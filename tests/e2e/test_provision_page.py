@@ -74,9 +74,9 @@ def test_the_page_is_served_on_the_lan_with_a_certificate_and_a_sticker(tmp_path
     digest = hashlib.sha256(own.public_bytes(Encoding.DER)).hexdigest().upper()
     fingerprint = ":".join(digest[i : i + 2] for i in range(0, 64, 2))
     out = first.stdout
-    assert f"Its certificate's SHA-256 fingerprint: {fingerprint}" in out
+    assert f"证书的 SHA-256 指纹：{fingerprint}" in out
     urls = [*(f"https://{ip}/" for ip in lan_ips()), f"https://{GW}.local/"]
-    assert "The page: " + "  ".join(urls) in out
+    assert "网页地址：" + "  ".join(urls) in out
     assert "▀" in out or "▄" in out  # the QR code, drawn in the terminal
 
     sticker = cv2.imread(str(etc / "page-sticker.png"))
@@ -88,7 +88,7 @@ def test_the_page_is_served_on_the_lan_with_a_certificate_and_a_sticker(tmp_path
     assert again.returncode == 0, again.stdout + again.stderr
     assert ": created" not in again.stdout
     assert ": updated" not in again.stdout
-    assert f"Its certificate's SHA-256 fingerprint: {fingerprint}" in again.stdout
+    assert f"证书的 SHA-256 指纹：{fingerprint}" in again.stdout
 
 
 def test_the_certificate_the_city_signs_is_served_once_it_is_there(tmp_path: Path) -> None:
@@ -105,14 +105,14 @@ def test_the_certificate_the_city_signs_is_served_once_it_is_there(tmp_path: Pat
     assert web["tls_cert_file"] == "credential:web.crt"
     city = x509.load_pem_x509_certificate(signed)
     digest = city.fingerprint(hashes.SHA256()).hex(":").upper()
-    assert f"Its certificate's SHA-256 fingerprint: {digest}" in result.stdout
+    assert f"证书的 SHA-256 指纹：{digest}" in result.stdout
 
     # A certificate for another key is refused, and the page keeps what worked.
     other = make_pki(tmp_path / "other", identities=())
     (keys / "web.crt").write_bytes(other.server.cert.read_bytes())
     wrong = provision(sheet(tmp_path), etc, tmp_path / "data", "--no-self-test")
     assert wrong.returncode == 1
-    assert "[FAIL] page certificate from the city: fail" in wrong.stdout
+    assert "[FAIL] 市平台签发的网页证书：失败" in wrong.stdout
     assert tomllib.loads((etc / "gateway.toml").read_text())["web"]["tls_cert_file"] == (
         "credential:web-self-signed.crt"
     )
@@ -121,9 +121,10 @@ def test_the_certificate_the_city_signs_is_served_once_it_is_there(tmp_path: Pat
 def test_a_named_interface_without_an_address_keeps_the_page_on_loopback(tmp_path: Path) -> None:
     etc = tmp_path / "etc"
     result = provision(sheet(tmp_path, "web_interface", "eth9"), etc, tmp_path / "data",
-                       "--no-self-test")  # fmt: skip
+                       "--no-self-test", "--lang", "en")  # fmt: skip
     assert result.returncode == 1
     assert "[FAIL] page address: fail - interface eth9 has no IPv4 address" in result.stdout
+    assert "FAIL: see the lines marked FAIL" in result.stdout
     web = tomllib.loads((etc / "gateway.toml").read_text())["web"]
     assert web == {"host": "127.0.0.1", "port": 8080}
 

@@ -86,11 +86,11 @@ def test_a_phone_on_the_lan_opens_the_page_by_ip_and_by_name(tmp_path: Path) -> 
             sheet.write_text(HEADER + f"440305001002-0042,桃源村 42 栋,{GW},{bus.port},main:1,,,"
                              f"{lan.interface}\n", encoding="utf-8")  # fmt: skip
             report = provision(sheet, etc, data)
-            password = re.search(r"One-time password of lou-zhang .*: (\S+)", report)
-            fingerprint = re.search(r"SHA-256 fingerprint: (\S+)", report)
+            password = re.search(r"lou-zhang 的一次性密码.*：(\S+)", report)
+            fingerprint = re.search(r"SHA-256 指纹：(\S+)", report)
             assert password, report
             assert fingerprint, report
-            assert f"The page: https://{lan.gateway_ip}/  https://{GW}.local/" in report
+            assert f"网页地址：https://{lan.gateway_ip}/  https://{GW}.local/" in report
 
             ask = {"do": "mdns", "name": f"{GW}.local", "interface_ip": lan.phone_ip}
             assert lan.run_in("tests.lan.phone", ask) == []  # nobody answers for it yet
