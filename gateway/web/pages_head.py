@@ -36,7 +36,7 @@ from gateway.tenant_csv import (
 )
 from gateway.web.csvstream import csv_chunks
 from gateway.web.deps import StateDep, StoreDep, WebState, snapshot_response
-from gateway.web.i18n import word
+from gateway.web.i18n import door_label, word
 from gateway.web.pages import CsrfField, HeadPage, building_now, check_csrf, language, render
 from gateway.web.sessions import Session
 
@@ -306,7 +306,8 @@ async def next_unknown_card(request: Request, user: HeadPage, state: StateDep,
     if found is None:
         return JSONResponse({"number": None, "after": after})
     seq, number, door = found
-    return JSONResponse({"number": number, "door": door, "after": seq})
+    label = door_label(door, state.gateway.doors, language(request))
+    return JSONResponse({"number": number, "door": door, "door_label": label, "after": seq})
 
 
 # ---------------------------------------------------------------- alarms, visitors, CSV

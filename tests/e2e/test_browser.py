@@ -9,6 +9,7 @@ with its snapshot. With UPDATE_SCREENSHOTS=1 the screenshots are written to docs
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ CHROMIUM = "/usr/bin/chromium"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 HEAD = ("wang-lou", "Lou-zhang 2026 kai men")
 POLICE = ("li-police", "Min-jing an jian 4711")
+INSTALLER = ("zhao-install", "An-zhuang shi fu 0420")
 NEW_CARD = 7_700_123
 
 
@@ -43,8 +45,17 @@ def site(tmp_path: Path) -> Iterator[tuple[Building, Gateway]]:
         with b.open_store() as store:
             store.add_user(HEAD[0], "building_head", HEAD[1])
             store.add_user(POLICE[0], "police", POLICE[1])
+            store.add_user(INSTALLER[0], "installer", INSTALLER[1])
         gateway = Gateway(b.config)
         gateway.start()
+        ticking = threading.Event()
+
+        def tick() -> None:  # as `gateway run` does: the doors' timers, the parts' health
+            while not ticking.wait(0.2):
+                gateway.tick()
+
+        ticker = threading.Thread(target=tick, daemon=True)
+        ticker.start()
         try:
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and not (
@@ -54,6 +65,8 @@ def site(tmp_path: Path) -> Iterator[tuple[Building, Gateway]]:
                 time.sleep(0.1)
             yield b, gateway
         finally:
+            ticking.set()
+            ticker.join()
             gateway.stop()
 
 
@@ -144,6 +157,24 @@ def test_register_enroll_open_and_find_the_entry_with_its_picture(
         page.wait_for_url("**/tenants/*")
         assert "挂失" in page.content()
 
+        # Reported lost for real, the card presented again is an alarm: whose card, which door,
+        # and the picture of whoever holds it now.
+        page.click("form.inline button.danger")
+        page.click("main form button.danger")
+        page.wait_for_url("**/tenants/*?saved=1")
+        assert "已挂失" in page.content()
+        reader.present_card(NEW_CARD)
+        page.goto(f"{base}/alarms")
+        deadline = time.monotonic() + 15
+        while not page.locator("table.alarms img.thumb").count() and time.monotonic() < deadline:
+            time.sleep(0.3)
+            page.reload()
+        alarm = page.locator("table.alarms tbody tr").first
+        assert "有人刷了已挂失的卡" in alarm.inner_text()
+        assert f"卡号 {NEW_CARD} · 赵敏（702 房）" in alarm.inner_text()
+        assert "正门" in alarm.inner_text()
+        shoot(page, shots, "5-alarms")
+
         page.click("header button[type=submit]")  # log out
         page.wait_for_url(f"{base}/login")
         log_in(page, base, POLICE)
@@ -164,12 +195,23 @@ def test_register_enroll_open_and_find_the_entry_with_its_picture(
             time.sleep(0.1)
         assert width == 640
         shoot(page, shots, "4-police")
+        page.goto(f"{base}/police/audit")
+        assert "查询出入记录" in page.inner_text("table.audit")
+        shoot(page, shots, "6-audit")
+
+        page.click("header button[type=submit]")  # log out
+        page.wait_for_url(f"{base}/login")
+        log_in(page, base, INSTALLER)
+        page.wait_for_url(f"{base}/installer")
+        assert "读卡器" in page.content()
+        shoot(page, shots, "7-diagnostics")
         browser.close()
     # No CSP violation or script error in the console; Chromium also logs the refused form's
     # 422 (the page it answered with is the one shot above).
     assert [e for e in errors if "status of 422" not in e] == []
     store = gateway.store
     assert store is not None
-    actions = [r.action for r in store.audit_page()]
-    assert actions[-1] == "entries.query"
-    assert "snapshot.view" in actions
+    audited = [(r.username, r.action) for r in store.audit_page()]
+    assert (POLICE[0], "entries.query") in audited
+    assert (POLICE[0], "snapshot.view") in audited  # the thumbnail
+    assert (HEAD[0], "snapshot.view") in audited  # the alarm's picture

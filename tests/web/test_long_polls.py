@@ -51,7 +51,8 @@ def test_enrollment_long_polls_are_capped_and_never_hold_up_logins_or_health(
         for future in waiting:
             answer = future.result(timeout=120)
             assert answer.status_code == 200
-            assert answer.json() == {"number": 4242, "door": "main", "after": 7}
+            assert answer.json() == {"number": 4242, "door": "main", "door_label": "正门",
+                                     "after": 7}
 
 
 def _session(csrf: str) -> Session:

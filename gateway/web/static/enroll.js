@@ -25,7 +25,7 @@
         if (body.number !== null) {
           after = body.after;
           input.value = String(body.number);
-          status.textContent = "✔ " + body.number + (body.door ? " @ " + body.door : "");
+          status.textContent = "✔ " + body.number + (body.door_label ? " · " + body.door_label : "");
           return;
         }
       }
