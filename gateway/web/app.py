@@ -7,6 +7,7 @@ script, nothing from elsewhere), and store errors become HTTP errors in one plac
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,7 +20,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from gateway.store import Conflict, NotFound, StoreClosed, ValidationError
 from gateway.web import api, pages, pages_head, pages_police
 from gateway.web.deps import WebGateway, WebState
-from gateway.web.i18n import explain, form_refusals
+from gateway.web.i18n import Refused, explain, form_refusals
 from gateway.web.metrics import metrics_text
 from gateway.web.sessions import LoginThrottle, Sessions
 
@@ -82,9 +83,14 @@ def create_app(gateway: WebGateway, *, tls: bool = False) -> FastAPI:
     def _bad_csrf(request: Request, _exc: pages.BadCsrf) -> Response:
         return pages.render(request, "error.html", None, status=403, message="error.csrf")
 
-    def _error(request: Request, status: int, body: dict[str, Any]) -> Response:
-        """JSON for the API; for a page, the error page in the page's language."""
+    def _error(request: Request, status: int, body: dict[str, Any],
+               refusals: Sequence[Refused] = ()) -> Response:  # fmt: skip
+        """JSON for the API, with `said`: the refusals in the caller's language, each field
+        named in it; for a page, the error page in the page's language."""
         if request.url.path.startswith("/api/"):
+            if refusals:
+                lang = pages.api_language(request)
+                body = {**body, "said": "；".join(explain(item, lang) for item in refusals)}
             return JSONResponse(body, status_code=status)
         detail = body["detail"]
         if isinstance(detail, str):
@@ -101,12 +107,13 @@ def create_app(gateway: WebGateway, *, tls: bool = False) -> FastAPI:
     def _invalid(request: Request, exc: ValidationError) -> Response:
         # The store checks more than the schema can say (ID number check digits, cursors).
         where = "query" if request.method == "GET" else "body"
-        return _error(request, 422, _invalid_body(where, exc.field, exc.message))
+        return _error(request, 422, _invalid_body(where, exc.field, exc.message), [exc])
 
     @app.exception_handler(RequestValidationError)
     def _bad_request(request: Request, exc: RequestValidationError) -> Response:
         if request.url.path.startswith("/api/"):
-            return JSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+            errors = jsonable_encoder(exc.errors())
+            return _error(request, 422, {"detail": errors}, form_refusals(errors))
         return _error(request, 422, {"detail": [
             {"loc": e.get("loc", ()), "msg": e.get("msg", ""), "type": e.get("type", ""),
              "ctx": e.get("ctx") or {}} for e in exc.errors()]})  # fmt: skip
@@ -122,7 +129,7 @@ def create_app(gateway: WebGateway, *, tls: bool = False) -> FastAPI:
 
     @app.exception_handler(Conflict)
     def _conflict(request: Request, exc: Conflict) -> Response:
-        return _error(request, 409, {"detail": str(exc), "field": exc.field})
+        return _error(request, 409, {"detail": str(exc), "field": exc.field}, [exc])
 
     @app.exception_handler(StoreClosed)
     def _closed(request: Request, _exc: StoreClosed) -> Response:

@@ -60,8 +60,18 @@ class BadCsrf(Exception):
 
 
 def language(request: Request) -> Lang:
+    """The page's language: Chinese unless the person switched to English (a cookie)."""
     lang = request.cookies.get("lang")
     return "en" if lang == "en" else "zh"
+
+
+def api_language(request: Request) -> Lang:
+    """The API's language for what it says to people (`said`): the page's switch if set, else
+    the client's Accept-Language (English only when it asks for it first), else Chinese."""
+    if request.cookies.get("lang") in LANGS:
+        return language(request)
+    accept = request.headers.get("accept-language", "").lstrip().lower()
+    return "en" if accept.startswith("en") else "zh"
 
 
 def page_session(request: Request, state: StateDep) -> Session:

@@ -64,12 +64,21 @@ def test_bad_tenant_input_names_the_field(client: TestClient) -> None:
                       headers=csrf)  # fmt: skip
     assert bad.status_code == 422
     assert bad.json()["detail"][0]["loc"] == ["body", "id_number"]
+    # What a person is told, in the caller's language: Chinese unless it asks for English.
+    assert bad.json()["said"].startswith("身份证号：")
+    english = client.post("/api/v1/tenants", json=tenant_json(id_number="440305199001011230"),
+                          headers={**csrf, "Accept-Language": "en-GB,en;q=0.9"})  # fmt: skip
+    assert english.json()["said"].startswith("ID number: ")
     unknown_key = client.post("/api/v1/tenants", json=tenant_json(pin="1234"), headers=csrf)
     assert unknown_key.status_code == 422
+    assert unknown_key.json()["said"] == "pin：填写的内容不对"
+    too_long = client.post("/api/v1/tenants", json=tenant_json(name="名" * 300), headers=csrf)
+    assert too_long.json()["said"] == "姓名：不能超过 64 个字"
     client.post("/api/v1/tenants", json=tenant_json(), headers=csrf)
     taken = client.post("/api/v1/tenants", json=tenant_json(id_number=id_number(8), cards=[
         {"number": 1234567}]), headers=csrf)  # fmt: skip
     assert taken.status_code == 409
+    assert taken.json()["said"] == "卡 1234567 已属于另一位住户（301 房，这张卡有效）"
 
 
 def test_police_queries_need_a_purpose_and_are_audited(client: TestClient, store: Store) -> None:
