@@ -204,22 +204,24 @@ class _Console:
         door = body.get("door", "")
         if kind == "access.granted":
             who = self.names.get(body.get("tenant_id") or "", "")
-            self.say(f"  ✔ 准许 GRANTED  {who} {body.get('room') or ''} · {_door(door)}"
-                     f" · {_both('reason', body['reason'])}  [seq {entry.seq}]"
+            self.say(f"  ✔ {_both('dash.granted').upper()}  {who} {body.get('room') or ''}"
+                     f" · {_door(door)}"
+                     f" · {_both('reason.' + body['reason'])}  [seq {entry.seq}]"
                      f"{_snapshot_note(body)}")  # fmt: skip
         elif kind == "access.denied":
-            self.say(f"  ✘ 拒绝 DENIED   {_both('reason', body['reason'])} · {_door(door)}"
+            self.say(f"  ✘ {_both('dash.denied').upper()}   {_both('reason.' + body['reason'])}"
+                     f" · {_door(door)}"
                      f"  [seq {entry.seq}]{_snapshot_note(body)}")
         elif kind.startswith("camera."):
-            self.say(f"  📷 {_both('event', kind)} ({body.get('reason', '')})  [seq {entry.seq}]")
+            self.say(f"  📷 {_both('event.' + kind)} ({body.get('reason', '')})  [seq {entry.seq}]")
         else:
-            self.say(f"  ⚠ {_both('event', kind)} · {_door(door)}  [seq {entry.seq}]"
+            self.say(f"  ⚠ {_both('event.' + kind)} · {_door(door)}  [seq {entry.seq}]"
                      f"{_snapshot_note(body)}")  # fmt: skip
 
 
-def _both(kind: str, code: str) -> str:
-    """A reason or event in both of the page's languages: 未登记的卡 unknown card."""
-    return f"{word(f'{kind}.{code}', 'zh')} {word(f'{kind}.{code}', 'en')}"
+def _both(key: str, **values: object) -> str:
+    """The page's words for `key` in both its languages, blanks filled: 未登记的卡 unknown card."""
+    return f"{word(key, 'zh').format(**values)} {word(key, 'en').format(**values)}"
 
 
 def _door(name: str) -> str:
@@ -234,8 +236,9 @@ def _snapshot_note(body: dict[str, object]) -> str:
     snapshot = body["snapshot"]
     if isinstance(snapshot, dict):
         size, digest = snapshot["bytes"], snapshot["sha256"]
-        return f"\n      📷 抓拍 snapshot {size // 1024} KB · sha256 {digest[:12]}…"
-    return f"\n      📷 无抓拍 no snapshot: {body.get('snapshot_error')}"
+        return f"\n      📷 {_both('demo.snapshot')} {size // 1024} KB · sha256 {digest[:12]}…"
+    return (f"\n      📷 {_both('police.no_snapshot')}:"
+            f" {_both('snapshot.' + str(body.get('snapshot_error')))}")  # fmt: skip
 
 
 def run_demo(broker: str | None = None, web_port: int = 8080, out: TextIO = sys.stdout) -> int:
@@ -319,7 +322,7 @@ def run_demo(broker: str | None = None, web_port: int = 8080, out: TextIO = sys.
             _interact(console, readers, tenants, stop, platform)
         except KeyboardInterrupt:
             stop.set()
-            console.say("\n再见 bye")
+            console.say("\n" + _both("demo.bye"))
     return 0
 
 
@@ -350,8 +353,7 @@ def _report_city(console: _Console, store: Store, platform: Platform,
         now = (platform.stats.stored, store.acked_seq())
         if now != shown:
             shown = now
-            console.say(f"  ☁ 城市平台已存 city platform stored {now[0]} event(s);"
-                        f" 网关已确认至 acknowledged up to seq {now[1]}")
+            console.say(f"  ☁ {_both('demo.city_stored', stored=now[0], acked=now[1])}")
 
 
 def _supervise(supervisor: Supervisor, stop: threading.Event) -> None:
@@ -377,29 +379,34 @@ def _introduce(console: _Console, config: Config, shown_once: dict[str, str],
                tenants: list[DemoTenant], broker: str | None, log: Path) -> None:  # fmt: skip
     say = console.say
     url = EdgePart(config, Runtime.for_config(config)).url
-    say(f"模拟楼栋 Simulated building: {BUILDING}  ({GATEWAY_ID})")
-    say(f"网页 Web page: {url}    健康 health: {url}/healthz")
-    say("一次性密码 One-time passwords (首次登录后须设新密码 the first login asks for a new one):")
-    for role, label in (("building_head", "楼长"), ("police", "民警"), ("installer", "安装员")):
-        say(f"  {label:<4} {role:<14} user {role.replace('_', '-'):<14} {shown_once[role]}")
-    say("门 Doors: main (读卡器 reader 1, 安全通道 secure channel), back (读卡器 reader 2)")
-    say(f"进程 Processes: door, camera, uplink, web, edge (nginx); 日志 their log: {log}")
+    say(f"{_both('demo.building')}: {BUILDING}  ({GATEWAY_ID})")
+    say(f"{_both('demo.web_page')}: {url}    {_both('demo.health')}: {url}/healthz")
+    say(f"{_both('demo.passwords')}:")
+    for role in ("building_head", "police", "installer"):
+        say(f"  {_both('demo.role.' + role)}: {_both('demo.user')} {role.replace('_', '-')}"
+            f"  {shown_once[role]}")  # fmt: skip
+    say(f"{_both('demo.doors')}: {_door('main')} ({_both('demo.reader')} 1,"
+        f" {_both('demo.secure')}); {_door('back')} ({_both('demo.reader')} 2)")  # fmt: skip
+    say(f"{_both('demo.processes')}: door, camera, uplink, web, edge (nginx);"
+        f" {_both('demo.log')}: {log}")  # fmt: skip
     if config.camera is not None:
         snapshots = config.gateway.data_dir / "snapshots"
-        say(f"摄像头 Camera: 合成画面 synthetic scene 1280x720 5 fps; 抓拍 snapshots: {snapshots}")
-    say("租户 Tenants:")
+        say(f"{_both('demo.camera')}: {_both('demo.synthetic')} 1280x720 5 fps;"
+            f" {_both('demo.snapshots')}: {snapshots}")  # fmt: skip
+    say(f"{_both('demo.tenants')}:")
     for i, t in enumerate(tenants, 1):
-        say(f"  {i}) {t.name}  {t.room}  卡 card {t.card:<11} {t.note}")
+        say(f"  {i}) {t.name}  {t.room}  {_both('demo.card')} {t.card:<11} {t.note}")
     if broker is not None:
-        say(f"城市平台 City broker: {broker} (events up, signed commands down)")
+        say(f"{_both('demo.broker')}: {broker} ({_both('demo.broker_does')})")
     code = shown_once["visitor_code"]
-    say(f"访客码 Visitor code: {code} (访问 visiting {tenants[0].room}, 5 次 uses, 24 小时 hours)")
-    say("输入 Type: 1-5 (刷该租户的卡 present that tenant's card), a card number, "
-        f"'{code}#' (在键盘上输入访客码 the visitor code at the keypad), "
-        "'back 1' (后门 back door), 'open' / 'close' (门磁 door contact), 'q' to quit.")
+    say(f"{_both('demo.visitor')}: {code} ({_both('demo.visiting')} {tenants[0].room},"
+        f" 5 {_both('demo.uses')}, 24 {_both('demo.hours')})")  # fmt: skip
+    say(f"{_both('demo.type')}: 1-5 ({_both('demo.present')}), {_both('demo.card_number')},"
+        f" '{code}#' ({_both('demo.keypad_code')}), 'back 1' ({_both('door.back')}),"
+        f" 'open' / 'close' ({_both('demo.contact')}), 'q' ({_both('demo.quit')})")  # fmt: skip
     if broker is not None:
-        say("  城市命令 City commands: 'unlock' (远程开门 remote unlock), "
-            "'lockdown on' / 'lockdown off' (封锁 lockdown)")
+        say(f"  {_both('demo.city_commands')}: 'unlock' ({_both('reason.remote_unlock')}),"
+            f" 'lockdown on' / 'lockdown off' ({_both('reason.lockdown')})")  # fmt: skip
 
 
 def _interact(console: _Console, readers: dict[str, SimulatedReader], tenants: list[DemoTenant],
@@ -430,54 +437,57 @@ def _interact(console: _Console, readers: dict[str, SimulatedReader], tenants: l
             continue
         keys = words[0]
         if keys.endswith("#") and keys[:-1].isascii() and keys[:-1].isdigit():
-            console.say(f"  键盘 keypad: {keys} at {door}")
+            console.say(f"  {_both('demo.keypad')}: {keys} · {_door(door)}")
             reader.press_keys(keys)
             time.sleep(1.0)  # its event prints itself
             continue
         if not (words[0].isascii() and words[0].isdigit()):
-            console.say("  ? 输入 1-5, 卡号 card, 访客码# code#, open, close, q")
+            console.say(f"  ? {_both('demo.help')}: 1-5, {_both('demo.card_number')}, code#,"
+                        " open, close, q")  # fmt: skip
             continue
         choice = int(words[0])
         if 1 <= choice <= len(tenants):
             tenant = tenants[choice - 1]
             number, bits = tenant.card, tenant.bits
-            console.say(f"  刷卡 presenting {tenant.name}'s card {number} at {door}")
+            console.say(f"  {_both('demo.presenting')}: {tenant.name} · {_both('demo.card')}"
+                        f" {number} · {_door(door)}")  # fmt: skip
         elif choice < 1 << 32:
             number, bits = choice, 26 if choice < 1 << 24 else 34
-            console.say(f"  刷卡 presenting card {number} at {door}")
+            console.say(f"  {_both('demo.presenting')}: {_both('demo.card')} {number}"
+                        f" · {_door(door)}")  # fmt: skip
         else:
-            console.say("  ? 卡号太大 card number too large")
+            console.say(f"  ? {_both('demo.too_big')}")
             continue
         reader.present_card(number, bits)
         entry = console.wait_for_card(number, timeout=10.0)
         if entry is None:
-            console.say("    … 尚无结果 no decision yet; it will show when it comes")
+            console.say(f"    … {_both('demo.no_decision')}")
         elif entry.body["type"] == "access.granted":
             command = reader.wait_for_output(timeout=2.0)
             if command is not None:
                 seconds = command.fields.get("timer_count", 0) / 10
-                console.say(f"    锁已打开 lock released for {seconds:g} s (OUT at the reader)")
+                console.say(f"    {_both('demo.released', seconds=f'{seconds:g}')}")
 
 
 def _city_command(console: _Console, platform: Platform | None, words: list[str]) -> None:
     if platform is None:
-        console.say("  ? 需要 --broker: city commands need gateway demo --broker HOST:PORT")
+        console.say(f"  ? {_both('demo.needs_broker')}: gateway demo --broker HOST:PORT")
         return
     if words[0] == "unlock":
         cmd, args = "unlock", {"door": "main", "seconds": 5}
     elif len(words) == 2 and words[1] in ("on", "off"):
         cmd, args = "lockdown", {"on": words[1] == "on"}
     else:
-        console.say("  ? lockdown on | lockdown off")
+        console.say(f"  ? {_both('demo.usage')}: lockdown on | lockdown off")
         return
     try:
         counter = platform.send_command(GATEWAY_ID, cmd, args)
         result = platform.wait_result(GATEWAY_ID, counter, timeout=15)
     except (TimeoutError, RuntimeError) as exc:
-        console.say(f"  ✘ 命令未送达 command not delivered: {exc}")
+        console.say(f"  ✘ {_both('demo.not_delivered')}: {exc}")
         return
-    word = "已执行 executed" if result.ok else f"被拒绝 rejected ({result.error})"
-    console.say(f"  ☁ 城市命令 city command {cmd} #{counter}: {word}")
+    outcome = _both("demo.executed") if result.ok else f"{_both('demo.rejected')} ({result.error})"
+    console.say(f"  ☁ {_both('demo.city_command')} {cmd} #{counter}: {outcome}")
 
 
 if __name__ == "__main__":  # pragma: no cover

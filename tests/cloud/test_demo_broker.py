@@ -38,7 +38,7 @@ def test_demo_sends_events_to_the_broker_and_takes_a_signed_unlock(broker: Broke
 
     try:
         read_until("City broker")
-        read_until("q' to quit")
+        read_until("'q' \\(")
         send("1")
         read_until("GRANTED")
         # The grant reached the city's store and came back acknowledged.

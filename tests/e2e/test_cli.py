@@ -134,7 +134,7 @@ def test_demo_presents_cards_and_stops_cleanly_on_ctrl_c() -> None:
     try:
         page = read_until("网页 Web page")
         assert "http://127.0.0.1:" in page
-        head = read_until("building_head")
+        head = read_until("building-head")
         read_until("police")
         # The passwords are one-time, as printed: the API refuses them until changed.
         url, password = page.split()[3], head.split()[-1]
@@ -142,7 +142,7 @@ def test_demo_presents_cards_and_stops_cleanly_on_ctrl_c() -> None:
                            json={"username": "building-head", "password": password})
         assert login.status_code == 403, login.text
         visitor = read_until("访客码 Visitor code:").split()[3]
-        read_until("q' to quit")
+        read_until("'q' (")
         proc.stdin.write("1\n")
         proc.stdin.flush()
         assert "张伟" in read_until("GRANTED")
