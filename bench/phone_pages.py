@@ -45,7 +45,8 @@ one (TLS 1.3) or two (TLS 1.2) extra round trips a new connection takes on a rea
 the preset's latency (150 ms × 3.75) is meant to cover connection set-up roughly.
 
     .venv/bin/python -m bench.phone_pages                   # 2,000 tenants, 5 runs a page
-    .venv/bin/python -m bench.phone_pages --tls --runs 10
+    .venv/bin/python -m bench.phone_pages --tls --runs 15   # docs/benchmarks.md: 15 runs
+    .venv/bin/python -m bench.phone_pages --no-throttle --name phone_pages_unthrottled
 """
 
 from __future__ import annotations
