@@ -2,7 +2,8 @@
 
 `create_app(gateway)` builds it around a running gateway; nothing here does I/O at import.
 Every response carries security headers with a strict Content-Security-Policy (no inline
-script, nothing from elsewhere), and store errors become HTTP errors in one place.
+script, no inline style but the page's own stylesheet by its hash, nothing from elsewhere),
+and store errors become HTTP errors in one place.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from gateway.web.sessions import LoginThrottle, Sessions
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+        "default-src 'self'; script-src 'self'; style-src 'self' '" + pages.STYLE_HASH + "';"
+        " img-src 'self' data:;"
         " connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none';"
         " object-src 'none'"
     ),

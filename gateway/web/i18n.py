@@ -335,6 +335,11 @@ WORDS: dict[str, tuple[str, str]] = {
     "police.audited": ("每次查询都记入审计日志", "Every query is written to the audit log"),
     "police.none": ("没有记录", "No entries"),
     "police.all_doors": ("全部门", "every door"),
+    "police.view_picture": ("查看抓拍", "View the picture"),
+    "police.pictures_audited": (
+        "抓拍不自动显示：每看一张都以本次事由记入审计日志。",
+        "Pictures are not shown by themselves: each one viewed is audited with this purpose.",
+    ),
     "police.held": (
         "已保留这张抓拍，超过保存期限也不会删除。", "The picture is kept past retention."
     ),

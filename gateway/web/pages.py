@@ -7,6 +7,8 @@ redirects to the login page. No inline script or style anywhere: the CSP forbids
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +40,10 @@ from gateway.web.sessions import Session, SessionsFull
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
+# The stylesheet goes inside every page: on a phone's 3G a separate file costs a round trip
+# (about 0.56 s) before anything is drawn. The strict CSP allows exactly this text, by hash.
+STYLESHEET = (HERE / "static" / "app.css").read_text(encoding="utf-8")
+STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(STYLESHEET.encode()).digest()).decode()
 router = APIRouter(include_in_schema=False)
 
 HOME: dict[Role, str] = {"building_head": "/", "police": "/police", "installer": "/installer"}
@@ -123,7 +129,7 @@ def render(request: Request, name: str, session: Session | None, status: int = 2
         "when": lambda moment: shown(moment, zone),
         "explain": lambda item, field=None: explain(item, lang, field),
         "door": lambda name: door_label(name, gateway.doors, lang),
-        "csrf": session.csrf_token if session else "", **context,
+        "csrf": session.csrf_token if session else "", "stylesheet": STYLESHEET, **context,
     }, status_code=status)  # fmt: skip
 
 

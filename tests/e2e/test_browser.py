@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -72,6 +73,11 @@ def site(tmp_path: Path) -> Iterator[tuple[Building, Gateway]]:
 
 def shoot(page: Any, shots: Path, name: str) -> None:
     page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+
+def given(url: str) -> set[str]:
+    """The search filters an address carries (those with a value)."""
+    return set(parse_qs(urlsplit(url).query))
 
 
 def log_in(page: Any, base: str, who: tuple[str, str]) -> None:
@@ -182,19 +188,34 @@ def test_register_enroll_open_and_find_the_entry_with_its_picture(
         page.fill("input[name=purpose]", "案件 2026-0701")
         page.fill("input[name=room]", "702")
         page.click("form.search button[type=submit]")
-        page.wait_for_selector("table.entries img.thumb")
+        page.wait_for_selector("table.entries a.picture")
         row = page.locator("table.entries tbody tr").first
         assert "赵敏" in row.inner_text()
-        # The thumbnail is the real JPEG, served after its sha256 was checked.
+        shoot(page, shots, "4-police")
+        # The picture opens when asked for: the real JPEG, served after its sha256 was checked.
         # (Polled from here: wait_for_function evaluates a string, which the CSP forbids.)
+        with context.expect_page() as opened:
+            row.locator("a.picture").click()
+        picture = opened.value
         width = 0
         deadline = time.monotonic() + 10
         while width == 0 and time.monotonic() < deadline:
-            width = page.locator("table.entries img.thumb").first.evaluate(
-                "img => img.naturalWidth")
+            width = picture.locator("img").first.evaluate("img => img.naturalWidth")
             time.sleep(0.1)
         assert width == 640
-        shoot(page, shots, "4-police")
+        picture.close()
+        # The row's buttons post the page's one shared form, each to its own action, and come
+        # back to the same search.
+        searched = page.url
+        row.locator("button", has_text="保留此抓拍").click()
+        page.wait_for_selector("p.ok[role=status]")
+        assert "已保留这张抓拍" in page.inner_text("p.ok[role=status]")
+        assert page.input_value("input[name=room]") == "702"
+        assert given(page.url) - {"held"} == given(searched) == {"purpose", "room"}
+        page.locator("table.entries tbody tr").first.locator(
+            "button", has_text="显示完整身份证号").click()
+        page.wait_for_selector("[data-testid=full-id-number]")
+        assert page.inner_text("[data-testid=full-id-number]") == id_number(42)
         page.goto(f"{base}/police/audit")
         assert "查询出入记录" in page.inner_text("table.audit")
         shoot(page, shots, "6-audit")
@@ -213,5 +234,7 @@ def test_register_enroll_open_and_find_the_entry_with_its_picture(
     assert store is not None
     audited = [(r.username, r.action) for r in store.audit_page()]
     assert (POLICE[0], "entries.query") in audited
-    assert (POLICE[0], "snapshot.view") in audited  # the thumbnail
+    assert (POLICE[0], "snapshot.view") in audited  # the picture opened
+    assert (POLICE[0], "snapshot.hold") in audited
+    assert (POLICE[0], "id_number.reveal") in audited
     assert (HEAD[0], "snapshot.view") in audited  # the alarm's picture

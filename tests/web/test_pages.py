@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -479,3 +481,13 @@ def test_the_template_opens_in_chinese_excel_and_a_filled_one_imports(
     assert exported[1].startswith("1401,冯琳,")
     assert id_number(61) not in exported[1]  # masked
     assert exported[1].endswith(",有效")
+
+
+def test_the_pages_one_inline_stylesheet_is_the_one_the_csp_allows(client: TestClient) -> None:
+    page = client.get("/login")
+    [style] = re.findall(r"<style>(.*?)</style>", page.text, re.S)
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    policy = page.headers["content-security-policy"]
+    assert f"style-src 'self' 'sha256-{digest}';" in policy
+    assert "unsafe-inline" not in policy
+    assert style == (TEMPLATES.parent / "static" / "app.css").read_text()
