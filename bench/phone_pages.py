@@ -18,12 +18,12 @@ down, 84,375 B/s up). `--no-throttle` sends the same commands with no slowdown, 
 - Transferred bytes: the sum of `encodedDataLength` of `Network.loadingFinished` over every
   request of the navigation until the network is idle (document, CSS, images, favicon;
   response headers included, as DevTools' "transferred"; data: URLs cost nothing), by
-  resource type. Nothing is scrolled: of the police page's lazy thumbnails, only those the
-  browser fetches for the first screen and its margin are counted. For comparison, the size
-  of the document's body gzipped (the page is sent uncompressed).
+  resource type. Nothing is scrolled (the police page shows a picture only when asked for).
+  For comparison, the size of the document's body gzipped (the page is sent uncompressed).
 - Times, from the navigation's start (Navigation and Resource Timing): the document's last
-  byte, parsed (`domInteractive`: the main form or table is in the document), the stylesheet
-  asked for and its last byte (it blocks rendering), first contentful paint,
+  byte, parsed (`domInteractive`: the main form or table is in the document), a stylesheet
+  file asked for and its last byte if there is one (the pages carry theirs inside), first
+  contentful paint,
   `readyState` complete (`domComplete`), the load event's end. "Usable" is the later of
   `readyState` complete and the load event's end; the goal is judged on it, by the median
   over the runs (the maximum is reported too). The page's main form or table is checked to
