@@ -27,12 +27,22 @@ def test_every_command_is_in_the_readme() -> None:
     assert missing == []
 
 
+def test_every_provision_option_is_documented() -> None:
+    install = (Path(__file__).resolve().parent.parent / "docs" / "install.md").read_text()
+    commands = next(a for a in build_parser()._actions
+                    if isinstance(a, argparse._SubParsersAction))  # fmt: skip
+    options = [option for action in commands.choices["provision"]._actions
+               for option in action.option_strings if option.startswith("--")]  # fmt: skip
+    assert "--lang" in options
+    assert [o for o in options if o != "--help" and f"`{o}" not in install] == []
+
+
 def test_every_mqtt_topic_is_documented() -> None:
     from cloud_sync.topics import Topics
 
     topics = Topics("rental/v1", "gw")
     leaves = [topics.status, topics.events, topics.snapshot("{event_id}"), topics.ack, topics.cmd,
-              topics.cmd_result]  # fmt: skip
+              topics.cmd_result, topics.web_csr]  # fmt: skip
     uplink = (Path(__file__).resolve().parent.parent / "docs" / "uplink.md").read_text()
     missing = [t for t in leaves if "P/" + t.removeprefix("rental/v1/gw/") not in uplink]
     assert missing == []
