@@ -154,7 +154,8 @@ def _tenant_page(request: Request, user: Session, store: Store, state: WebState,
 
 def _a_year_on(day: date) -> date:
     """What a renewal usually asks for: the same day a year later (28 Feb for 29 Feb)."""
-    return day.replace(year=day.year + 1, day=min(day.day, 28 if day.month == 2 else 31))
+    leap_day = (day.month, day.day) == (2, 29)
+    return day.replace(year=day.year + 1, day=28 if leap_day else day.day)
 
 
 @router.post("/tenants/{tenant_id}", response_class=HTMLResponse)

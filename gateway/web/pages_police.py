@@ -39,7 +39,7 @@ from gateway.web.pages import (
     language,
     render,
 )
-from gateway.web.police_filters import filter_params, form_query
+from gateway.web.police_filters import UUID, filter_params, form_query
 from gateway.web.sessions import Session
 
 router = APIRouter(include_in_schema=False)
@@ -93,7 +93,7 @@ def police_page(
                    names=_names(store, [tenant_id] + [e.body.get("tenant_id")
                                                       for e in page.entries]),
                    next_cursor=page.next_cursor,
-                   held=_EVENT_ID.fullmatch(held) is not None)  # fmt: skip
+                   held=UUID.fullmatch(held) is not None)  # fmt: skip
 
 
 def _police_html(request: Request, user: Session, doors: Mapping[str, str | None],
@@ -124,7 +124,6 @@ def _back_to(back: str, **changes: str) -> str:
 
 _KEPT = ("purpose", "since", "until", "door", "room", "tenant_id", "card", "result", "cursor",
          "held")  # fmt: skip
-_EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _page_query(form: Mapping[str, str], state: WebState, *, limit: int) -> EventQuery:
@@ -141,7 +140,7 @@ def _tenants(store: Store, tenant_ids: list[Any]) -> dict[str, Tenant]:
     """The tenants (masked) behind these entries, by id; one removed since is left out (the
     log keeps its id)."""
     found: dict[str, Tenant] = {}
-    for tenant_id in {t for t in tenant_ids if isinstance(t, str)}:
+    for tenant_id in {t for t in tenant_ids if isinstance(t, str) and t}:
         with contextlib.suppress(NotFound):
             found[tenant_id] = store.get_tenant(tenant_id)
     return found

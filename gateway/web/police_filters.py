@@ -28,7 +28,8 @@ FIRST_YEAR, LAST_YEAR = 1970, 2099  # as written, in the time's own zone
 ROOM_MAX = 32  # as a tenant's room (gateway/store/validation.py)
 
 _DOOR = re.compile(NAME_PATTERN)  # door names are config names
-_TENANT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# A tenant's id, an event's id: a UUID in lower case.
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _CARD_TEXT = re.compile(r"[0-9]{1,10}")  # ASCII digits: str.isdigit() also takes "٤٢" and "²"
 _CURSOR = re.compile(r"-?[0-9]{1,16}:[0-9]{1,19}")  # ts_ms:seq, as the store returns it
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -64,7 +65,7 @@ def police_query(
     ):
         raise ValidationError("room", f"must be 1 to {ROOM_MAX} characters, without spaces"
                               " around or control characters")  # fmt: skip
-    if tenant_id is not None and not _TENANT_ID.fullmatch(tenant_id):
+    if tenant_id is not None and not UUID.fullmatch(tenant_id):
         raise ValidationError("tenant_id", "must be a tenant's id: a UUID in lower case")
     if card is not None and not 0 <= card <= CARD_NUMBER_MAX:
         raise ValidationError("card", f"must be a card number, 0 to {CARD_NUMBER_MAX}")
