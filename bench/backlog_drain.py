@@ -82,7 +82,7 @@ def main() -> None:
         last = store.pending_events(limit=1)[0].seq + args.events - 1
         with Broker(folder / "broker") as broker:
             consumer = subprocess.Popen(
-                [sys.executable, "-m", "cloud_sync.consumer", "run", "--host", broker.host,
+                [sys.executable, "-m", "rental_platform", "run", "--host", broker.host,
                  "--port", str(broker.port), "--db", str(folder / "platform.db"),
                  "--stats-interval", "0"],
                 stdout=subprocess.DEVNULL, stderr=open(folder / "consumer.log", "w"),  # noqa: SIM115

@@ -734,7 +734,7 @@ def run(
             [
                 sys.executable,
                 "-m",
-                "cloud_sync.consumer",
+                "rental_platform",
                 "run",
                 "--host",
                 broker.host,

@@ -1,4 +1,4 @@
-"""The reference consumer (`cloud_sync.consumer.Platform`) as the fleet benchmark runs it.
+"""The reference consumer (`rental_platform.Platform`) as the fleet benchmark runs it.
 
 Each instance is its own process, as `rental-platform run` would be; every instance of a run
 shares one database and one shared-subscription group. The process is what `rental-platform
@@ -31,7 +31,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from cloud_sync.consumer import Platform, PlatformSettings
+from rental_platform import Platform, PlatformSettings
 from tests.cloud.broker import Broker
 
 GROUP = "city"

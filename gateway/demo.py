@@ -16,6 +16,7 @@ import queue
 import secrets
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -27,10 +28,6 @@ from types import FrameType
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from cloud_sync.consumer import Platform, PlatformSettings
-from cloud_sync.envelope import public_key_text
 from firmware_bridge.osdp.simulator import SimulatedBus, SimulatedReader
 from gateway.camera.synthetic import SyntheticCamera
 from gateway.config import Config, load_config
@@ -280,18 +277,13 @@ def run_demo(broker: str | None = None, web_port: int = 8080, out: TextIO = sys.
             readers[name] = reader.start()
             cleanup.callback(reader.stop)
         port = web_port or _free_port()
-        platform = None
+        platform: _City | None = None
         mqtt = ""
         if target is not None:
-            # The city's side, in this process: the reference consumer stores what arrives
-            # and signs commands with a key made for this demo.
-            signing_key = Ed25519PrivateKey.generate()
-            mqtt = _mqtt_section(*target, public_key_text(signing_key))
-            platform = Platform(PlatformSettings(
-                host=target[0], port=target[1], db_path=Path(tmp) / "platform.db",
-                client_id=f"rental-platform-demo-{os.getpid()}", signing_key=signing_key,
-            ))  # fmt: skip
-            platform.start()
+            # The city's side: the platform program of its own (`rental-platform run`), on a
+            # SQLite file, signing commands with a key made for this demo.
+            platform = _City(Path(tmp), *target)
+            mqtt = _mqtt_section(*target, platform.public_key)
             cleanup.callback(platform.stop)
         # The building camera: a generated entrance scene with a running clock, streamed as
         # MJPEG on loopback and read exactly as a real camera's stream is.
@@ -317,7 +309,7 @@ def run_demo(broker: str | None = None, web_port: int = 8080, out: TextIO = sys.
             for tenant in store.search_tenants(limit=100):
                 console.names[tenant.id] = tenant.name
             if platform is not None:
-                threading.Thread(target=_report_city, args=(console, store, platform, stop),
+                threading.Thread(target=_report_city, args=(console, store, stop),
                                  daemon=True).start()  # fmt: skip
             _interact(console, readers, tenants, stop, platform)
         except KeyboardInterrupt:
@@ -345,15 +337,60 @@ keepalive_seconds = 10
 """
 
 
-def _report_city(console: _Console, store: Store, platform: Platform,
-                 stop: threading.Event) -> None:  # fmt: skip
-    """Say when the city has stored and acknowledged events (every second, on change)."""
-    shown = (-1, -1)
+class _City:
+    """`rental-platform` beside the demo building: `run` stores and acknowledges what the
+    gateway sends up, `send` signs a command and waits for its result. Separate processes:
+    the gateway never imports the platform."""
+
+    def __init__(self, folder: Path, host: str, port: int) -> None:
+        self._folder = folder
+        self._connection = ["--host", host, "--port", str(port)]
+        self._db = str(folder / "platform.db")
+        self._key = folder / "signing.key"
+        made = self._platform("keygen", "--out", str(self._key))
+        self.public_key = made.stdout.splitlines()[0]
+        self._run = subprocess.Popen(  # noqa: S603 - our own program, fixed arguments
+            [sys.executable, "-m", "rental_platform", "run", *self._connection, "--db", self._db,
+             "--client-id", f"rental-platform-demo-{os.getpid()}", "--stats-interval", "0"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=(folder / "platform.log").open("ab"),
+        )  # fmt: skip
+
+    def _platform(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603 - our own program, fixed arguments
+            [sys.executable, "-m", "rental_platform", *args], capture_output=True, text=True,
+            timeout=timeout, check=args[0] == "keygen",
+        )  # fmt: skip
+
+    def send(self, cmd: list[str], timeout: float = 15.0) -> tuple[int, str]:
+        """(counter, "ok" or the gateway's refusal); TimeoutError when nothing answered."""
+        done = self._platform(
+            "send", *self._connection, "--db", self._db, "--signing-key", str(self._key),
+            "--client-id", f"rental-platform-demo-send-{os.getpid()}",
+            "--timeout", f"{timeout:g}", GATEWAY_ID, *cmd, timeout=timeout + 15,
+        )  # fmt: skip
+        if not done.stdout.strip():
+            raise TimeoutError(done.stderr.strip().splitlines()[-1] if done.stderr else "")
+        result = json.loads(done.stdout)
+        return result["counter"], "ok" if result["ok"] else str(result["error"])
+
+    def stop(self) -> None:
+        self._run.terminate()
+        try:
+            self._run.wait(10)
+        except subprocess.TimeoutExpired:
+            self._run.kill()
+            self._run.wait()
+
+
+def _report_city(console: _Console, store: Store, stop: threading.Event) -> None:
+    """Say when the city has stored and acknowledged more events (every second, on change)."""
+    shown = -1
     while not stop.wait(1.0):
-        now = (platform.stats.stored, store.acked_seq())
-        if now != shown:
-            shown = now
-            console.say(f"  ☁ {_both('demo.city_stored', stored=now[0], acked=now[1])}")
+        acked = store.acked_seq()
+        if acked != shown:
+            shown = acked
+            console.say(f"  ☁ {_both('demo.city_acked', acked=acked)}")
 
 
 def _supervise(supervisor: Supervisor, stop: threading.Event) -> None:
@@ -410,7 +447,7 @@ def _introduce(console: _Console, config: Config, shown_once: dict[str, str],
 
 
 def _interact(console: _Console, readers: dict[str, SimulatedReader], tenants: list[DemoTenant],
-              stop: threading.Event, platform: Platform | None = None) -> None:
+              stop: threading.Event, platform: _City | None = None) -> None:
     main = readers["main"]
     while not stop.is_set():
         console.out.write("> ")
@@ -469,25 +506,24 @@ def _interact(console: _Console, readers: dict[str, SimulatedReader], tenants: l
                 console.say(f"    {_both('demo.released', seconds=f'{seconds:g}')}")
 
 
-def _city_command(console: _Console, platform: Platform | None, words: list[str]) -> None:
+def _city_command(console: _Console, platform: _City | None, words: list[str]) -> None:
     if platform is None:
         console.say(f"  ? {_both('demo.needs_broker')}: gateway demo --broker HOST:PORT")
         return
     if words[0] == "unlock":
-        cmd, args = "unlock", {"door": "main", "seconds": 5}
+        cmd = ["unlock", "--door", "main", "--seconds", "5"]
     elif len(words) == 2 and words[1] in ("on", "off"):
-        cmd, args = "lockdown", {"on": words[1] == "on"}
+        cmd = ["lockdown", f"--{words[1]}"]
     else:
         console.say(f"  ? {_both('demo.usage')}: lockdown on | lockdown off")
         return
     try:
-        counter = platform.send_command(GATEWAY_ID, cmd, args)
-        result = platform.wait_result(GATEWAY_ID, counter, timeout=15)
-    except (TimeoutError, RuntimeError) as exc:
+        counter, result = platform.send(cmd)
+    except (TimeoutError, subprocess.TimeoutExpired, OSError) as exc:
         console.say(f"  ✘ {_both('demo.not_delivered')}: {exc}")
         return
-    outcome = _both("demo.executed") if result.ok else f"{_both('demo.rejected')} ({result.error})"
-    console.say(f"  ☁ {_both('demo.city_command')} {cmd} #{counter}: {outcome}")
+    outcome = _both("demo.executed") if result == "ok" else f"{_both('demo.rejected')} ({result})"
+    console.say(f"  ☁ {_both('demo.city_command')} {words[0]} #{counter}: {outcome}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -209,9 +209,9 @@ WORDS: dict[str, tuple[str, str]] = {
     "demo.quit": ("退出", "quit"),
     "demo.city_commands": ("城市命令", "City commands"),
     "demo.bye": ("再见", "bye"),
-    "demo.city_stored": (
-        "城市平台已存 {stored} 条事件，网关已确认至 seq {acked}；",
-        "city platform stored {stored} event(s); acknowledged up to seq {acked}",
+    "demo.city_acked": (
+        "城市平台已存好并确认至 seq {acked}；",
+        "the city platform stored and acknowledged up to seq {acked}",
     ),
     "demo.keypad": ("键盘", "keypad"),
     "demo.help": ("可输入", "type"),

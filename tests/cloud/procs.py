@@ -199,7 +199,7 @@ class GatewayProcess(_Process):
 
 
 class ConsumerProcess(_Process):
-    """`python -m cloud_sync.consumer run` (rental-platform) on its own SQLite file."""
+    """`python -m rental_platform run` (rental-platform) on its own SQLite file."""
 
     def __init__(self, db_path: Path, host: str, port: int, *,
                  client_id: str = "platform-faults") -> None:
@@ -209,7 +209,7 @@ class ConsumerProcess(_Process):
         self.client_id = client_id
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "cloud_sync.consumer", "run", "--host", self.host,
+        return [sys.executable, "-m", "rental_platform", "run", "--host", self.host,
                 "--port", str(self.port), "--db", str(self.db_path), "--client-id",
                 self.client_id, "--stats-interval", "5"]
 

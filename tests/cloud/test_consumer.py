@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cloud_sync.consumer import Platform, PlatformSettings, TlsFiles
 from cloud_sync.envelope import load_public_key, open_command, public_key_text
 from cloud_sync.topics import Topics
+from rental_platform import Platform, PlatformSettings, TlsFiles
 
 from .broker import Broker
 from .mqtt import MqttProbe
@@ -284,7 +284,7 @@ def test_an_offline_platform_gets_what_was_sent_meanwhile(make_platform: MakePla
 
 def _run_cli(broker: Broker, db: Path, client_id: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "cloud_sync.consumer", "run", "--host", broker.host,
+        [sys.executable, "-m", "rental_platform", "run", "--host", broker.host,
          "--port", str(broker.port), "--db", str(db), "--client-id", client_id,
          "--stats-interval", "0"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -456,7 +456,7 @@ def test_two_tls_instances_each_with_its_own_identity(tmp_path: Path, pki: Pki) 
 
 
 def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cloud_sync.consumer", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "rental_platform", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 

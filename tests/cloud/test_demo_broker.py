@@ -42,8 +42,7 @@ def test_demo_sends_events_to_the_broker_and_takes_a_signed_unlock(broker: Broke
         send("1")
         read_until("GRANTED")
         # The grant reached the city's store and came back acknowledged.
-        line = read_until(r"acknowledged up to seq [1-9]")
-        assert int(re.search(r"stored (\d+)", line).group(1)) >= 1  # type: ignore[union-attr]
+        read_until(r"acknowledged up to seq [1-9]")
         send("unlock")
         assert "executed" in read_until("city command unlock")
         # The door's own access.granted event (shown once its snapshot is in).

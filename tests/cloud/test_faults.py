@@ -9,7 +9,7 @@ The real things, each in its own process where a SIGKILL must be possible:
   lasts far less, so a SIGKILLed broker forgets every session, subscription and queued message
   since it started. Only the platform's `P/ack` ends an event's pending life, so the gateway
   must send those events again;
-- the reference consumer, `python -m cloud_sync.consumer run`, on its own SQLite file, connected
+- the reference consumer, `python -m rental_platform run`, on its own SQLite file, connected
   straight to the broker, SIGKILLed and started again.
 
 Each run draws at least ten faults from a seeded random generator, one every 1–2 s (every kind

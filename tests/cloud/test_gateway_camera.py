@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cloud_sync.consumer import Platform, PlatformSettings
 from cloud_sync.envelope import public_key_text
 from gateway.service import Gateway
 from gateway.store import JournalEntry
+from rental_platform import Platform, PlatformSettings
 from tests.camera.servers import mjpeg_camera, silent_listener
 from tests.e2e.building import Building, building, free_port
 

@@ -1,7 +1,7 @@
 """The whole gateway over TLS to a broker with identity ACLs, and the reference platform.
 
 A real OSDP reader (libosdp on a pty), the gateway's store, doors and uplink, Mosquitto with
-client certificates, and `cloud_sync.consumer.Platform` as the city: a card swipe reaches the
+client certificates, and `rental_platform.Platform` as the city: a card swipe reaches the
 city; the city's registry and commands come back down, signed; forged ones change nothing.
 """
 
@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cloud_sync.consumer import Platform, PlatformSettings
-from cloud_sync.consumer import TlsFiles as PlatformTls
 from cloud_sync.envelope import public_key_text, seal_command
 from gateway.service import Gateway
+from rental_platform import Platform, PlatformSettings
+from rental_platform import TlsFiles as PlatformTls
 from tests.e2e.building import Building, building
 from tests.store.factories import id_number
 

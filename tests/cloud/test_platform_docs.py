@@ -9,8 +9,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cloud_sync.consumer import Platform, PlatformSettings, TlsFiles
-from cloud_sync.consumer.cli import build_parser
+from rental_platform import Platform, PlatformSettings, TlsFiles
+from rental_platform.cli import build_parser
 
 from .broker import Broker, acl_text
 from .mqtt import NOT_AUTHORIZED

@@ -23,9 +23,9 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cloud_sync.consumer import Platform, PlatformSettings
 from cloud_sync.envelope import public_key_text
 from gateway.parts.runtime import Runtime
+from rental_platform import Platform, PlatformSettings
 from tests.cloud.broker import Broker
 from tests.e2e.building import Building, building, stop_gateway
 

@@ -4,7 +4,8 @@ See platform.py for the in-process API, cli.py for `rental-platform`, docs/platf
 ack rule and the broker's ACL.
 """
 
-from ..transport import TlsFiles
+from cloud_sync.transport import TlsFiles
+
 from .platform import (
     CommandNotAccepted,
     Platform,

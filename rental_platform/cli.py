@@ -25,8 +25,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..envelope import load_private_key, public_key_text
-from ..transport import TlsFiles
+from cloud_sync.envelope import load_private_key, public_key_text
+from cloud_sync.transport import TlsFiles
+
 from .platform import CommandNotAccepted, Platform, PlatformSettings, retire_session
 
 log = logging.getLogger("rental-platform")

@@ -44,9 +44,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from ..envelope import seal_command
-from ..topics import Topics, fleet_filter, gateway_of
-from ..transport import TlsFiles, no_delay, tls_pending
+from cloud_sync.envelope import seal_command
+from cloud_sync.topics import Topics, fleet_filter, gateway_of
+from cloud_sync.transport import TlsFiles, no_delay, tls_pending
+
 from . import store
 from .store import CommandRecord, Incoming, StoredEvent
 

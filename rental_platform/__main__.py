@@ -1,0 +1,5 @@
+"""`python -m rental_platform` is `rental-platform`."""
+
+from .cli import main
+
+raise SystemExit(main())
