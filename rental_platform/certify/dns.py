@@ -29,8 +29,12 @@ CHALLENGE_TTL = 60  # seconds: the record lives for minutes, no resolver should 
 
 
 class DnsUpdateFailed(CertifyError):
-    """The DNS did not take a change: nothing was published, or a record could not be
-    removed (named, so that someone removes it)."""
+    """The DNS did not take a change. `refused`: the server said no, so nothing changed;
+    else no answer came, and the change may have been made all the same."""
+
+    def __init__(self, message: str, *, refused: bool = True) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 class DnsUpdater(Protocol):
@@ -40,7 +44,8 @@ class DnsUpdater(Protocol):
         """Add the TXT record `name` = `value` (beside any others); DnsUpdateFailed if not."""
 
     def remove(self, name: str, value: str) -> None:
-        """Remove that one TXT record; DnsUpdateFailed if the DNS refuses."""
+        """Remove that one TXT record (none there is no error); DnsUpdateFailed if the DNS
+        refuses."""
 
 
 class Rfc2136:
@@ -50,7 +55,10 @@ class Rfc2136:
                  timeout: float = 10.0) -> None:  # fmt: skip
         self.server = server
         self.port = port
-        self.zone = dns.name.from_text(zone)
+        try:
+            self.zone = dns.name.from_text(zone)
+        except dns.exception.DNSException:
+            raise DnsUpdateFailed(f"zone {zone!r} is not a DNS name") from None
         self.key = key
         self.timeout = timeout
 
@@ -81,7 +89,9 @@ class Rfc2136:
                                   f" {self.key.name.to_text(omit_final_dot=True)}"
                                   f" ({type(exc).__name__})") from None  # fmt: skip
         except (OSError, dns.exception.DNSException) as exc:
-            raise DnsUpdateFailed(f"{what}: no answer from {where} ({exc})") from None
+            sent = not isinstance(exc, ConnectionRefusedError)  # and perhaps carried out
+            raise DnsUpdateFailed(f"{what}: no answer from {where} ({exc})",
+                                  refused=not sent) from None  # fmt: skip
         rcode = answer.rcode()
         if rcode != dns.rcode.NOERROR:
             raise DnsUpdateFailed(f"{what}: {where} answered {dns.rcode.to_text(rcode)}"

@@ -96,7 +96,12 @@ def _order(acme: client.ClientV2, jwk: JWKEC, ca: Ca, csr_pem: bytes,
             challenge, dns01 = _dns01(authorization)
             response, value = dns01.response_and_validation(jwk)
             record = dns01.validation_domain_name(authorization.body.identifier.value)
-            dns.publish(record, value)
+            try:
+                dns.publish(record, value)
+            except DnsUpdateFailed as exc:
+                if not exc.refused:  # no answer: the update may have landed all the same
+                    published.append((record, value))
+                raise
             published.append((record, value))
             answers.append((challenge, response))
         if published and ca.propagation > 0:

@@ -28,14 +28,18 @@ from gateway.certificates import Names, PageCertificate, load_or_make_key, pem, 
 from rental_platform.certify import (
     AcmeFailed,
     Ca,
+    DnsUpdateFailed,
     KeyFileRefused,
     RequestUnfit,
+    Rfc2136,
     certificate_for,
     load_or_make_account_key,
     page_name,
+    read_tsig_key,
     renewal_due,
 )
 from tests.cloud.pki import Pki, make_pki
+from tests.web.served import free_port
 
 from .servers import Challtestsrv, ChalltestsrvUpdater, Named, Pebble
 
@@ -227,6 +231,18 @@ def test_a_record_the_ca_cannot_see_fails_clearly_and_is_removed(
                             updater)  # fmt: skip
         assert updater.published == [f"_acme-challenge.{name}"]
         assert elsewhere.txt(f"_acme-challenge.{name}") == []
+
+
+def test_a_dns_server_that_does_not_answer_fails_clearly(
+        tmp_path: Path, pki: Pki, pebble: Pebble) -> None:  # fmt: skip
+    name = page_name("gw-440305-0049", DOMAIN)
+    key = tmp_path / "update.key"
+    key.write_text(key_clause(SECRET))
+    key.chmod(0o600)
+    silent = Rfc2136("127.0.0.1", port=free_port(), zone=DOMAIN, key=read_tsig_key(key))
+    ca = Ca(directory=pebble.directory, account_key=tmp_path / "account.key", trust=pki.ca)
+    with pytest.raises(DnsUpdateFailed, match=rf"_acme-challenge.{name}: no answer from"):
+        certificate_for(ca, page_request(page_key(tmp_path), for_name(name)), name, silent)
 
 
 def test_a_key_file_others_may_read_is_refused(tmp_path: Path) -> None:
