@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
@@ -67,9 +67,14 @@ def check_request(csr_pem: bytes, name: str) -> x509.CertificateSigningRequest:
         request = x509.load_pem_x509_csr(csr_pem)
     except ValueError:
         raise RequestUnfit("not a PEM certificate request") from None
-    if not request.is_signature_valid:
+    try:
+        intact = request.is_signature_valid
+        key = request.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise RequestUnfit(f"the request's key or signature cannot be read ({exc})") from None
+    if not intact:
         raise RequestUnfit("the request's signature does not verify: it was damaged or altered")
-    _check_key(request.public_key())
+    _check_key(key)
     asked = _asked(request)
     dns = {value for kind, value in asked if kind == "DNS"}
     if dns != {name} or any(kind not in {"DNS", "CN"} or value != name for kind, value in asked):
