@@ -1,9 +1,11 @@
-"""`rental-platform`: run the reference consumer, make its signing key, send commands.
+"""`rental-platform`: run the reference consumer, make its signing key, send commands, obtain
+the certificates of gateways' pages.
 
     rental-platform keygen --out platform.key
     rental-platform run --host broker --port 8883 --tls --ca ca.crt --cert p1.crt --key p1.key \\
         --db /var/lib/rental-platform/city.db --group city
     rental-platform send --db city.db --signing-key platform.key gw-440305-0042 unlock --door main
+    rental-platform certify --domain rental.city.example --csr gw.csr --out gw.pem … gw-440305-0042
 """
 
 from __future__ import annotations
@@ -28,13 +30,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cloud_sync.envelope import load_private_key, public_key_text
 from cloud_sync.transport import TlsFiles
 
+from .certify.command import add_certify, certify
+from .exits import EXIT_REFUSED, EXIT_TIMEOUT, EXIT_USAGE, UsageError
 from .platform import CommandNotAccepted, Platform, PlatformSettings, retire_session
 
 log = logging.getLogger("rental-platform")
-
-EXIT_REFUSED = 1  # the gateway refused the command
-EXIT_USAGE = 2
-EXIT_TIMEOUT = 3  # no broker accepted it, or no result came in time
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         "web-certificate", help="install the local page's certificate: FILE.pem = the"
                                 " certificate the city's CA signed, then its chain")  # fmt: skip
     certificate.add_argument("file", type=Path)
+    add_certify(commands)
     return parser
 
 
@@ -112,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "keygen":
             return _keygen(args.out)
+        if args.command == "certify":
+            return certify(args)
         settings = _settings(args)
         if args.command == "run":
             return _run(settings, args.stats_interval)
@@ -123,10 +126,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"rental-platform: {error}", file=sys.stderr)
         return EXIT_USAGE
-
-
-class UsageError(Exception):
-    """A mistake on the command line or in a file it names."""
 
 
 def _keygen(out: Path) -> int:
