@@ -6,6 +6,7 @@ import argparse
 import getpass
 import logging
 import os
+import re
 import secrets
 import sys
 from collections.abc import Sequence
@@ -75,11 +76,26 @@ def build_parser() -> argparse.ArgumentParser:
     prov.add_argument("--timezone", default="Asia/Shanghai")
     prov.add_argument("--head", default="lou-zhang", metavar="NAME",
                       help="user name of the first building-head account")
+    prov.add_argument("--city-domain", metavar="DOMAIN", type=_domain,
+                      help="the city's domain for gateway pages: the page's certificate request"
+                           " asks for GATEWAY_ID.DOMAIN, for the city's ACME CA")
     prov.add_argument("--no-self-test", action="store_true",
                       help="skip the live checks (readers, camera, broker)")
     prov.add_argument("--lang", choices=("zh", "en"), default="zh",
                       help="the report's language (default: zh, Chinese)")
     return parser
+
+
+def _domain(text: str) -> str:
+    """A domain name in lower case, as a CA signs it (e.g. rental.city.example)."""
+    labels = text.split(".")
+    if len(labels) < 2 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a domain name in lower case, such as"
+                                         " rental.city.example")  # fmt: skip
+    return text
+
+
+_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
 
 def _setup_logging(verbose: bool, quiet: bool = False) -> None:
@@ -160,6 +176,7 @@ def _provision(args: argparse.Namespace) -> int:
         command_public_key=args.command_public_key,
         ca_file=args.ca_file.absolute() if args.ca_file else None, baud=args.baud,
         timezone=args.timezone, head_username=args.head, self_test=not args.no_self_test,
+        city_domain=args.city_domain,
     ))  # fmt: skip
     print(report.text(args.lang))
     if report.page is not None:

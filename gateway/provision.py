@@ -182,6 +182,7 @@ class Options:
     timezone: str = "Asia/Shanghai"
     head_username: str = "lou-zhang"
     self_test: bool = True
+    city_domain: str | None = None  # the page's request asks for {gateway_id}.{city_domain}
     lan_addresses: Callable[[], dict[str, str]] = field(default=lambda: interface_addresses())
 
 
@@ -192,7 +193,7 @@ def provision(building: Building, options: Options) -> Report:
     keys.mkdir(parents=True, exist_ok=True, mode=0o700)
     reader_keys = {door: _reader_key(report, keys / f"{door}.scbk") for door, _ in building.readers}
     _mqtt_key(report, keys, building.gateway_id, building.code)
-    report.page = _page(report, keys, building, options.lan_addresses)
+    report.page = _page(report, keys, building, options.lan_addresses, options.city_domain)
     if options.ca_file is not None:
         _copy(report, "city_ca", options.ca_file, keys / "city-ca.pem")
     config_path = options.config_dir / "gateway.toml"
@@ -297,10 +298,21 @@ class Page:
         return self.urls[0]
 
 
-def _page(report: Report, keys: Path, building: Building,
-          lan_addresses: Callable[[], dict[str, str]]) -> Page | None:  # fmt: skip
+def _page(
+    report: Report,
+    keys: Path,
+    building: Building,
+    lan_addresses: Callable[[], dict[str, str]],
+    city_domain: str | None,
+) -> Page | None:
     """The page's key, certificates and addresses; None (after a FAIL line) when the page
-    cannot be served on the LAN yet."""
+    cannot be served on the LAN yet.
+
+    The self-signed certificate names the LAN addresses and the `.local` name. The request for
+    the city names `{gateway_id}.{city_domain}` alone when the city has a domain for its
+    gateways, as an ACME CA signs no private address or `.local` name (docs/platform.md,
+    "Certificates phones trust"); without one, the same names as the self-signed one, for the
+    city's own CA."""
     addresses = {name: ip for name, ip in lan_addresses().items()
                  if not ipaddress.ip_address(ip).is_loopback}  # fmt: skip
     if building.web_interface is not None:
@@ -315,7 +327,9 @@ def _page(report: Report, keys: Path, building: Building,
     ips = tuple(sorted(set(addresses.values()), key=ipaddress.ip_address))
     dns = f"{building.gateway_id}.local"
     names = Names(common_name=building.gateway_id, unit=building.code, dns=(dns,), ips=ips)
-    _request(report, "page_request", key, names, keys / "web.csr", keys / "web.crt")
+    public = None if city_domain is None else f"{building.gateway_id}.{city_domain}"
+    asked = names if public is None else Names(common_name=public, dns=(public,))
+    _request(report, "page_request", key, asked, keys / "web.csr", keys / "web.crt")
     own = keys / "web-self-signed.crt"
     if certificate_is_current(own, key, names):
         report.add("page_self_signed", "unchanged", "path", path=own)
@@ -340,6 +354,8 @@ def _page(report: Report, keys: Path, building: Building,
     certificate = x509.load_pem_x509_certificate(served.read_bytes())
     host = EVERY_INTERFACE if building.web_interface is None else ips[0]
     urls = (*(f"https://{ip}/" for ip in ips), f"https://{dns}/")
+    if public is not None:
+        urls += (f"https://{public}/",)
     return Page(host, served.name, urls, fingerprint(certificate))
 
 

@@ -15,10 +15,14 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
+from cryptography import x509
+
 from firmware_bridge.osdp.simulator import SimulatedBus, SimulatedReader
 from gateway.config import load_config
 from gateway.service import Gateway
 from gateway.store import Store, TenantCreate
+from rental_platform.certify.names import RequestUnfit, check_request, page_name
 from tests.store.factories import id_number
 
 GATEWAY = [sys.executable, "-m", "gateway.cli"]
@@ -119,6 +123,33 @@ def test_the_uplink_waits_for_the_citys_certificate(tmp_path: Path) -> None:
     assert "[mqtt]" not in (tmp_path / "etc" / "gateway.toml").read_text()
     csr = (tmp_path / "etc" / "keys" / "mqtt-client.csr").read_text()
     assert csr.startswith("-----BEGIN CERTIFICATE REQUEST-----")
+
+
+def test_with_the_city_domain_the_page_request_is_one_the_citys_acme_ca_signs(
+    tmp_path: Path,
+) -> None:
+    """The request names GATEWAY_ID.DOMAIN alone (a public CA signs no LAN address), and the
+    platform's `certify` takes it; the self-signed certificate keeps the LAN names."""
+    sheet = tmp_path / "buildings.csv"
+    sheet.write_text(HEADER + "440305001002-0042,桃源村 42 栋,gw-440305-0042,/dev/ttyUSB9,"
+                     "main:1,,\n")  # fmt: skip
+    etc = tmp_path / "etc"
+    plain = provision(sheet, etc, tmp_path / "data", "--no-self-test")
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    name = page_name("gw-440305-0042", "rental.city.example")
+    with pytest.raises(RequestUnfit):
+        check_request((etc / "keys" / "web.csr").read_bytes(), name)
+    result = provision(sheet, etc, tmp_path / "data", "--no-self-test",
+                       "--city-domain", "rental.city.example")  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"https://{name}/" in result.stdout
+    check_request((etc / "keys" / "web.csr").read_bytes(), name)
+    own = x509.load_pem_x509_certificate((etc / "keys" / "web-self-signed.crt").read_bytes())
+    alternative = own.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert alternative.get_values_for_type(x509.DNSName) == ["gw-440305-0042.local"]
+    refused = provision(sheet, etc, tmp_path / "data", "--no-self-test", "--city-domain", "City")
+    assert refused.returncode == 2
+    assert "not a domain name" in refused.stderr
 
 
 def test_a_door_name_cannot_reach_outside_the_keys_folder(tmp_path: Path) -> None:
