@@ -74,9 +74,11 @@ class RoleCheck(Generic[R]):
         self.roles = frozenset(roles)
         self.page = page
         self.one_time_ok = one_time_ok
+        if not self.roles:
+            raise ValueError("a role check needs at least one role")
         unknown = self.roles - guard.roles
-        if unknown or not self.roles:
-            raise ValueError(f"not roles of this application: {sorted(unknown) or 'none'}")
+        if unknown:
+            raise ValueError(f"not roles of this application: {sorted(unknown)}")
 
     def __call__(self, request: Request) -> Session[R]:
         found = self.guard.sessions(request).get(request.cookies.get(COOKIE))
