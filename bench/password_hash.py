@@ -9,7 +9,7 @@ import argparse
 import time
 
 from bench._common import machine, percentiles, save
-from gateway import passwords
+from web_security import passwords
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ one keep-alive httpx client per user, in a shuffled mix:
   by room, by tenant_id, by door within one day, newest 100 without a filter, and denied
   entries within one week: `--queries` of each;
 - `GET /api/v1/tenants?limit=100&offset=...` and `?room=...` (building head);
-- `POST /api/v1/login` (`--logins` of them; argon2id as in gateway/passwords.py).
+- `POST /api/v1/login` (`--logins` of them; argon2id as in web_security/passwords.py).
 
 Server time is from a timing ASGI middleware added by the bench, outermost, around the whole
 app (request in to response start, sent back as a `Server-Timing` header); client time is
@@ -41,12 +41,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bench._common import machine, percentiles, save
 from bench.bytes_per_event import _append_prepared, settle
-from gateway import passwords
 from gateway.store import NotFound, Store, journal
 from gateway.store.bulk import seed_synthetic_registry
 from gateway.web.app import create_app
 from gateway.web.server import WebServer
 from tests.web.building import BuildingGateway
+from web_security import passwords
 
 GATEWAY_ID = "gw-440305-0042"
 ZONE = timezone(timedelta(hours=8))

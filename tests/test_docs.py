@@ -57,12 +57,13 @@ def test_every_event_type_is_documented() -> None:
 
 def test_every_web_route_is_documented(tmp_path: Path) -> None:
     from gateway.store import Store
+    from gateway.web.app import create_app
     from tests.web.building import BuildingGateway
-    from tests.web.test_routes import routes
+    from web_security.routes import route_roles
 
     web = (Path(__file__).resolve().parent.parent / "docs" / "web.md").read_text()
     with Store.open(tmp_path, "gw-docs-0001") as store:
-        found = routes(BuildingGateway(store, tmp_path))
+        found = route_roles(create_app(BuildingGateway(store, tmp_path)))
     missing = sorted(f"{method} {path}" for method, path in found
                      if f"`{method} {path}`" not in web and f"{method} {path}`" not in web)
     assert missing == []

@@ -33,7 +33,7 @@ from .sync import (
 )
 from .tx import Transaction
 from .upsert import BulkUpsertResult, Problem, UpsertRejected
-from .validation import mask_id_number, mask_phone, normalize_id_number, normalize_phone
+from .validation import normalize_id_number, normalize_phone
 from .writer import Yielding
 
 __all__ = [
@@ -77,8 +77,6 @@ __all__ = [
     "VisitorCode",
     "VisitorCodeResult",
     "Yielding",
-    "mask_id_number",
-    "mask_phone",
     "normalize_id_number",
     "normalize_phone",
 ]

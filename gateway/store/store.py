@@ -21,7 +21,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .. import passwords
+from web_security import passwords
+
 from . import (
     alarms,
     audit,
@@ -658,7 +659,7 @@ class Store:
     def add_user(
         self, username: str, role: str, password: str, *, must_change: bool = False
     ) -> User:
-        """Create a web user; the password must pass the policy in gateway.passwords.
+        """Create a web user; the password must pass the policy in web_security.passwords.
 
         With `must_change` the password is a one-time password: the user must choose a new
         one before doing anything else.

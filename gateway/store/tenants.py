@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
+from web_security.masking import mask_id_number, mask_phone
+
 from . import cards, journal
 from .context import Context
 from .errors import Conflict, NotFound, ValidationError
@@ -20,8 +22,6 @@ from .models import TENANT_STATUSES, Tenant, TenantCreate, TenantStatus, TenantU
 from .validation import (
     check_card_number,
     check_validity,
-    mask_id_number,
-    mask_phone,
     normalize_id_number,
     normalize_name,
     normalize_phone,

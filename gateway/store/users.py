@@ -2,7 +2,7 @@
 
 argon2 costs tens of milliseconds by design; done inside the writer it would hold up door
 events queued behind it, so the store hashes before it writes (on the hashing threads of
-gateway.passwords, the caller waiting) and writes the result.
+web_security.passwords, the caller waiting) and writes the result.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Checks and masks for the values people type: ID and phone numbers, names, rooms, cards, PINs."""
+"""Checks for the values people type: ID and phone numbers, names, rooms, cards, PINs.
+
+How a number is masked for people to see is `web_security.masking`.
+"""
 
 from __future__ import annotations
 
@@ -126,28 +129,6 @@ def normalize_phone(value: str, field: str = "phone") -> str:
     if not _MOBILE_SHAPE.fullmatch(text):
         raise refusal(field, "phone_shape")
     return text
-
-
-def mask_id_number(id_number: str) -> str:
-    """Keep the region prefix and the last four characters.
-
-    >>> mask_id_number("440305199001011234")
-    '4403**********1234'
-    """
-    if len(id_number) <= 8:
-        return "*" * len(id_number)
-    return id_number[:4] + "*" * (len(id_number) - 8) + id_number[-4:]
-
-
-def mask_phone(phone: str) -> str:
-    """Keep the carrier prefix and the last four digits.
-
-    >>> mask_phone("13800138000")
-    '138****8000'
-    """
-    if len(phone) <= 7:
-        return "*" * len(phone)
-    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
 
 
 CARD_NUMBER_MAX = 2**32 - 1

@@ -26,16 +26,13 @@ from gateway.web.deps import (
     AnyUser,
     BuildingHead,
     HeadOrPolice,
-    LoginRefused,
     Police,
     StateDep,
     StoreDep,
-    end_session,
-    log_in,
-    remote_address,
     snapshot_response,
 )
 from gateway.web.police_filters import LIMIT_MAX, filter_params, police_query
+from web_security.login import LoginRefused, end_session, log_in, remote_address
 
 router = APIRouter(prefix="/api/v1")
 
@@ -168,8 +165,8 @@ def login(body: LoginIn, request: Request, response: Response, state: StateDep,
           store: StoreDep) -> LoginOut:  # fmt: skip
     """Log in; sets the HttpOnly session cookie."""
     try:
-        session = log_in(request, response, state, store, body.username, body.password,
-                         one_time_ok=False)  # fmt: skip
+        session = log_in(request, response, state, store.verify_user, body.username,
+                         body.password, one_time_ok=False)  # fmt: skip
     except LoginRefused as refused:
         raise HTTPException(refused.status, refused.detail, headers=refused.headers) from None
     return LoginOut(role=session.role, csrf_token=session.csrf_token)

@@ -14,52 +14,24 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from gateway.store import Conflict, NotFound, StoreClosed, ValidationError
+from gateway.store import Conflict, NotFound, Role, StoreClosed, ValidationError
 from gateway.web import api, pages, pages_head, pages_police
-from gateway.web.deps import WebGateway, WebState
+from gateway.web.deps import GUARD, WebGateway, WebState
 from gateway.web.i18n import Refused, explain, form_refusals
 from gateway.web.metrics import metrics_text
-from gateway.web.sessions import LoginThrottle, Sessions
-
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self' '" + pages.STYLE_HASH + "';"
-        " img-src 'self' data:;"
-        " connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none';"
-        " object-src 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
-
-
-class _SecurityHeaders(BaseHTTPMiddleware):
-    def __init__(self, app: Any, tls: bool) -> None:
-        super().__init__(app)
-        self._headers = dict(SECURITY_HEADERS)
-        if tls:
-            self._headers["Strict-Transport-Security"] = "max-age=31536000"
-
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        response = await call_next(request)
-        for name, value in self._headers.items():
-            response.headers.setdefault(name, value)
-        return response
+from web_security.headers import SecurityHeaders
+from web_security.sessions import MemorySessions
+from web_security.throttle import LoginThrottle
 
 
 def create_app(gateway: WebGateway, *, tls: bool = False) -> FastAPI:
     """Build the web application around a running gateway."""
     app = FastAPI(title="Rental building gateway", version="1", docs_url=None, redoc_url=None)
-    app.state.web = WebState(gateway, Sessions(), LoginThrottle(), secure_cookies=tls)
-    app.add_middleware(_SecurityHeaders, tls=tls)
+    app.state.web = WebState(gateway, MemorySessions[Role](), LoginThrottle(), secure_cookies=tls)
+    app.add_middleware(SecurityHeaders, styles=(pages.STYLESHEET,), tls=tls)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(pages_head.router)
@@ -69,21 +41,8 @@ def create_app(gateway: WebGateway, *, tls: bool = False) -> FastAPI:
     if add_listener is not None:
         add_listener(app.state.web.unknown_cards.on_event)
 
-    @app.exception_handler(pages.LoginRequired)
-    def _login(_request: Request, exc: pages.LoginRequired) -> RedirectResponse:
-        return RedirectResponse("/login", status_code=303)
-
-    @app.exception_handler(pages.PasswordChangeRequired)
-    def _password(_request: Request, _exc: pages.PasswordChangeRequired) -> RedirectResponse:
-        return RedirectResponse("/password", status_code=303)
-
-    @app.exception_handler(pages.WrongRole)
-    def _wrong_role(request: Request, _exc: pages.WrongRole) -> Response:
-        return pages.render(request, "error.html", None, status=403, message="error.forbidden")
-
-    @app.exception_handler(pages.BadCsrf)
-    def _bad_csrf(request: Request, _exc: pages.BadCsrf) -> Response:
-        return pages.render(request, "error.html", None, status=403, message="error.csrf")
+    GUARD.handle_page_refusals(app, lambda request, code: pages.render(
+        request, "error.html", None, status=403, message=code))
 
     def _error(request: Request, status: int, body: dict[str, Any],
                refusals: Sequence[Refused] = ()) -> Response:  # fmt: skip

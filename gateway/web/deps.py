@@ -1,6 +1,7 @@
 """What every route needs: the running gateway, the session, the role, the CSRF check.
 
-Roles are dependencies, never `if`s in a route body:
+Roles are dependencies, never `if`s in a route body (`web_security.roles`, over the gateway's
+roles):
 
     @router.get("/tenants")
     def list_tenants(user: BuildingHead, store: StoreDep) -> list[TenantOut]: ...
@@ -15,30 +16,24 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import secrets
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, HTTPException, Request, Response
 
-from gateway import passwords
 from gateway.camera.snapshots import SnapshotStore
-from gateway.store import SNAPSHOT_TYPES, JournalEntry, Role, Store, User
-from gateway.web.sessions import (
-    LoginThrottle,
-    PasswordChanged,
-    Session,
-    Sessions,
-    SessionsFull,
-    SetupCode,
-)
+from gateway.store import SNAPSHOT_TYPES, JournalEntry, Role, Store
+from gateway.store.models import ROLES
+from web_security.login import remote_address, restart_sessions
+from web_security.roles import RoleGuard
+from web_security.sessions import MemorySessions, Session
+from web_security.throttle import LoginThrottle
 
-COOKIE = "session"
-CSRF_HEADER = "X-CSRF-Token"
-_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Enrollment long polls: a building head has one tenant page open, maybe two; each poll holds
 # a connection (not a thread) for up to 25 s.
 MAX_POLLS_PER_SESSION = 2
@@ -126,7 +121,7 @@ class LongPolls:
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
-    def hold(self, session: Session) -> Iterator[str | None]:
+    def hold(self, session: Session[Role]) -> Iterator[str | None]:
         """None while holding a place; else why there is none (an i18n key) and nothing held.
 
             with state.long_polls.hold(user) as refused:
@@ -152,12 +147,50 @@ class LongPolls:
                         del self._open[key]
 
 
+class SetupCode:
+    """The one-time code that creates the first account, while no user exists.
+
+    `gateway run` prints it on a start with no users; it is kept only in memory, works once,
+    and stops working as soon as any user exists (made here or by `gateway users add`).
+    """
+
+    def __init__(self) -> None:
+        self._code: str | None = None
+        self._lock = threading.Lock()
+
+    def issue(self) -> str:
+        with self._lock:
+            raw = secrets.token_hex(6).upper()
+            self._code = "-".join(raw[i:i + 4] for i in range(0, 12, 4))
+            return self._code
+
+    def use(self, code: str) -> bool:
+        with self._lock:
+            expected = self._code
+            if expected is None:
+                return False
+            ok = hmac.compare_digest(code.strip().upper().encode(), expected.encode())
+            if ok:
+                self._code = None
+            return ok
+
+    def put_back(self, code: str) -> None:
+        """Make a code `use` accepted work again: its account could not be made after all."""
+        with self._lock:
+            if self._code is None:
+                self._code = code.strip().upper()
+
+    @property
+    def active(self) -> bool:
+        return self._code is not None
+
+
 @dataclass(slots=True)
 class WebState:
     """Shared by every request: the gateway, its sessions, the login throttle."""
 
     gateway: WebGateway
-    sessions: Sessions
+    sessions: MemorySessions[Role]
     throttle: LoginThrottle
     secure_cookies: bool  # set under TLS
     setup_code: SetupCode = field(default_factory=SetupCode)
@@ -186,7 +219,7 @@ def entry_with_snapshot(store: Store, event_id: str) -> JournalEntry:
     return entry
 
 
-def snapshot_response(request: Request, user: Session, store: Store, state: WebState,
+def snapshot_response(request: Request, user: Session[Role], store: Store, state: WebState,
                       event_id: str, purpose: str | None) -> Response:  # fmt: skip
     """The entry's JPEG, checked against the sha256 its event recorded; audited first, with
     `purpose`, whether or not the picture is still there. 404 for an entry without one."""
@@ -202,131 +235,23 @@ def snapshot_response(request: Request, user: Session, store: Store, state: WebS
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
-class LoginRefused(Exception):
-    """A password not accepted: `status` for the HTTP answer, `key` for the page's words (i18n),
-    `detail` for the API's JSON, `retry_after` seconds (0: no Retry-After header)."""
-
-    def __init__(self, status: int, key: str, detail: str, retry_after: int = 0) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.key = key
-        self.detail = detail
-        self.retry_after = retry_after
-
-    @property
-    def headers(self) -> dict[str, str] | None:
-        return {"Retry-After": str(self.retry_after)} if self.retry_after else None
-
-
-def check_password(state: WebState, store: Store, username: str, password: str) -> User:
-    """The user if `password` is theirs, else LoginRefused: locked out (SPEC 4: 429), wrong
-    (401), or too many hashes under way (503). Every check counts towards the lockout, and is
-    reserved before it starts, so parallel attempts check at most 5 passwords between them."""
-    wait = state.throttle.reserve(username)
-    if wait:
-        raise LoginRefused(429, "login.locked",
-                           "too many failed logins for this user; try again later", wait)
-    try:
-        user = store.verify_user(username, password)
-    except passwords.HashingBusy:
-        state.throttle.release(username)
-        raise LoginRefused(503, "login.busy", "busy checking other logins; try again in a"
-                           " moment", 1) from None  # fmt: skip
-    except BaseException:
-        state.throttle.release(username)
-        raise
-    if user is None:
-        state.throttle.failed(username)
-        raise LoginRefused(401, "login.failed", "wrong username or password")
-    state.throttle.succeeded(username)
-    return user
-
-
-def log_in(request: Request, response: Response, state: WebState, store: Store, username: str,
-           password: str, *, one_time_ok: bool) -> Session:  # fmt: skip
-    """Check the password and start a session, its cookie set on `response`; else
-    LoginRefused. A one-time password is refused unless `one_time_ok` (the page then asks
-    for a new one)."""
-    generation = state.sessions.generation(username)
-    user = check_password(state, store, username, password)
-    if user.must_change and not one_time_ok:
-        raise LoginRefused(403, "login.one_time", "this is a one-time password: choose a new"
-                           " one on the page (/password) first")  # fmt: skip
-    try:
-        return start_session(request, response, state, user, generation)
-    except PasswordChanged:  # changed while we checked: the password given is the old one
-        raise LoginRefused(401, "login.failed", "wrong username or password") from None
-    except SessionsFull:
-        raise LoginRefused(503, "login.full", "too many sessions are open; try again later",
-                           60) from None  # fmt: skip
-
-
 def change_password(request: Request, response: Response, state: WebState, store: Store,
-                    username: str, new: str) -> Session:  # fmt: skip
+                    username: str, new: str) -> Session[Role]:  # fmt: skip
     """Replace the user's password and end every session of theirs, the caller's too; the
-    caller goes on in a fresh session (new token and CSRF token) set on `response`.
+    caller goes on in a fresh session set on `response` (`restart_sessions`).
 
-    A stolen cookie, even a copy of the caller's own, is worthless afterwards. ValidationError
-    for a weak password, HashingBusy, SessionsFull (then the user logs in again).
+    ValidationError for a weak password, HashingBusy, SessionsFull (then the user logs in
+    again).
     """
     store.set_password(username, new)
-    state.sessions.revoke_user(username)
-    return start_session(request, response, state, store.get_user(username))
+    return restart_sessions(request, response, state, store.get_user(username))
 
 
-def start_session(request: Request, response: Response, state: WebState, user: User,
-                  generation: int | None = None) -> Session:  # fmt: skip
-    """A session for `user`, its cookie set on `response`; see Sessions.create."""
-    token, found = state.sessions.create(user.username, user.role, remote_address(request),
-                                         must_change=user.must_change,
-                                         generation=generation)  # fmt: skip
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict",
-                        secure=state.secure_cookies, path="/")  # fmt: skip
-    return found
-
-
-def end_session(request: Request, response: Response, state: WebState) -> None:
-    """End the caller's session on the server and drop its cookie."""
-    state.sessions.revoke(request.cookies.get(COOKIE))
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",
-                           secure=state.secure_cookies)  # fmt: skip
-
-
-def remote_address(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
-def session(request: Request, state: Annotated[WebState, Depends(web_state)]) -> Session:
-    """The caller's live session (401 without one), CSRF checked on state-changing requests."""
-    found = state.sessions.get(request.cookies.get(COOKIE))
-    if found is None:
-        raise HTTPException(401, "not logged in, or the session ended",
-                            headers={"WWW-Authenticate": "Cookie"})  # fmt: skip
-    if request.method in _UNSAFE_METHODS:
-        sent = request.headers.get(CSRF_HEADER, "")
-        if not hmac.compare_digest(sent.encode(), found.csrf_token.encode()):
-            raise HTTPException(403, f"missing or wrong {CSRF_HEADER} header")
-    return found
-
-
-def require(*roles: Role) -> Callable[..., Session]:
-    """A dependency that lets only these roles through (403 for the others)."""
-
-    def check(current: Annotated[Session, Depends(session)]) -> Session:
-        if current.role not in roles:
-            raise HTTPException(403, "this page is not for your role")
-        if current.must_change:  # a page login with a one-time password: /password first
-            raise HTTPException(403, "choose a new password first (/password)")
-        return current
-
-    check.__name__ = f"require_{'_or_'.join(roles)}"
-    return check
-
+GUARD = RoleGuard[Role](ROLES, lambda request: web_state(request).sessions)
 
 StateDep = Annotated[WebState, Depends(web_state)]
 StoreDep = Annotated[Store, Depends(store)]
-AnyUser = Annotated[Session, Depends(session)]
-BuildingHead = Annotated[Session, Depends(require("building_head"))]
-Police = Annotated[Session, Depends(require("police"))]
-Installer = Annotated[Session, Depends(require("installer"))]
-HeadOrPolice = Annotated[Session, Depends(require("building_head", "police"))]
+AnyUser = Annotated[Session[Role], Depends(GUARD.session)]
+BuildingHead = Annotated[Session[Role], Depends(GUARD.require("building_head"))]
+Police = Annotated[Session[Role], Depends(GUARD.require("police"))]
+HeadOrPolice = Annotated[Session[Role], Depends(GUARD.require("building_head", "police"))]

@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, Protocol
 
-from gateway import passwords, provision_report, tenant_csv
+from gateway import provision_report, tenant_csv
 from gateway.parts import findings
 from gateway.store import ValidationError, validation
+from web_security import passwords
 
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")
@@ -417,7 +418,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "error.forbidden": ("此页面不属于您的角色", "This page is not for your role"),
     "error.csrf": ("表单已过期，请重试", "The form expired; please try again"),
     # Why a value was refused, by its key (ValidationError.code: gateway/store/validation.py,
-    # gateway/passwords.py, the store's conflicts); the English is the refusal's own text.
+    # web_security/passwords.py, the store's conflicts); the English is the refusal's own text.
     "refusal.required": ("必须填写", validation.REFUSALS["required"]),
     "refusal.too_long": ("不能超过 {max} 个字", validation.REFUSALS["too_long"]),
     "refusal.other_digits": (

@@ -18,6 +18,7 @@ from fastapi.responses import (
 from gateway.store import (
     CardStatus,
     Conflict,
+    Role,
     Store,
     Tenant,
     TenantCreate,
@@ -37,8 +38,9 @@ from gateway.tenant_csv import (
 from gateway.web.csvstream import csv_chunks
 from gateway.web.deps import StateDep, StoreDep, WebState, snapshot_response
 from gateway.web.i18n import door_label, word
-from gateway.web.pages import CsrfField, HeadPage, building_now, check_csrf, language, render
-from gateway.web.sessions import Session
+from gateway.web.pages import HeadPage, building_now, language, render
+from web_security.roles import CsrfField, check_csrf
+from web_security.sessions import Session
 
 router = APIRouter(include_in_schema=False)
 # The most a tenant form's field takes before FastAPI refuses it with an error page of its own;
@@ -134,15 +136,15 @@ def tenant_page(request: Request, tenant_id: str, user: HeadPage, store: StoreDe
     return _tenant_page(request, user, store, state, tenant_id, saved=bool(saved))
 
 
-def _refused(request: Request, user: Session, store: Store, state: WebState, tenant_id: str,
-             exc: Exception, typed: dict[str, str]) -> Response:  # fmt: skip
+def _refused(request: Request, user: Session[Role], store: Store, state: WebState,
+             tenant_id: str, exc: Exception, typed: dict[str, str]) -> Response:  # fmt: skip
     """The tenant's page again, saying why a form on it was refused and keeping what was typed.
     Not a redirect: a message never travels in the address, where a crafted link could put
     any text on the page."""
     return _tenant_page(request, user, store, state, tenant_id, error=exc, typed=typed)
 
 
-def _tenant_page(request: Request, user: Session, store: Store, state: WebState,
+def _tenant_page(request: Request, user: Session[Role], store: Store, state: WebState,
                  tenant_id: str, *, saved: bool = False, error: Exception | None = None,
                  typed: dict[str, str] | None = None) -> Response:  # fmt: skip
     tenant = store.get_tenant(tenant_id)
@@ -260,8 +262,8 @@ _TAKE: dict[str, tuple[tuple[str, ...], CardStatus, str]] = {
 }
 
 
-def _take_card(request: Request, user: Session, store: Store, number: int, action: str, *,
-               confirmed: bool) -> Response:  # fmt: skip
+def _take_card(request: Request, user: Session[Role], store: Store, number: int, action: str,
+               *, confirmed: bool) -> Response:  # fmt: skip
     """Report a card lost or cancel it once the head confirmed; until then, the page asking
     whether to, saying what it means. A second tap (the card is taken already) changes nothing."""
     card = store.get_card(number)
@@ -376,7 +378,7 @@ def import_page(request: Request, user: HeadPage) -> Response:
     return _import_page(request, user)
 
 
-def _import_page(request: Request, user: Session, status: int = 200,
+def _import_page(request: Request, user: Session[Role], status: int = 200,
                  **context: object) -> Response:  # fmt: skip
     """The import page: the form, the columns it reads and how to write them."""
     columns = list(zip(COLUMNS, CHINESE_COLUMNS, strict=True))

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.clock import shown
 from gateway.parts.findings import said
-from gateway.store import EventQuery, NotFound, Store, Tenant, ValidationError
+from gateway.store import EventQuery, NotFound, Role, Store, Tenant, ValidationError
 from gateway.store.audit import clean_purpose
 from gateway.web.csvstream import CsvDownload
 from gateway.web.deps import (
@@ -27,20 +27,14 @@ from gateway.web.deps import (
     StoreDep,
     WebState,
     entry_with_snapshot,
-    remote_address,
     snapshot_response,
 )
 from gateway.web.i18n import WORDS, Lang, door_label, explain, word
-from gateway.web.pages import (
-    CsrfField,
-    InstallerPage,
-    PolicePage,
-    check_csrf,
-    language,
-    render,
-)
+from gateway.web.pages import InstallerPage, PolicePage, language, render
 from gateway.web.police_filters import UUID, filter_params, form_query
-from gateway.web.sessions import Session
+from web_security.login import remote_address
+from web_security.roles import CsrfField, check_csrf
+from web_security.sessions import Session
 
 router = APIRouter(include_in_schema=False)
 # An export streams every row its filters select, a page at a time: memory stays one page
@@ -59,8 +53,8 @@ def _refusal(request: Request, exc: ValidationError) -> str:
     return word(key, lang) if key in WORDS else str(exc)
 
 
-def _audit(store: Store, user: Session, request: Request, action: str, purpose: str | None,
-           params: dict[str, Any], records: int) -> int:  # fmt: skip
+def _audit(store: Store, user: Session[Role], request: Request, action: str,
+           purpose: str | None, params: dict[str, Any], records: int) -> int:  # fmt: skip
     """Append the audit row; its seq."""
     return store.audit(username=user.username, role=user.role, remote=remote_address(request),
                        action=action, purpose=purpose, params=params,
@@ -96,7 +90,7 @@ def police_page(
                    held=UUID.fullmatch(held) is not None)  # fmt: skip
 
 
-def _police_html(request: Request, user: Session, doors: Mapping[str, str | None],
+def _police_html(request: Request, user: Session[Role], doors: Mapping[str, str | None],
                  form: dict[str, str], purpose: str, *, status: int = 200,
                  **context: Any) -> Response:  # fmt: skip
     """The search page; `link(**changes)` is this search's address with some filters changed,

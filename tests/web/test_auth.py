@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from gateway.store import Role
 from gateway.web.app import create_app
-from gateway.web.sessions import LoginThrottle, Sessions
 from tests.store.factories import id_number
+from web_security.sessions import MemorySessions
+from web_security.throttle import LoginThrottle
 
 from .building import BuildingGateway
 from .conftest import PASSWORDS, login
@@ -86,7 +88,7 @@ def test_every_response_carries_the_security_headers(client: TestClient) -> None
 
 def test_idle_and_old_sessions_end() -> None:
     now = [1000.0]
-    sessions = Sessions(idle_seconds=900, max_seconds=3600, clock=lambda: now[0])
+    sessions = MemorySessions[Role](idle_seconds=900, max_seconds=3600, clock=lambda: now[0])
     token, _ = sessions.create("head", "building_head", None)
     now[0] += 899
     assert sessions.get(token) is not None  # and the idle timer restarts

@@ -17,9 +17,10 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from gateway import passwords
+from gateway.store import Role
 from gateway.web.app import create_app
-from gateway.web.sessions import Sessions
+from web_security import passwords
+from web_security.sessions import MemorySessions
 
 from .building import BuildingGateway
 from .conftest import PASSWORDS, login
@@ -146,7 +147,7 @@ def test_a_busy_login_says_so_in_chinese_on_the_page_and_in_json_on_the_api(
 
 def test_a_thousand_logins_of_one_user_leave_other_users_sessions_alone() -> None:
     now = [0.0]
-    sessions = Sessions(clock=lambda: now[0])
+    sessions = MemorySessions[Role](clock=lambda: now[0])
     police, _ = sessions.create("police", "police", None)
     head = []
     for _ in range(1000):

@@ -9,9 +9,9 @@ from concurrent.futures import as_completed
 
 import httpx
 
-from gateway.store import JournalEntry
+from gateway.store import JournalEntry, Role
 from gateway.web import deps
-from gateway.web.sessions import Session
+from web_security.sessions import Session
 
 from .building import BuildingGateway
 from .conftest import PASSWORDS
@@ -55,7 +55,7 @@ def test_enrollment_long_polls_are_capped_and_never_hold_up_logins_or_health(
                                      "after": 7}
 
 
-def _session(csrf: str) -> Session:
+def _session(csrf: str) -> Session[Role]:
     return Session("head", "building_head", csrf, None, 0.0, 0.0)
 
 

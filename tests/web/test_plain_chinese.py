@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway import decisions, passwords, tenant_csv
+from gateway import decisions, tenant_csv
 from gateway.config import load_config
 from gateway.parts import door as door_part
 from gateway.parts import findings
@@ -28,6 +28,9 @@ from gateway.store import Store, TenantCreate, validation
 from gateway.web.i18n import WORDS
 from tests.config.support import MINIMAL, write
 from tests.store.factories import id_number
+from web_security import passwords
+from web_security.login import LOGIN_REFUSAL_KEYS
+from web_security.roles import PAGE_REFUSAL_KEYS
 
 from .building import BuildingGateway
 from .conftest import PASSWORDS
@@ -64,6 +67,7 @@ def test_every_refusal_has_both_languages_with_the_same_blanks() -> None:
              "no_such_door"}  # fmt: skip
     missing = sorted(code for code in codes if f"refusal.{code}" not in WORDS)
     assert missing == []
+    assert [key for key in (*LOGIN_REFUSAL_KEYS, *PAGE_REFUSAL_KEYS) if key not in WORDS] == []
     for key, (zh, en) in WORDS.items():
         assert zh.strip(), key
         assert en.strip(), key

@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import status_code_conformance
 from gateway.camera.snapshots import SnapshotStore
 from gateway.store import Store
 from gateway.web.app import create_app
-from gateway.web.deps import COOKIE, CSRF_HEADER
+from web_security.login import COOKIE, CSRF_HEADER
 
 from .conftest import login
 

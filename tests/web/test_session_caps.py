@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from gateway.store import Role
 from gateway.web.app import create_app
-from gateway.web.sessions import PasswordChanged, Sessions, SessionsFull
+from web_security.sessions import MemorySessions, PasswordChanged, SessionsFull
 
 from .building import BuildingGateway
 from .conftest import PASSWORDS
@@ -14,7 +15,7 @@ from .conftest import PASSWORDS
 
 def test_a_full_table_refuses_a_new_user_rather_than_end_another_users_session() -> None:
     now = [0.0]
-    sessions = Sessions(max_sessions=2, max_per_user=2, clock=lambda: now[0])
+    sessions = MemorySessions[Role](max_sessions=2, max_per_user=2, clock=lambda: now[0])
     police, _ = sessions.create("police", "police", None)
     installer, _ = sessions.create("installer", "installer", None)
     with pytest.raises(SessionsFull):
@@ -29,7 +30,7 @@ def test_a_full_table_refuses_a_new_user_rather_than_end_another_users_session()
 
 
 def test_a_login_checked_before_a_password_change_starts_no_session_after_it() -> None:
-    sessions = Sessions()
+    sessions = MemorySessions[Role]()
     generation = sessions.generation("head")  # the login starts checking the old password
     sessions.revoke_user("head")  # the password changes meanwhile
     with pytest.raises(PasswordChanged):
@@ -41,7 +42,7 @@ def test_a_full_table_answers_503_in_json_and_in_chinese_on_the_page(
     gateway: BuildingGateway,
 ) -> None:
     app = create_app(gateway)
-    app.state.web.sessions = Sessions(max_sessions=2, max_per_user=2)
+    app.state.web.sessions = MemorySessions[Role](max_sessions=2, max_per_user=2)
     with TestClient(app, base_url="http://127.0.0.1") as client:
         for username in ("police", "installer"):
             password = PASSWORDS[username][1]

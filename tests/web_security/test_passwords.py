@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from argon2 import PasswordHasher
 
-from gateway import passwords
+from web_security import passwords
 
 
 def test_argon2id_parameters_are_in_the_hash() -> None:

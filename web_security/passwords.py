@@ -1,8 +1,10 @@
 """Password hashing for web users: argon2id sized for a Raspberry Pi 4, plus a minimal policy.
 
-Parameters are OWASP's minimum for argon2id (19 MiB, 2 passes, 1 lane). On the Pi 4 this
-keeps a login well under a quarter second while making each guess against a stolen hash cost
-19 MiB of memory; measured figures are in docs/store.md. Hashes made with other parameters
+Both applications hash with these parameters, so a password rule or a hash means the same on
+the gateway and on the city's platform. They are OWASP's minimum for argon2id (19 MiB,
+2 passes, 1 lane): on the Pi 4, the smallest machine that checks passwords, a login stays well
+under a quarter second while each guess against a stolen hash costs 19 MiB of memory;
+measured figures are in docs/store.md. Hashes made with other parameters
 still verify and are upgraded on the next successful login (`Verification.new_hash`).
 
 Hashing runs on `HASH_WORKERS` threads of its own, with at most `HASH_QUEUE` more waiting;
@@ -58,7 +60,8 @@ _SEQUENCES = (
 _WORDS = ("password", "passw0rd", "admin", "gateway", "welcome", "iloveyou", "letmein", "woaini")
 
 
-# What a refused password is told, by key (the page's words: gateway/web/i18n.py).
+# What a refused password is told, by key: the English of the API, the CLI and logs. An
+# application's pages say it in their own words under the same key.
 WEAK = {
     "password_short": "must be at least {min} characters",
     "password_long": "must be at most {max} characters",
