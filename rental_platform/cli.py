@@ -28,7 +28,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cloud_sync.envelope import load_private_key, public_key_text
 from cloud_sync.transport import TlsFiles
 
-from .platform import CommandNotAccepted, Platform, PlatformSettings, retire_session
+from .commands import CommandNotAccepted
+from .platform import Platform
+from .session import retire_session
+from .settings import PlatformSettings
 
 log = logging.getLogger("rental-platform")
 
