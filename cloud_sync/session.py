@@ -173,7 +173,7 @@ class Session(Generic[StatsT]):
             return max(0.05, self._next_attempt - now) if self._client is None else 0.2
         if not self._connected:
             if now - self._started > self.link.connect_timeout:
-                self._drop(f"no CONNACK within {self.link.connect_timeout:.0f} s")
+                self._drop(f"no CONNACK within {self.link.connect_timeout:g} s")
             return 0.2
         self._check(client, client.loop_misc(), "keepalive")
         if self._client is not client:
@@ -181,7 +181,8 @@ class Session(Generic[StatsT]):
         return self._work(client, now)
 
     def puback(self, client: mqtt.Client, mid: int, qos: int) -> bool:
-        """Acknowledge a message received on `client` (manual_ack); False if it has dropped.
+        """PUBACK a message received on `client` (manual_ack); False if that connection has
+        dropped (or QoS 0 wants no PUBACK).
 
         A PUBACK owed on a connection that has dropped is not sent on the next one: its
         message id may belong to another message there. The broker sends the message again.
