@@ -1,9 +1,10 @@
-"""The thread that owns uplink sessions: one selector over their sockets, one at a time.
+"""The thread that owns MQTT sessions: one selector over their sockets, one at a time.
 
-paho's client is not thread-safe, so every call into a session's client happens here. A
-gateway runs one session on one Runner; the fleet benchmark runs a thousand per Runner, which
-is why the loop only services the sessions that had traffic or whose timer came due instead
-of sweeping all of them on every wake-up.
+paho's client is not thread-safe, so every call into a session's client happens here (see
+session.py). A gateway runs one uplink session on one Runner, and so does each platform
+instance with its consumer; the fleet benchmark runs a thousand per Runner, which is why the
+loop only services the sessions that had traffic or whose timer came due instead of sweeping
+all of them on every wake-up.
 
     runner = Runner()
     runner.add(session)
@@ -25,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .uplink import UplinkSession
+from .session import Session
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +34,12 @@ log = logging.getLogger(__name__)
 class Runner:
     """Drive sessions from one thread until `stop()`."""
 
-    def __init__(self, name: str = "uplink") -> None:
+    def __init__(self, name: str = "mqtt") -> None:
         self._name = name
-        self._sessions: list[UplinkSession] = []
+        self._sessions: list[Session[Any]] = []
         self._selector = selectors.DefaultSelector()
-        self._registered: dict[UplinkSession, tuple[Any, int]] = {}
-        self._calls: queue.SimpleQueue[tuple[Callable[[], None], UplinkSession | None]] = (
+        self._registered: dict[Session[Any], tuple[Any, int]] = {}
+        self._calls: queue.SimpleQueue[tuple[Callable[[], None], Session[Any] | None]] = (
             queue.SimpleQueue()
         )
         self._wake_r, self._wake_w = socket.socketpair()
@@ -46,13 +47,15 @@ class Runner:
         self._wake_w.setblocking(False)
         # (when, tie-breaker, session); stale entries (not the session's `_next` any more) are
         # skipped when popped, so rescheduling is a push, never a search.
-        self._due: list[tuple[float, int, UplinkSession]] = []
-        self._next: dict[UplinkSession, float] = {}
+        self._due: list[tuple[float, int, Session[Any]]] = []
+        self._next: dict[Session[Any], float] = {}
         self._order = itertools.count()
+        # Sessions that stopped reading with bytes still waiting (a burst's bound).
+        self._unread: dict[Session[Any], None] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def add(self, session: UplinkSession) -> None:
+    def add(self, session: Session[Any]) -> None:
         """Drive `session` (before start, or from the runner's thread via call_soon)."""
         session.on_socket_change = self._update
         session.call_soon = lambda fn: self.call_soon(fn, session)
@@ -60,7 +63,7 @@ class Runner:
         self._schedule(session, 0.0)
 
     @property
-    def sessions(self) -> list[UplinkSession]:
+    def sessions(self) -> list[Session[Any]]:
         """The sessions driven here."""
         return self._sessions
 
@@ -74,7 +77,7 @@ class Runner:
         """Whether the thread runs: started, not stopped, and not ended by an exception."""
         return self._thread is not None and self._thread.is_alive()
 
-    def call_soon(self, fn: Callable[[], None], session: UplinkSession | None = None) -> None:
+    def call_soon(self, fn: Callable[[], None], session: Session[Any] | None = None) -> None:
         """Run `fn()` on the runner's thread as soon as it wakes (thread-safe).
 
         Name the `session` that `fn` touches, so its socket is flushed right after.
@@ -94,7 +97,7 @@ class Runner:
                 try:
                     session.close()
                 except Exception:  # one broken session must not keep the others connected
-                    log.exception("closing uplink session failed")
+                    log.exception("closing session %s failed", session.link.client_id)
             self._stop.set()
 
         self.call_soon(close_all)
@@ -106,7 +109,7 @@ class Runner:
 
     # ------------------------------------------------------------------------ loop
 
-    def _update(self, session: UplinkSession) -> None:
+    def _update(self, session: Session[Any]) -> None:
         """Keep the selector in line with the session's socket and write interest."""
         sock = session.socket()
         old = self._registered.get(session)
@@ -126,9 +129,9 @@ class Runner:
             self._selector.register(sock, events, session)
             self._registered[session] = (sock, events)
         except (ValueError, KeyError, OSError):
-            log.warning("socket of %s could not be watched", session.settings.gateway_id)
+            log.warning("socket of %s could not be watched", session.link.client_id)
 
-    def _unregister(self, session: UplinkSession, sock: Any) -> None:
+    def _unregister(self, session: Session[Any], sock: Any) -> None:
         self._registered.pop(session, None)
         with contextlib.suppress(KeyError, ValueError, OSError):
             self._selector.unregister(sock)
@@ -136,14 +139,17 @@ class Runner:
     def _run(self) -> None:
         while not self._stop.is_set():
             timeout = max(0.0, min(1.0, self._due[0][0] - time.monotonic())) if self._due else 1.0
-            touched: dict[UplinkSession, None] = {}
-            for key, mask in self._selector.select(timeout):
+            touched: dict[Session[Any], None] = {}
+            unread, self._unread = self._unread, {}
+            for session in unread:
+                self._read(session, touched)
+            for key, mask in self._selector.select(0.0 if unread else timeout):
                 session = key.data
                 if session is None:
                     self._drain_wakeups()
                     continue
                 if mask & selectors.EVENT_READ:
-                    session.on_readable()
+                    self._read(session, touched)
                 if mask & selectors.EVENT_WRITE:
                     session.on_writable()
                 touched[session] = None
@@ -164,7 +170,12 @@ class Runner:
                 self._schedule(session, time.monotonic() + session.service())
                 self._update(session)
 
-    def _schedule(self, session: UplinkSession, when: float) -> None:
+    def _read(self, session: Session[Any], touched: dict[Session[Any], None]) -> None:
+        if session.on_readable():
+            self._unread[session] = None
+        touched[session] = None
+
+    def _schedule(self, session: Session[Any], when: float) -> None:
         self._next[session] = when
         heapq.heappush(self._due, (when, next(self._order), session))
 

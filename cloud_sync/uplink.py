@@ -4,17 +4,19 @@ The journal is the only queue. paho keeps its session and its outgoing queue in 
 process that dies loses them; here an event leaves the pending set only when the platform's
 `P/ack` covers it, never on a PUBACK (a broker can acknowledge and then crash before saving).
 After every (re)connect the session starts again from the acknowledged watermark, which is why
-each connection gets a fresh paho client: the old one would also replay its in-memory queue.
+each connection gets a fresh paho client (session.py): the old one would also replay its
+in-memory queue.
 
-An `UplinkSession` is driven by one `Runner` thread (see runner.py), which owns its paho client:
-paho is not thread-safe. Other threads talk to a session only through `Runner.call_soon`.
+An `UplinkSession` is a `Session` (session.py): the engine connects, backs off, subscribes again
+and reconnects; this module says what the connection is for. It is driven by one `Runner`
+thread (see runner.py), which owns its paho client: paho is not thread-safe. Other threads talk
+to a session only through `Runner.call_soon`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -23,18 +25,23 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from .backoff import Backoff
-from .envelope import MAX_ENVELOPE_BYTES
 from .payload import PayloadRefused, parse_object
-from .topics import Topics
-from .transport import TlsFiles, no_delay, tls_pending
+from .session import Session, properties
+from .transport import TlsFiles
+from .uplink_settings import MAX_DOWNLINK_PACKET, UplinkSettings, UplinkStats
 
-__all__ = ["Journal", "Snapshots", "TlsFiles", "UplinkSession", "UplinkSettings", "UplinkStats"]
+__all__ = [
+    "MAX_DOWNLINK_PACKET",
+    "Journal",
+    "Snapshots",
+    "TlsFiles",
+    "UplinkSession",
+    "UplinkSettings",
+    "UplinkStats",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +49,6 @@ _NO_MATCHING_SUBSCRIBERS = 0x10
 _UNHEARD_RETRY = 5.0  # seconds
 # `{"seq": N}` is under 40 bytes; an ack this large is not one, so it is never parsed.
 MAX_ACK_BYTES = 1024
-# The largest downlink is a command envelope (a registry.apply); the rest is room for the
-# topic and properties. Announced in CONNECT: the broker drops a larger PUBLISH for us instead
-# of delivering it (Mosquitto 2.0.11 logs "Dropping too large outgoing PUBLISH"), so it
-# never reaches paho, which would read it whole into memory first.
-MAX_DOWNLINK_PACKET = MAX_ENVELOPE_BYTES + 64 * 1024
 
 
 class Journal(Protocol):
@@ -89,77 +91,11 @@ class Snapshots(Protocol):
 CommandHandler = Callable[[bytes], dict[str, Any]]
 
 
-@dataclass(frozen=True, slots=True)
-class UplinkSettings:
-    """Where to connect and how; the defaults are the production ones."""
-
-    host: str
-    port: int
-    gateway_id: str
-    topic_prefix: str = "rental/v1"
-    version: str = "0"
-    tls: TlsFiles | None = None
-    keepalive: int = 30
-    session_expiry: int = 7 * 24 * 3600
-    connect_timeout: float = 10.0
-    # Events published but not yet PUBACKed. Mosquitto's own default window is 20 per
-    # client; a larger one only queues inside the broker (see docs/uplink.md for the figures).
-    window: int = 100
-    batch: int = 500  # events read from the journal at a time
-    # The will says offline and every connect says online; the periodic status only refreshes
-    # queue_depth. At 300 s, 7,024 gateways sent more statuses (23/s) than events (16/s).
-    status_interval: float = 1800.0
-    # No ack progress for this long while events wait, with nothing in flight: the platform
-    # lost them (a broker restored from an old save, say); send again from the watermark.
-    ack_timeout: float = 60.0
-    # While the platform stays silent the wait doubles after each resend, up to this: a
-    # consumer down for an hour must not get every pending event sixty times over (the broker
-    # would queue about 31 messages per event and fill in under an hour at the average rate).
-    ack_timeout_cap: float = 1800.0
-    backoff_base: float = 1.0
-    backoff_cap: float = 120.0
-    max_packet_bytes: int = MAX_DOWNLINK_PACKET  # announced in CONNECT; see the constant
-    # The local page's certificate request (PEM), published retained on every connect so the
-    # city finds the newest one whenever it looks (SPEC 3 `P/web/csr`); None: no page key.
-    web_csr: bytes | None = None
-
-    @property
-    def topics(self) -> Topics:
-        """This gateway's topics."""
-        return Topics(self.topic_prefix, self.gateway_id)
-
-
-@dataclass(slots=True)
-class UplinkStats:
-    """Counters for health reports, benchmarks and tests."""
-
-    connects: int = 0
-    connect_failures: int = 0
-    disconnects: int = 0
-    published: int = 0
-    resent: int = 0  # events sent again after an ack timeout (not those after a reconnect)
-    refused: int = 0  # PUBACKs with a failure reason code (ACL, quota)
-    unheard: int = 0  # events the broker accepted with "no matching subscribers" (0x10)
-    acks: int = 0
-    commands: int = 0
-    # Downlink messages refused before they could do anything (malformed, oversize, retained,
-    # an ack for a seq not sent on this connection), in all and by reason.
-    downlink_refused: int = 0
-    downlink_refusals: dict[str, int] = field(default_factory=dict)
-    snapshots: int = 0
-    snapshots_refused: int = 0
-    connected_since: float | None = None
-    last_error: str = ""
-    first_connected_at: float | None = None
-
-
 @dataclass(slots=True)
 class _Connection:
-    """State that lives exactly as long as one paho client."""
+    """State that lives exactly as long as one accepted connection (and its paho client)."""
 
     client: mqtt.Client
-    started: float
-    connected: bool = False
     cursor: int = 0  # the last seq published, where sending carries on
     highest: int = 0  # highest seq published on this connection: no ack may go beyond it
     inflight: dict[int, int] = field(default_factory=dict)  # mid → seq (0: status/result)
@@ -170,7 +106,7 @@ class _Connection:
     buffer: deque[tuple[int, bytes]] = field(default_factory=deque)
 
 
-class UplinkSession:
+class UplinkSession(Session[UplinkStats]):
     """The MQTT session of one gateway. Every method runs on its runner's thread."""
 
     def __init__(
@@ -186,16 +122,13 @@ class UplinkSession:
         `commands(envelope, reply)` is given each `P/cmd` message and must call `reply(result)`
         later from any thread through the runner (the Runner wires that up).
         """
+        super().__init__(settings.link, UplinkStats(), clock)
         self.settings = settings
         self.topics = settings.topics
         self.journal = journal
         self.commands = commands
         self.snapshots = snapshots
-        self.stats = UplinkStats()
-        self._clock = clock
-        self._backoff = Backoff(base=settings.backoff_base, cap=settings.backoff_cap)
-        self._conn: _Connection | None = None
-        self._next_attempt = 0.0
+        self._conn: _Connection | None = None  # while connected
         self._next_status = 0.0
         self._last_ack_progress = 0.0
         # How long events may wait for an ack before they are sent again: ack_timeout, 5 s
@@ -203,78 +136,19 @@ class UplinkSession:
         # while no ack comes (see ack_timeout_cap), back to ack_timeout on the next ack.
         self._ack_wait = settings.ack_timeout
         self._acked = -1
-        self._closing = False
-        # Set by the runner that drives this session.
-        self.on_socket_change: Callable[[UplinkSession], None] = lambda _s: None
-        self.call_soon: Callable[[Callable[[], None]], None] = lambda fn: fn()
-
-    # ------------------------------------------------------------------ runner interface
-
-    def socket(self) -> Any:
-        """The connected socket for the runner's selector, or None."""
-        return self._conn.client.socket() if self._conn is not None else None
-
-    def want_write(self) -> bool:
-        """Whether paho has bytes waiting for the socket."""
-        return self._conn is not None and self._conn.client.want_write()
-
-    @property
-    def connected(self) -> bool:
-        """A CONNACK accepted this connection and it has not dropped since."""
-        return self._conn is not None and self._conn.connected
-
-    def on_readable(self) -> None:
-        """The socket has bytes: let paho read them (callbacks run here)."""
-        # paho reads about one packet per call; TLS may hold more, already decrypted, where
-        # select() cannot see it: keep reading until the TLS buffer is empty too, or an ack
-        # could sit there until the next keepalive.
-        for _ in range(1000):
-            conn = self._conn
-            if conn is None:
-                return
-            self._check(conn.client.loop_read(), "read")
-            if self._conn is not conn or not tls_pending(conn.client.socket()):
-                return
-
-    def on_writable(self) -> None:
-        """The socket can take bytes."""
-        if self._conn is not None:
-            self._check(self._conn.client.loop_write(), "write")
-
-    def service(self) -> float:
-        """Connect when due, keep alive, publish what waits; return seconds until due again."""
-        now = self._clock()
-        if self._closing:
-            return 1.0
-        conn = self._conn
-        if conn is None:
-            if now >= self._next_attempt:
-                self._connect(now)
-            return max(0.05, self._next_attempt - now) if self._conn is None else 0.2
-        if not conn.connected:
-            if now - conn.started > self.settings.connect_timeout:
-                self._drop(f"no CONNACK within {self.settings.connect_timeout:.0f} s")
-            return 0.2
-        self._check(conn.client.loop_misc(), "keepalive")
-        if self._conn is None:
-            return 0.05
-        self._pump(now)
-        if now >= self._next_status:
-            self._publish_status("online")
-        return 0.5
 
     def kick(self) -> None:
         """New events were journaled: publish them now rather than at the next sweep."""
-        if self._conn is not None and self._conn.connected:
+        if self._conn is not None:
             self._pump(self._clock())
 
     def reply(self, result: dict[str, Any], response_topic: str | None, correlation: bytes | None,
               ) -> None:  # fmt: skip
         """Publish a command result (runner thread)."""
-        if self._conn is None or not self._conn.connected:
+        if self._conn is None:
             log.warning("command result %r lost: not connected", result)
             return
-        props = _properties(PacketTypes.PUBLISH)
+        props = properties(PacketTypes.PUBLISH)
         if correlation is not None:
             props.CorrelationData = correlation
         topic = response_topic if response_topic and _under(response_topic, self.topics.base) \
@@ -284,81 +158,18 @@ class UplinkSession:
         )
         self._conn.inflight[info.mid] = 0
 
-    def close(self) -> None:
-        """Say offline (retained) and disconnect; the runner then forgets the session."""
-        self._closing = True
-        conn = self._conn
-        if conn is None:
-            return
-        if conn.connected:
-            info = self._publish_status("offline")
-            conn.client.disconnect()
-            deadline = time.monotonic() + 2.0
-            # Flush the offline status and the DISCONNECT with a blocking write loop.
-            while conn.client.want_write() and time.monotonic() < deadline:
-                if conn.client.loop_write() != mqtt.MQTT_ERR_SUCCESS:
-                    break
-                time.sleep(0.01)
-            del info
-        self._forget_socket()
-
     # ---------------------------------------------------------------- connection
 
-    def _connect(self, now: float) -> None:
-        s = self.settings
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=s.gateway_id,
-            protocol=mqtt.MQTTv5,
-            reconnect_on_failure=False,
-        )
-        client.connect_timeout = s.connect_timeout
+    def _prepare(self, client: mqtt.Client) -> None:
         # paho's own queue would only duplicate the journal; it must never drop silently.
-        client.max_inflight_messages_set(s.window + 10)
-        if s.tls is not None:
-            client.tls_set_context(s.tls.context())
-        else:
-            client.username_pw_set(s.gateway_id)
+        client.max_inflight_messages_set(self.settings.window + 10)
         client.will_set(self.topics.status, self._status_payload("offline"), qos=1, retain=True)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
-        client.on_message = self._on_message
-        props = _properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = s.session_expiry
-        props.MaximumPacketSize = s.max_packet_bytes
-        self._conn = _Connection(client, now)
-        try:
-            client.connect(s.host, s.port, keepalive=s.keepalive, clean_start=False,
-                           properties=props)  # fmt: skip
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            self.stats.connect_failures += 1
-            self._conn = None
-            self._retry_later(f"connect to {s.host}:{s.port} failed: {exc}")
-            return
-        no_delay(client.socket())
-        self.on_socket_change(self)
 
-    def _on_connect(
-        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode,
-        _props: Properties | None,
-    ) -> None:  # fmt: skip
-        conn = self._conn
-        if conn is None or conn.client is not client:
-            return
-        if reason.is_failure:
-            self.stats.connect_failures += 1
-            self._drop(f"broker refused the connection: {reason}")
-            return
-        conn.connected = True
-        self.stats.connects += 1
-        now = self._clock()
-        self.stats.connected_since = now
-        if self.stats.first_connected_at is None:
-            self.stats.first_connected_at = now
-        self._backoff.reset()
-        # A restarted broker may have forgotten the session: subscribe on every connect.
-        client.subscribe([(self.topics.ack, 1), (self.topics.cmd, 1)])
+    def _subscriptions(self) -> list[tuple[str, int]]:
+        return [(self.topics.ack, 1), (self.topics.cmd, 1)]
+
+    def _on_connected(self, client: mqtt.Client, now: float) -> None:
+        conn = self._conn = _Connection(client)
         acked = self.journal.acked_seq()
         conn.cursor = acked
         self._acked = acked
@@ -371,45 +182,17 @@ class UplinkSession:
             conn.inflight[info.mid] = 0
         self._pump(now)
 
-    def _on_disconnect(
-        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode,
-        _props: Properties | None,
-    ) -> None:  # fmt: skip
-        conn = self._conn
-        if conn is None or conn.client is not client:
-            return
-        self._drop(f"disconnected: {reason}")
-
-    def _drop(self, why: str) -> None:
-        conn = self._conn
-        if conn is None:
-            return
-        if conn.connected:
-            self.stats.disconnects += 1
+    def _on_dropped(self) -> None:
         self._conn = None
-        conn.client.on_disconnect = None
-        try:
-            sock = conn.client.socket()
-            if sock is not None:
-                sock.close()
-        except OSError:
-            pass
-        self._forget_socket()
-        if not self._closing:
-            self._retry_later(why)
 
-    def _retry_later(self, why: str) -> None:
-        delay = self._backoff.next_delay()
-        self._next_attempt = self._clock() + delay
-        self.stats.last_error = why
-        log.warning("uplink: %s; next attempt in %.1f s", why, delay)
+    def _work(self, client: mqtt.Client, now: float) -> float:
+        self._pump(now)
+        if self._conn is not None and now >= self._next_status:
+            self._publish_status("online")
+        return 0.5
 
-    def _forget_socket(self) -> None:
-        self.on_socket_change(self)
-
-    def _check(self, rc: MQTTErrorCode, what: str) -> None:
-        if rc != mqtt.MQTT_ERR_SUCCESS and self._conn is not None:
-            self._drop(f"{what}: {mqtt.error_string(rc)}")
+    def _before_close(self, client: mqtt.Client) -> None:
+        self._publish_status("offline")
 
     # -------------------------------------------------------------------- sending
 
@@ -445,7 +228,7 @@ class UplinkSession:
                 # The consumer's floor for this gateway: every seq up to it is stored centrally
                 # already. Sent when it moves, not on every event: paho's Properties cost
                 # more than the rest of a publish.
-                props = _properties(PacketTypes.PUBLISH)
+                props = properties(PacketTypes.PUBLISH)
                 props.UserProperty = [("acked", str(self._acked))]
                 conn.floor_sent = self._acked
             info = conn.client.publish(self.topics.events, body, qos=1, properties=props)
@@ -501,12 +284,9 @@ class UplinkSession:
         }
         return json.dumps(body, separators=(",", ":")).encode()
 
-    def _on_publish(
-        self, client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode,
-        _props: Properties | None,
-    ) -> None:  # fmt: skip
+    def _on_published(self, mid: int, reason: ReasonCode) -> None:
         conn = self._conn
-        if conn is None or conn.client is not client:
+        if conn is None:
             return
         if mid == conn.snapshot_mid:
             conn.snapshot_mid = None
@@ -542,12 +322,12 @@ class UplinkSession:
 
     # ------------------------------------------------------------------ receiving
 
-    def _on_message(self, client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+    def _on_received(self, client: mqtt.Client, msg: mqtt.MQTTMessage) -> None:
         # Nothing a message holds may raise into paho and on into the runner's loop: that
         # would end the thread that owns the connection. Every refusal is counted and logged
         # with its reason, never its content.
         conn = self._conn
-        if conn is None or conn.client is not client:
+        if conn is None:
             return
         try:
             topic = msg.topic
@@ -609,10 +389,6 @@ class UplinkSession:
             self.call_soon(lambda: self.reply(result, response, correlation))
 
         self.commands(bytes(msg.payload), reply)
-
-
-def _properties(packet_type: int) -> Properties:
-    return Properties(packet_type)  # type: ignore[no-untyped-call]
 
 
 def _under(topic: str, base: str) -> bool:

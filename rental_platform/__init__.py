@@ -6,12 +6,9 @@ ack rule and the broker's ACL.
 
 from cloud_sync.transport import TlsFiles
 
-from .platform import (
-    CommandNotAccepted,
-    Platform,
-    PlatformSettings,
-    PlatformStats,
-)
+from .commands import CommandNotAccepted
+from .platform import Platform
+from .settings import PlatformSettings, PlatformStats
 from .store import CommandRecord, StoredEvent
 
 __all__ = [

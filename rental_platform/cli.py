@@ -31,8 +31,11 @@ from cloud_sync.envelope import load_private_key, public_key_text
 from cloud_sync.transport import TlsFiles
 
 from .certify.command import add_certify, certify
+from .commands import CommandNotAccepted
 from .exits import EXIT_REFUSED, EXIT_TIMEOUT, EXIT_USAGE, UsageError
-from .platform import CommandNotAccepted, Platform, PlatformSettings, retire_session
+from .platform import Platform
+from .session import retire_session
+from .settings import PlatformSettings
 
 log = logging.getLogger("rental-platform")
 

@@ -165,7 +165,7 @@ def test_an_uplink_part_killed_mid_drain_loses_nothing(
         # The city stores nothing until the uplink is killed: the kill lands mid-drain
         # however fast this machine drains, and the new uplink must send the rest again.
         city_paused = threading.Event()
-        threading.Thread(target=platform._db, args=(lambda _conn: city_paused.wait(120),),
+        threading.Thread(target=platform._ingest.write, args=(lambda _conn: city_paused.wait(120),),
                          daemon=True).start()  # fmt: skip
         try:
             with gateway_run(b, tmp_path) as run:
