@@ -1,6 +1,6 @@
 """The city platform's reference consumer: store every gateway's events, then acknowledge them.
 
-    platform = Platform(PlatformSettings(host="127.0.0.1", port=8883, db_path=Path("city.db"),
+    platform = Platform(PlatformSettings(host="127.0.0.1", port=8883, db="city.db",
                                          client_id="platform-1", signing_key=key))
     platform.start()
     platform.wait_for(lambda: platform.watermark("gw-440305-0042") >= 10)
@@ -13,7 +13,8 @@ subscribes, hands every message to the writer, and sends PUBACKs, acks and comma
 thread stores messages in batches (one transaction each) and only then tells the MQTT thread to
 PUBACK them (paho's `manual_ack`), so a broker never drops a message the database has not got.
 `P/ack` is published from the database's watermark, never from one process's memory: see
-store.py and docs/platform.md for the rule.
+store/gateways.py and docs/platform.md for the rule. While the database is away (PostgreSQL
+restarting), the writer retries the same batch with back-off; nothing is PUBACKed meanwhile.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from cloud_sync.topics import Topics, fleet_filter, gateway_of
 from cloud_sync.transport import TlsFiles, no_delay, tls_pending
 
 from . import store
-from .store import CommandRecord, Incoming, StoredEvent
+from .store import CommandRecord, Incoming, Limits, Store, StoreConfig, StoredEvent
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,11 @@ class PlatformSettings:
 
     host: str
     port: int
-    db_path: Path
+    db: str | Path  # a PostgreSQL URL or a SQLite file (store/opening.py)
+    store_key: Path | None = None  # default: see StoreConfig.for_url
+    snapshot_dir: Path | None = None
+    limits: Limits = field(default_factory=Limits)
+    upkeep_interval: float = 3600.0  # partitions ahead, retention
     # The persistent session's key: stable across restarts, different for every instance.
     # Under TLS with `use_username_as_clientid` the broker uses the certificate's name instead.
     client_id: str = "rental-platform"
@@ -162,8 +167,10 @@ class Platform:
         self._connected = threading.Event()
         self._threads: list[threading.Thread] = []
         self._reader_lock = threading.Lock()
-        self._reader: Any = None
-        self._writer: Any = None
+        self._reader: Store | None = None
+        self._writer: Store | None = None
+        self._db_backoff = store.Backoff(self.settings.backoff_base, self.settings.backoff_cap)
+        self._upkeep_due = 0.0
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
         # MQTT thread only:
@@ -181,11 +188,14 @@ class Platform:
     # -- life cycle --------------------------------------------------------------------------
 
     def start(self) -> Platform:
-        """Open the database, then start the writer and the MQTT thread."""
-        self.settings.db_path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = store.connect(self.settings.db_path)
-        store.migrate(self._writer)
-        self._reader = store.connect(self.settings.db_path)
+        """Open the database (migrated, partitions made), then start the writer and the MQTT
+        thread."""
+        s = self.settings
+        config = StoreConfig.for_url(s.db, key_file=s.store_key, snapshot_dir=s.snapshot_dir,
+                                     limits=s.limits)
+        self._writer = Store.open(config)
+        self._upkeep(time.time())
+        self._reader = self._writer.sibling()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -208,8 +218,9 @@ class Platform:
         self._inbox.put(_STOP)
         self._threads[0].join(timeout)
         self._threads = []
-        for conn in (self._reader, self._writer):
-            conn.close()
+        for opened in (self._reader, self._writer):
+            if opened is not None:
+                opened.close()
         for sock in (self._wake_r, self._wake_w):
             if sock is not None:
                 sock.close()
@@ -255,8 +266,8 @@ class Platform:
         return int(self.gateway(gateway_id)["watermark"])
 
     def gateway(self, gateway_id: str) -> dict[str, Any]:
-        """`watermark`, `floor`, `duplicates` and `rejected` of a gateway, from the database."""
-        return self._query(lambda c: store.gateway_row(c, gateway_id))
+        """`watermark`, `floor`, counters and open conflict of a gateway, from the database."""
+        return self._query(lambda c: store.gateway_row(c.db, gateway_id))
 
     def status(self, gateway_id: str) -> dict[str, Any] | None:
         """The gateway's latest status message."""
@@ -272,15 +283,21 @@ class Platform:
 
     def command(self, gateway_id: str, counter: int) -> CommandRecord | None:
         """A command sent and its result so far."""
-        return self._query(lambda c: store.command(c, gateway_id, counter))
+        return self._query(lambda c: store.command(c.db, gateway_id, counter))
 
     def latencies(self) -> list[tuple[float, float]]:
         """Per stored event: (received − gateway ts, stored − gateway ts), in seconds."""
         return self._query(store.latencies)
 
-    def _query(self, query: Callable[[Any], T]) -> T:
+    def _query(self, query: Callable[[Store], T]) -> T:
         with self._reader_lock:
-            return query(self._reader)
+            assert self._reader is not None
+            try:
+                return query(self._reader)
+            except Exception as exc:
+                if store.transient(exc):
+                    self._reader.db.drop()  # the next query connects again
+                raise
 
     # -- commands -------------------------------------------------------------------------------
 
@@ -296,14 +313,14 @@ class Platform:
         if key is None:
             raise RuntimeError("no signing key: commands cannot be sent")
         floor = int(self.settings.wall_clock() * 1000)
-        counter: int = self._db(lambda c: store.next_counter(c, gateway_id, floor))
+        counter: int = self._db(lambda c: store.next_counter(c.db, gateway_id, floor))
         issued = datetime.now(UTC).replace(microsecond=0)
         lifetime = self.settings.command_lifetime
         envelope = seal_command(key, gateway_id=gateway_id, counter=counter, cmd=cmd, args=args,
                                 issued_at=issued, lifetime=lifetime)
         summary = _summary(cmd, args)
         self._db(lambda c: store.record_command(
-            c, gateway_id, counter, cmd, summary, issued.isoformat(),
+            c.db, gateway_id, counter, cmd, summary, issued.isoformat(),
             (issued + lifetime).isoformat()))
         topics = Topics(self.settings.prefix, gateway_id)
         props = _properties(PacketTypes.PUBLISH)
@@ -324,7 +341,7 @@ class Platform:
         if reason >= 0x80:
             raise CommandNotAccepted(f"broker refused command {counter} to {gateway_id}:"
                                      f" reason {reason:#x}")
-        self._db(lambda c: store.command_sent(c, gateway_id, counter, time.time()))
+        self._db(lambda c: store.command_sent(c.db, gateway_id, counter, time.time()))
         self.stats.commands_sent += 1
         return counter
 
@@ -352,7 +369,7 @@ class Platform:
 
     # -- the writer thread ----------------------------------------------------------------------
 
-    def _db(self, function: Callable[[Any], T]) -> T:
+    def _db(self, function: Callable[[Store], T]) -> T:
         """Run `function(connection)` on the writer thread, between two batches."""
         if self.failure is not None:
             raise RuntimeError("the platform's database writer failed") from self.failure
@@ -365,6 +382,7 @@ class Platform:
 
     def _run_writer(self) -> None:
         conn = self._writer
+        assert conn is not None
         pending: object = None
         while True:
             item = pending if pending is not None else self._inbox.get()
@@ -372,8 +390,10 @@ class Platform:
             if item is _STOP:
                 return
             if isinstance(item, _Job):
-                self._run_job(conn, item)
+                self._run_job(item)
                 continue
+            if time.monotonic() >= self._upkeep_due:
+                self._upkeep(time.time())
             assert isinstance(item, _Received)
             batch = [item]
             while len(batch) < self.settings.batch_max:
@@ -385,8 +405,12 @@ class Platform:
                     pending = more
                     break
                 batch.append(more)
+            messages = [r.message for r in batch]
             try:
-                outcome = store.store_batch(conn, [r.message for r in batch])
+                outcome = self._retrying(functools.partial(store.store_batch,
+                                                           messages=messages))
+            except InterruptedError:
+                return  # stopping while the database was away: nothing was PUBACKed
             except Exception as exc:  # not carrying on: the platform stops
                 # A database we cannot write: nothing more may be acknowledged. Stop, so that
                 # `rental-platform run` exits and its supervisor restarts it.
@@ -401,11 +425,28 @@ class Platform:
             acks = [(r.client, r.mid, r.qos) for r in batch if r.qos > 0]
             self._call(functools.partial(self._after_batch, acks, outcome))
 
-    def _run_job(self, conn: Any, job: _Job) -> None:
+    def _run_job(self, job: _Job) -> None:
         try:
-            job.done.set_result(job.function(conn))
+            job.done.set_result(self._retrying(job.function))
         except Exception as exc:  # noqa: BLE001 - raised again in the caller's thread
             job.done.set_exception(exc)
+
+    def _retrying(self, work: Callable[[Store], T]) -> T:
+        """`work(writer store)`, tried again with back-off while the database is away."""
+        writer = self._writer
+        assert writer is not None
+
+        def failed(why: str) -> None:
+            self.stats.last_error = why
+
+        return store.retrying(writer.db, lambda _db: work(writer), self._stopping,
+                              self._db_backoff, failed)
+
+    def _upkeep(self, now: float) -> None:
+        """Partitions ahead and retention (docs/platform.md, "History"), once an interval."""
+        self._upkeep_due = time.monotonic() + self.settings.upkeep_interval
+        with contextlib.suppress(InterruptedError):
+            self._retrying(lambda c: store.upkeep(c, now))
 
     def _fail_waiting_jobs(self, exc: BaseException) -> None:
         while True:
