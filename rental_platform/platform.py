@@ -291,13 +291,16 @@ class Platform:
 
     def _query(self, query: Callable[[Store], T]) -> T:
         with self._reader_lock:
-            assert self._reader is not None
+            reader = self._reader
+            assert reader is not None
             try:
-                return query(self._reader)
+                return query(reader)
             except Exception as exc:
-                if store.transient(exc):
-                    self._reader.db.drop()  # the next query connects again
-                raise
+                if not store.transient(exc):
+                    raise
+            # A connection left over from before a database restart: once more, on a new one.
+            reader.db.drop()
+            return query(reader)
 
     # -- commands -------------------------------------------------------------------------------
 

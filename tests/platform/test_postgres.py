@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from rental_platform import Platform, PlatformSettings
 from rental_platform.store import (
     Store,
     StoreConfig,
@@ -23,8 +24,10 @@ from rental_platform.store import (
     upkeep,
 )
 
+from ..cloud.broker import Broker
+from ..cloud.test_consumer import Gateway
 from ..postgres import PostgresCluster
-from .conftest import GW1, GW2, event, events, message
+from .conftest import GW1, event, events, message
 
 DAY = 86400.0
 
@@ -119,41 +122,37 @@ def test_months_are_partitions_and_held_events_outlive_theirs(pg_config: StoreCo
 
 
 def test_the_platform_survives_postgres_killed_and_restarted(
-    postgres: PostgresCluster, pg_config: StoreConfig
+    postgres: PostgresCluster, pg_config: StoreConfig, tmp_path: Path
 ) -> None:
-    """The writer keeps the batch, retries with back-off, and stores it once, after."""
-    store = Store.open(pg_config)
-    store_batch(store, events(GW2, 1))
-    stopping = threading.Event()
-    from rental_platform.store import Backoff, retrying
-
-    postgres.kill()
-    failures: list[str] = []
-    result: list[object] = []
-
-    def write() -> None:
-        result.append(
-            retrying(
-                store.db,
-                lambda _db: store_batch(store, events(GW2, 2, 3)),
-                stopping,
-                Backoff(0.05, 0.5),
-                failures.append,
-            )
+    """SIGKILL of PostgreSQL under a running platform, then a restart: the writer keeps its
+    batch, PUBACKs nothing, retries with back-off, and every event is stored exactly once."""
+    total = 600
+    with Broker(tmp_path / "broker") as broker:
+        settings = PlatformSettings(
+            host=broker.host,
+            port=broker.port,
+            db=pg_config.url,
+            store_key=pg_config.key_file,
+            snapshot_dir=pg_config.snapshot_dir,
+            client_id="platform-pg",
+            ack_interval=0.02,
+            backoff_base=0.05,
+            backoff_cap=0.5,
         )
-
-    writer = threading.Thread(target=write)
-    writer.start()
-    try:
-        deadline = time.monotonic() + 30
-        while len(failures) < 2:
-            assert time.monotonic() < deadline, "no attempt while the server was down"
-            time.sleep(0.01)
-        postgres.start()
-        writer.join(60)
-    finally:
-        stopping.set()
-    assert result, failures
-    assert [e.seq for e in events_for(store, GW2)] == [1, 2, 3]
-    assert gateway_row(store.db, GW2)["watermark"] == 3
-    store.close()
+        gateway = Gateway(broker, GW1)
+        with Platform(settings) as platform:
+            platform.wait_connected()
+            gateway.send(*range(1, 201))
+            gateway.wait_ack(200)
+            postgres.kill()
+            gateway.send(*range(201, 401))  # received; not storable; not PUBACKed
+            platform.wait_for(lambda: platform.stats.received >= 400, timeout=30)
+            platform.wait_for(lambda: "database" in (platform.stats.last_error or ""), timeout=30)
+            assert platform.running
+            assert max(gateway.acks()) == 200
+            postgres.start()
+            gateway.send(*range(401, total + 1))
+            gateway.wait_ack(total, timeout=60)
+            stored = [e.seq for e in platform.events_for(GW1)]
+        gateway.close()
+    assert stored == list(range(1, total + 1))
