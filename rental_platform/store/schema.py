@@ -125,6 +125,13 @@ def _common(binary: str, serial: str) -> str:
 
 def _events(partitioned: bool, binary: str) -> str:
     tail = " PARTITION BY RANGE (held, received_at)" if partitioned else ""
+    # Unique per partition in PostgreSQL (history.ensure_months makes the monthly ones): it
+    # cannot be unique across partitions without the partition key; see gateways.py.
+    gateway_seq = (
+        "CREATE UNIQUE INDEX events_held_gateway_seq ON events_held (gateway_id, seq)"
+        if partitioned
+        else "CREATE UNIQUE INDEX events_gateway_seq ON events (gateway_id, seq)"
+    )
     held = (
         "CREATE TABLE events_held PARTITION OF events"
         " FOR VALUES FROM (true, MINVALUE) TO (MAXVALUE, MAXVALUE);"
@@ -155,7 +162,7 @@ def _events(partitioned: bool, binary: str) -> str:
         held BOOLEAN NOT NULL DEFAULT false    -- under a police hold
     ){tail};
     {held}
-    CREATE {"" if partitioned else "UNIQUE "}INDEX events_gateway_seq ON events (gateway_id, seq);
+    {gateway_seq};
     CREATE INDEX events_event_id ON events (event_id);
     CREATE INDEX events_ts ON events (ts_epoch);
     CREATE INDEX events_street ON events (district, street, ts_epoch);
