@@ -103,23 +103,28 @@ def upkeep(store: Store, now: float) -> dict[str, int]:
 
 
 def _expire_pictures(store: Store, now: float) -> int:
-    """Forget pictures past their own retention (unless their event is held), then delete
-    files no row names any more (also those a crash left before their row committed)."""
+    """Forget pictures past their own retention (unless their event is held) and delete the
+    files no row names any more; once a day also files no row ever named (a crash between a
+    picture's write and its row's commit leaves one)."""
     db = store.db
     cutoff = now - store.limits.snapshot_retention_days * DAY
     with db.transaction():
-        db.execute(
-            "DELETE FROM snapshots WHERE received_at < ? AND NOT EXISTS (SELECT 1 FROM events e"
-            " WHERE e.held AND e.gateway_id = snapshots.gateway_id"
-            " AND e.event_id = snapshots.event_id)",
-            (cutoff,),
-        )
+        gone = {
+            row[0]
+            for row in db.execute(
+                "DELETE FROM snapshots WHERE received_at < ? AND NOT EXISTS (SELECT 1 FROM events e"
+                " WHERE e.held AND e.gateway_id = snapshots.gateway_id"
+                " AND e.event_id = snapshots.event_id) RETURNING sha256",
+                (cutoff,),
+            ).fetchall()
+        }
+    if now - store.swept_at >= DAY:
+        store.swept_at = now
+        gone |= set(store.snapshots.older_than(cutoff))
     deleted = 0
-    for sha256 in list(store.snapshots.older_than(cutoff)):
-        if (
-            db.execute("SELECT 1 FROM snapshots WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone()
-            is None
-        ):
+    for sha256 in sorted(gone):
+        named = db.execute("SELECT 1 FROM snapshots WHERE sha256 = ? LIMIT 1", (sha256,))
+        if named.fetchone() is None:
             store.snapshots.delete(sha256)
             deleted += 1
     return deleted

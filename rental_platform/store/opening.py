@@ -85,6 +85,7 @@ class Store:
         self.snapshots = snapshots
         self.limits = config.limits
         self.months: set[datetime] = set()  # partitions known to exist
+        self.swept_at = float("-inf")  # the last walk through the pictures' folder
 
     @classmethod
     def open(cls, config: StoreConfig, *, prepare: bool = True) -> Store:

@@ -36,6 +36,8 @@ def test_retention_drops_old_months_but_keeps_held_events_and_their_pictures(sto
     sha = hashlib.sha256(JPEG).hexdigest()
     picture = store.config.snapshot_dir / key_of(sha)
     assert picture.read_bytes() == JPEG  # content-addressed: ab/cd/abcd….jpg
+    # A picture written by an instance that died before its row committed: nobody names it.
+    orphan = store.config.snapshot_dir / key_of(store.snapshots.put(b"\xff\xd8orphan"))
     for path in store.config.snapshot_dir.glob("??/??/*.jpg"):
         os.utime(path, (OLD, OLD))
 
@@ -45,6 +47,7 @@ def test_retention_drops_old_months_but_keeps_held_events_and_their_pictures(sto
     assert snapshot_bytes(store, GW1, "gw-test-0001-2") == JPEG  # held: its picture stays
     assert snapshot_bytes(store, GW1, "gw-test-0001-3") is None
     assert len(list(store.config.snapshot_dir.glob("??/??/*.jpg"))) == 1
+    assert not orphan.exists()
 
     release_hold(store, hold, NOW)
     upkeep(store, NOW)
