@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import gateways, history
+from . import gateways, history, records
 from .database import transient
 from .messages import Event, Incoming, Invalid, check_result, check_status, parse_event
 
@@ -37,9 +37,6 @@ if TYPE_CHECKING:
     from .opening import Store
 
 log = logging.getLogger(__name__)
-
-# The payload kept of a rejected message (sealed): enough to diagnose, bounded.
-REJECT_KEEP_BYTES = 64 * 1024
 
 EVENT_COLUMNS = (
     "gateway_id",
@@ -99,9 +96,9 @@ class _Sealed:
 class _Batch:
     events: list[_Sealed] = field(default_factory=list)
     rejects: list[tuple[Incoming, str]] = field(default_factory=list)
-    statuses: list[tuple[str, str, str, float, str | None]] = field(default_factory=list)
-    results: list[tuple[str, int, bool, str | None, float]] = field(default_factory=list)
-    snapshots: list[tuple[str, str, str, int, float]] = field(default_factory=list)
+    statuses: list[records.Status] = field(default_factory=list)
+    results: list[records.Result] = field(default_factory=list)
+    snapshots: list[records.Picture] = field(default_factory=list)
 
 
 def store_batch(store: Store, messages: Sequence[Incoming]) -> BatchOutcome:
@@ -258,7 +255,9 @@ def _write(store: Store, batch: _Batch, now: float) -> BatchOutcome:
     gateways.add_counts(
         db, {g: (c[0], c[1], c[2]) for g, c in counts.items() if g in heard or any(c)}, heard, now
     )
-    _write_others(store, batch, outcome)
+    records.write(store, batch.statuses, batch.results, batch.snapshots, batch.rejects)
+    outcome.statuses, outcome.results = len(batch.statuses), len(batch.results)
+    outcome.snapshots, outcome.rejected = len(batch.snapshots), len(batch.rejects)
     if batch.events:
         outcome.watermarks = gateways.advance(db, [s.event.gateway_id for s in batch.events])
     return outcome
@@ -373,51 +372,3 @@ def _insert_events(store: Store, rows: list[tuple[Any, ...]]) -> None:
     else:
         marks = ", ".join("?" for _ in EVENT_COLUMNS)
         db.executemany(f"INSERT INTO events ({columns}) VALUES ({marks})", rows)
-
-
-def _write_others(store: Store, batch: _Batch, outcome: BatchOutcome) -> None:
-    db = store.db
-    for gateway_id, state, text, received_at, building in sorted(batch.statuses):
-        db.execute(
-            "INSERT INTO status (gateway_id, state, body, received_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (gateway_id) DO UPDATE SET state = excluded.state,"
-            " body = excluded.body, received_at = excluded.received_at"
-            " WHERE status.received_at <= excluded.received_at",
-            (gateway_id, state, text, received_at),
-        )
-        if building is not None:
-            gateways.set_building(db, gateway_id, building)
-    outcome.statuses = len(batch.statuses)
-    db.executemany(
-        "INSERT INTO commands (gateway_id, counter, ok, error, result_at)"
-        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (gateway_id, counter) DO UPDATE SET"
-        " ok = excluded.ok, error = excluded.error, result_at = excluded.result_at"
-        # The first result wins: a command published again after a lost PUBACK is refused
-        # by the gateway as a replay, and that refusal must not hide the real outcome.
-        " WHERE commands.ok IS NULL",
-        sorted(batch.results),
-    )
-    outcome.results = len(batch.results)
-    db.executemany(
-        "INSERT INTO snapshots (gateway_id, event_id, sha256, bytes, received_at)"
-        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (gateway_id, event_id) DO UPDATE SET"
-        " sha256 = excluded.sha256, bytes = excluded.bytes, received_at = excluded.received_at",
-        sorted(batch.snapshots),
-    )
-    outcome.snapshots = len(batch.snapshots)
-    db.executemany(
-        "INSERT INTO rejects (gateway_id, topic, reason, size, sealed, received_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        [
-            (
-                m.gateway_id,
-                m.topic,
-                reason,
-                len(m.payload),
-                store.sealer.seal(m.payload[:REJECT_KEEP_BYTES], f"rejects\0{m.topic}"),
-                m.received_at,
-            )
-            for m, reason in batch.rejects
-        ],
-    )
-    outcome.rejected = len(batch.rejects)

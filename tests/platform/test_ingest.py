@@ -10,6 +10,7 @@ import threading
 
 from rental_platform.store import (
     Store,
+    command,
     conflicts,
     events_for,
     gateway_row,
@@ -112,3 +113,16 @@ def test_instances_racing_on_one_gateway_store_each_event_once(open_store: OpenS
         row = gateway_row(stores[0].db, gateway_id)
         assert (row["watermark"], row["conflicts"]) == (total, 0)
         assert row["duplicates"] == 3 * (total // 7)  # each 7th sent by all four
+
+
+def test_the_first_result_of_a_command_wins_within_one_batch(store: Store) -> None:
+    """A command published again is refused by the gateway as a replay; that refusal, even
+    arriving in the same batch, must not hide what the first delivery did."""
+    results = [
+        b'{"counter": 7, "ok": true, "error": null}',
+        b'{"counter": 7, "ok": false, "error": "replay"}',
+    ]
+    store_batch(store, [message(GW1, "cmd/result", r) for r in results])
+    record = command(store.db, GW1, 7)
+    assert record is not None
+    assert (record.ok, record.error) == (True, None)
