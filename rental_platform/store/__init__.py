@@ -9,7 +9,8 @@ PostgreSQL for the city, SQLite for small installs and the demo, with the same s
 | `database.py` | one connection (either engine), transactions, retry with back-off |
 | `schema.py` | numbered migrations for both engines, applied at start under a lock |
 | `messages.py` | `Incoming`, and every check a message passes before it is stored |
-| `ingest.py`, `records.py` | `store_batch`: a batch of messages in one transaction; its statuses, results, pictures and rejects |
+| `ingest.py` | `store_batch`: a batch of messages in one transaction |
+| `records.py` | what a batch writes besides events: statuses, results, pictures, rejects |
 | `gateways.py` | watermarks, floors, counters, building codes, conflicts' holds |
 | `sealing.py` | the store key: sealed personal data, keyed lookup hashes |
 | `history.py` | monthly partitions, retention, police holds |
