@@ -172,7 +172,7 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    platform = Platform(PlatformSettings(host=args.host, port=args.port, db_path=args.db,
+    platform = Platform(PlatformSettings(host=args.host, port=args.port, db=args.db,
                                          client_id=args.client_id, group=GROUP)).start()
     ready = args.db.with_name(f"{args.client_id}.ready")
     counters = args.db.with_name(f"{args.client_id}.stats.json")

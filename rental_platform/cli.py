@@ -36,6 +36,8 @@ from .exits import EXIT_REFUSED, EXIT_TIMEOUT, EXIT_USAGE, UsageError
 from .platform import Platform
 from .session import retire_session
 from .settings import PlatformSettings
+from .store import DatabaseDown, Limits, SchemaError, StoreKeyError
+from .store.database import redacted
 
 log = logging.getLogger("rental-platform")
 
@@ -67,7 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
                                  " (under TLS the broker uses the certificate's name)")
 
     database = argparse.ArgumentParser(add_help=False)
-    database.add_argument("--db", type=Path, required=True, help="the platform's SQLite file")
+    database.add_argument("--db", required=True,
+                          help="postgresql://USER@HOST:PORT/DB, or a SQLite file path")
+    database.add_argument("--store-key", type=Path,
+                          help="key file sealing personal data (made, mode 0600, if missing;"
+                               " default: DB.key beside a SQLite file, else"
+                               " /var/lib/rental-platform/store.key)")
+    database.add_argument("--snapshot-dir", type=Path,
+                          help="folder of the pictures (default: DB.snapshots beside a SQLite"
+                               " file, else /var/lib/rental-platform/snapshots)")
+    database.add_argument("--retention-days", type=float, default=Limits().retention_days,
+                          help="days events are kept (default %(default)s)")
+    database.add_argument("--snapshot-retention-days", type=float,
+                          default=Limits().snapshot_retention_days,
+                          help="days pictures are kept (default %(default)s)")
 
     run = commands.add_parser("run", parents=[connection, database],
                               help="consume events until SIGTERM or Ctrl-C")
@@ -129,6 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"rental-platform: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except (DatabaseDown, SchemaError, StoreKeyError) as error:
+        print(f"rental-platform: {error}", file=sys.stderr)
+        return 1
 
 
 def _keygen(out: Path) -> int:
@@ -162,9 +180,17 @@ def _settings(args: argparse.Namespace) -> PlatformSettings:
             raise UsageError("--tls needs " + ", ".join(f"--{m}" for m in missing))
         tls = TlsFiles(str(args.ca), str(args.cert), str(args.key))
     key = read_signing_key(args.signing_key) if getattr(args, "signing_key", None) else None
+    limits = Limits()
+    if getattr(args, "db", None):
+        if args.retention_days <= 0 or args.snapshot_retention_days <= 0:
+            raise UsageError("retention must be a positive number of days")
+        limits = Limits(retention_days=args.retention_days,
+                        snapshot_retention_days=args.snapshot_retention_days)
     return PlatformSettings(
         host=args.host, port=args.port or (8883 if args.tls else 1883),
-        db_path=getattr(args, "db", None) or Path(os.devnull),  # retire stores nothing
+        db=getattr(args, "db", None) or os.devnull,  # retire stores nothing
+        store_key=getattr(args, "store_key", None),
+        snapshot_dir=getattr(args, "snapshot_dir", None), limits=limits,
         client_id=args.client_id, group=getattr(args, "group", "rental-platform"),
         prefix=args.prefix, tls=tls, signing_key=key, consume=args.command == "run",
     )
@@ -181,7 +207,7 @@ def _run(settings: PlatformSettings, stats_interval: float) -> int:
     signal.signal(signal.SIGINT, on_signal)
     platform = Platform(settings).start()
     log.info("consuming %s/+/... from %s:%d into %s", settings.prefix, settings.host,
-             settings.port, settings.db_path)
+             settings.port, redacted(str(settings.db)))
     try:
         while not stop.wait(stats_interval or 1.0) and platform.running:
             if stats_interval:

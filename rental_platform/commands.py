@@ -69,7 +69,7 @@ class Commands:
         if key is None:
             raise RuntimeError("no signing key: commands cannot be sent")
         floor = int(self.settings.wall_clock() * 1000)
-        counter: int = self._write(lambda c: store.next_counter(c, gateway_id, floor))
+        counter: int = self._write(lambda c: store.next_counter(c.db, gateway_id, floor))
         issued = datetime.now(UTC).replace(microsecond=0)
         lifetime = self.settings.command_lifetime
         envelope = seal_command(
@@ -84,7 +84,7 @@ class Commands:
         summary = _summary(cmd, args)
         self._write(
             lambda c: store.record_command(
-                c,
+                c.db,
                 gateway_id,
                 counter,
                 cmd,
@@ -114,7 +114,7 @@ class Commands:
             raise CommandNotAccepted(
                 f"broker refused command {counter} to {gateway_id}: reason {reason:#x}"
             )
-        self._write(lambda c: store.command_sent(c, gateway_id, counter, time.time()))
+        self._write(lambda c: store.command_sent(c.db, gateway_id, counter, time.time()))
         self.stats.commands_sent += 1
         return counter
 

@@ -1,6 +1,6 @@
 """The city platform's reference consumer: store every gateway's events, then acknowledge them.
 
-    platform = Platform(PlatformSettings(host="127.0.0.1", port=8883, db_path=Path("city.db"),
+    platform = Platform(PlatformSettings(host="127.0.0.1", port=8883, db="city.db",
                                          client_id="platform-1", signing_key=key))
     platform.start()
     platform.wait_for(lambda: platform.watermark("gw-440305-0042") >= 10)
@@ -34,7 +34,7 @@ from .commands import Commands
 from .ingest import Ingest
 from .session import PlatformSession
 from .settings import PlatformSettings, PlatformStats
-from .store import CommandRecord, StoredEvent
+from .store import CommandRecord, Store, StoredEvent
 
 T = TypeVar("T")
 
@@ -55,15 +55,15 @@ class Platform:
         self._runner: Runner | None = None  # made by start(), so no thread before it
         self._stopping = False
         self._reader_lock = threading.Lock()
-        self._reader: Any = None
+        self._reader: Store | None = None
 
     # -- life cycle --------------------------------------------------------------------------
 
     def start(self) -> Platform:
-        """Open the database, then start the writer and the MQTT thread."""
-        self.settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+        """Open the database (migrated, partitions made), then start the writer and the MQTT
+        thread."""
         self._ingest.start()
-        self._reader = store.connect(self.settings.db_path)
+        self._reader = self._ingest.store.sibling()
         self._runner = Runner(name="platform-mqtt")
         self._runner.add(self._session)
         self._runner.start()
@@ -77,7 +77,8 @@ class Platform:
         # A batch the writer commits after this is not PUBACKed: the broker sends it again.
         self._runner.stop(timeout)
         self._ingest.stop(timeout)
-        self._reader.close()
+        if self._reader is not None:
+            self._reader.close()
 
     def __enter__(self) -> Platform:
         return self.start()
@@ -128,8 +129,8 @@ class Platform:
         return int(self.gateway(gateway_id)["watermark"])
 
     def gateway(self, gateway_id: str) -> dict[str, Any]:
-        """`watermark`, `floor`, `duplicates` and `rejected` of a gateway, from the database."""
-        return self._query(lambda c: store.gateway_row(c, gateway_id))
+        """`watermark`, `floor`, counters and open conflict of a gateway, from the database."""
+        return self._query(lambda c: store.gateway_row(c.db, gateway_id))
 
     def status(self, gateway_id: str) -> dict[str, Any] | None:
         """The gateway's latest status message."""
@@ -145,15 +146,24 @@ class Platform:
 
     def command(self, gateway_id: str, counter: int) -> CommandRecord | None:
         """A command sent and its result so far."""
-        return self._query(lambda c: store.command(c, gateway_id, counter))
+        return self._query(lambda c: store.command(c.db, gateway_id, counter))
 
     def latencies(self) -> list[tuple[float, float]]:
         """Per stored event: (received − gateway ts, stored − gateway ts), in seconds."""
         return self._query(store.latencies)
 
-    def _query(self, query: Callable[[Any], T]) -> T:
+    def _query(self, query: Callable[[Store], T]) -> T:
         with self._reader_lock:
-            return query(self._reader)
+            reader = self._reader
+            assert reader is not None
+            try:
+                return query(reader)
+            except Exception as exc:
+                if not store.transient(exc):
+                    raise
+            # A connection left over from before a database restart: once more, on a new one.
+            reader.db.drop()
+            return query(reader)
 
     # -- commands -------------------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cloud_sync.session import LinkStats
 from cloud_sync.transport import TlsFiles
 
+from .store import Limits
+
 
 @dataclass(frozen=True, slots=True)
 class PlatformSettings:
@@ -20,7 +22,11 @@ class PlatformSettings:
 
     host: str
     port: int
-    db_path: Path
+    db: str | Path  # a PostgreSQL URL or a SQLite file (store/opening.py)
+    store_key: Path | None = None  # default: see StoreConfig.for_url
+    snapshot_dir: Path | None = None
+    limits: Limits = field(default_factory=Limits)
+    upkeep_interval: float = 3600.0  # partitions ahead, retention
     # The persistent session's key: stable across restarts, different for every instance.
     # Under TLS with `use_username_as_clientid` the broker uses the certificate's name instead.
     client_id: str = "rental-platform"

@@ -75,7 +75,7 @@ def site_for(tmp_path: Path, broker: Broker) -> Iterator[Callable[[str], Site]]:
     started: list[Site] = []
     key = Ed25519PrivateKey.generate()
     platform = Platform(PlatformSettings(
-        host=broker.host, port=broker.port, db_path=tmp_path / "platform.db",
+        host=broker.host, port=broker.port, db=tmp_path / "platform.db",
         client_id="platform", signing_key=key,
     )).start()  # fmt: skip
     platform.wait_connected()

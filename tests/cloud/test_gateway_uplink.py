@@ -78,7 +78,7 @@ keepalive_seconds = 5
 """)
         mine = tls_broker.credentials("platform")
         platform = Platform(PlatformSettings(
-            host=tls_broker.host, port=tls_broker.port, db_path=tmp_path / "platform.db",
+            host=tls_broker.host, port=tls_broker.port, db=tmp_path / "platform.db",
             client_id="platform", signing_key=key,
             tls=PlatformTls(str(tls_broker.ca_file), str(mine.cert), str(mine.key)),
         )).start()  # fmt: skip

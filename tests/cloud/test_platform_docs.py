@@ -75,7 +75,7 @@ def test_the_shipped_broker_config_runs_the_platform(tmp_path: Path, pki: Pki) -
     with ShippedBroker(tmp_path / "broker", pki=pki) as broker:
         files = broker.credentials("platform")
         settings = PlatformSettings(
-            host=broker.host, port=broker.port, db_path=tmp_path / "city.db",
+            host=broker.host, port=broker.port, db=tmp_path / "city.db",
             tls=TlsFiles(str(broker.ca_file), str(files.cert), str(files.key)),
             signing_key=Ed25519PrivateKey.generate())
         gateway = Gateway(broker, GW1)

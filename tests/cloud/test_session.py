@@ -168,7 +168,7 @@ def test_the_platform_subscribes_again_after_the_broker_forgot_it(
     """A broker restarted without its save has no session and no subscription for the
     platform, whatever clean_start asked: events would be dropped with "no matching
     subscribers" and never acked, had the platform not subscribed again on connect."""
-    settings = PlatformSettings(host=broker.host, port=broker.port, db_path=tmp_path / "p.db",
+    settings = PlatformSettings(host=broker.host, port=broker.port, db=tmp_path / "p.db",
                                 client_id="platform-1", ack_interval=0.0)  # fmt: skip
     with Platform(settings) as platform:
         platform.wait_connected()

@@ -137,7 +137,7 @@ def city(tmp_path: Path) -> Iterator[tuple[Broker, Platform, Ed25519PrivateKey]]
     key = Ed25519PrivateKey.generate()
     with Broker(tmp_path / "broker") as broker:
         platform = Platform(PlatformSettings(
-            host=broker.host, port=broker.port, db_path=tmp_path / "platform.db",
+            host=broker.host, port=broker.port, db=tmp_path / "platform.db",
             client_id="platform", signing_key=key,
         )).start()  # fmt: skip
         platform.wait_connected()

@@ -1,0 +1,235 @@
+"""The platform's schema, as numbered migrations for SQLite and PostgreSQL, applied at start.
+
+`schema_migrations` lists the versions applied. `migrate` applies the missing ones in one
+transaction under a lock, so two instances starting at once never both apply one: PostgreSQL
+takes a transaction-scoped advisory lock, SQLite `BEGIN IMMEDIATE`. A migration is never
+edited once released; a change is a new one, written for both engines.
+
+The events table (docs/platform.md, "The events table") is partitioned by month in PostgreSQL:
+`PARTITION BY RANGE (held, received_at)`, one partition per month of `received_at` with
+`held = false`, and `events_held` for every event under a police hold. Holding an event moves
+its row to `events_held` (an UPDATE of the key moves rows between partitions), so dropping a
+month past retention drops nothing held. SQLite keeps one table with the same columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .database import Database
+
+# Any constant of our own: the advisory lock that serialises migrations between instances.
+MIGRATION_LOCK = 0x52_50_4D_49_47  # "RPMIG"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    sqlite: str
+    postgres: str
+
+
+def _common(binary: str, serial: str) -> str:
+    """Tables whose SQL is the same in both engines but for binary and serial column types."""
+    return f"""
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE gateways (
+        gateway_id TEXT PRIMARY KEY,
+        watermark BIGINT NOT NULL DEFAULT 0,   -- every seq <= watermark is stored centrally
+        floor BIGINT NOT NULL DEFAULT 0,       -- highest `acked` user property seen
+        duplicates BIGINT NOT NULL DEFAULT 0,
+        rejected BIGINT NOT NULL DEFAULT 0,
+        conflicts BIGINT NOT NULL DEFAULT 0,
+        hold_below BIGINT,                     -- lowest seq in an open conflict: no ack past it
+        last_event_at DOUBLE PRECISION,
+        building_code TEXT,                    -- 440305001002-0042, from status or config
+        district TEXT, street TEXT, community TEXT, building TEXT
+    );
+    CREATE TABLE ahead (
+        gateway_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,                   -- stored, above the gateway's watermark
+        PRIMARY KEY (gateway_id, seq)
+    );
+    CREATE TABLE conflicts (
+        id {serial},
+        gateway_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        event_id TEXT NOT NULL,
+        digest {binary} NOT NULL,
+        sealed {binary} NOT NULL,              -- the other body, whole
+        received_at DOUBLE PRECISION NOT NULL,
+        resolved_at DOUBLE PRECISION,
+        UNIQUE (gateway_id, seq, digest)
+    );
+    CREATE TABLE rejects (
+        id {serial},
+        gateway_id TEXT,
+        topic TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        size BIGINT NOT NULL,                  -- bytes received
+        sealed {binary},                       -- the first 64 KiB, sealed
+        received_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX rejects_gateway ON rejects (gateway_id, id);
+    CREATE TABLE status (
+        gateway_id TEXT PRIMARY KEY,
+        state TEXT,
+        body TEXT NOT NULL,
+        received_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE snapshots (
+        gateway_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        sha256 TEXT NOT NULL,                  -- the file in the snapshot store
+        bytes BIGINT NOT NULL,
+        received_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (gateway_id, event_id)
+    );
+    CREATE INDEX snapshots_sha256 ON snapshots (sha256);
+    CREATE INDEX snapshots_received ON snapshots (received_at);
+    CREATE TABLE command_counters (
+        gateway_id TEXT PRIMARY KEY,
+        counter BIGINT NOT NULL
+    );
+    CREATE TABLE commands (
+        gateway_id TEXT NOT NULL,
+        counter BIGINT NOT NULL,
+        cmd TEXT,
+        summary TEXT,                          -- never the args: a registry carries personal data
+        issued_at TEXT,
+        expires_at TEXT,
+        sent_at DOUBLE PRECISION,
+        ok BOOLEAN,                            -- NULL until the gateway's result arrives
+        error TEXT,
+        result_at DOUBLE PRECISION,
+        PRIMARY KEY (gateway_id, counter)
+    );
+    CREATE TABLE holds (
+        id {serial},
+        purpose TEXT NOT NULL,                 -- the case number
+        created_at DOUBLE PRECISION NOT NULL,
+        released_at DOUBLE PRECISION
+    );
+    CREATE TABLE hold_events (
+        hold_id BIGINT NOT NULL REFERENCES holds (id),
+        gateway_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        PRIMARY KEY (hold_id, gateway_id, seq)
+    );
+    CREATE INDEX hold_events_event ON hold_events (gateway_id, seq)
+    """
+
+
+def _events(partitioned: bool, binary: str) -> str:
+    tail = " PARTITION BY RANGE (held, received_at)" if partitioned else ""
+    # Unique per partition in PostgreSQL (history.ensure_months makes the monthly ones): it
+    # cannot be unique across partitions without the partition key; see gateways.py.
+    gateway_seq = (
+        "CREATE UNIQUE INDEX events_held_gateway_seq ON events_held (gateway_id, seq)"
+        if partitioned
+        else "CREATE UNIQUE INDEX events_gateway_seq ON events (gateway_id, seq)"
+    )
+    held = (
+        "CREATE TABLE events_held PARTITION OF events"
+        " FOR VALUES FROM (true, MINVALUE) TO (MAXVALUE, MAXVALUE);"
+        if partitioned
+        else ""
+    )
+    return f"""
+    CREATE TABLE events (
+        gateway_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        event_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        ts_epoch DOUBLE PRECISION NOT NULL,    -- the gateway's ts, Unix seconds
+        received_at DOUBLE PRECISION NOT NULL, -- when an instance received it (partition key)
+        stored_at DOUBLE PRECISION NOT NULL,   -- when its batch was written
+        district TEXT, street TEXT, community TEXT, building TEXT,
+        door TEXT,
+        card BIGINT,
+        tenant_id TEXT,
+        room TEXT,
+        result TEXT,                           -- granted / denied (access.*)
+        reason TEXT,
+        id_hash {binary},                      -- tenant.changed: keyed hash of the ID number
+        snapshot_sha256 TEXT,
+        digest {binary} NOT NULL,              -- keyed hash of the payload: resend or another?
+        body TEXT,                             -- the event JSON as received; NULL when sealed
+        sealed {binary},                       -- tenant.changed: the event JSON, sealed
+        held BOOLEAN NOT NULL DEFAULT false    -- under a police hold
+    ){tail};
+    {held}
+    {gateway_seq};
+    CREATE INDEX events_event_id ON events (event_id);
+    CREATE INDEX events_ts ON events (ts_epoch);
+    CREATE INDEX events_street ON events (district, street, ts_epoch);
+    CREATE INDEX events_community ON events (district, street, community, ts_epoch);
+    CREATE INDEX events_building ON events (district, street, community, building, ts_epoch);
+    CREATE INDEX events_room ON events (district, street, community, building, room, ts_epoch)
+        WHERE room IS NOT NULL;
+    CREATE INDEX events_card ON events (card, ts_epoch) WHERE card IS NOT NULL;
+    CREATE INDEX events_id_hash ON events (id_hash, ts_epoch) WHERE id_hash IS NOT NULL;
+    CREATE INDEX events_received ON events (received_at) WHERE NOT held
+    """
+
+
+MIGRATIONS = [
+    Migration(
+        1,
+        sqlite=_common("BLOB", "INTEGER PRIMARY KEY") + ";" + _events(False, "BLOB"),
+        postgres=_common("BYTEA", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
+        + ";"
+        + _events(True, "BYTEA"),
+    ),
+]
+
+
+class SchemaError(Exception):
+    """The database is not one this program can use."""
+
+
+def migrate(db: Database) -> list[int]:
+    """Apply the migrations this database lacks; return their versions (safe to run at once
+    from several instances)."""
+    with db.transaction():
+        if db.postgres:
+            db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+        elif _old_sqlite_layout(db):
+            raise SchemaError(
+                f"{db.url} was made by an earlier rental-platform (no schema_migrations):"
+                " start a new database file; gateways send again whatever was not acknowledged"
+            )
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+        )
+        done = {int(row[0]) for row in db.execute("SELECT version FROM schema_migrations")}
+        newest = max((m.version for m in MIGRATIONS), default=0)
+        if done and max(done) > newest:
+            raise SchemaError(
+                f"the database is at schema version {max(done)}, newer than"
+                f" this program's {newest}: upgrade rental-platform"
+            )
+        applied = []
+        for migration in MIGRATIONS:
+            if migration.version in done:
+                continue
+            db.script(migration.postgres if db.postgres else migration.sqlite)
+            db.execute(
+                "INSERT INTO schema_migrations (version, applied_at)"
+                " VALUES (?, extract(epoch FROM now()))"
+                if db.postgres
+                else "INSERT INTO schema_migrations (version, applied_at) VALUES (?, unixepoch())",
+                (migration.version,),
+            )
+            applied.append(migration.version)
+    return applied
+
+
+def _old_sqlite_layout(db: Database) -> bool:
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    return int(version) > 0 and "schema_migrations" not in tables
