@@ -67,7 +67,8 @@ class Journal(Protocol):
         ...
 
     def status(self) -> dict[str, Any]:
-        """Extra fields of the status message: `registry_version`, `queue_depth`."""
+        """The status message's fields besides `state`, `ts` and `version`: at least
+        `registry_version` and `queue_depth`, and whatever else the city's fleet page shows."""
         ...
 
 
@@ -274,13 +275,13 @@ class UplinkSession(Session[UplinkStats]):
         return info
 
     def _status_payload(self, state: str) -> bytes:
-        extra = self.journal.status()
         body = {
+            "registry_version": None,
+            "queue_depth": 0,
+            **self.journal.status(),
             "state": state,
             "ts": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             "version": self.settings.version,
-            "registry_version": extra.get("registry_version"),
-            "queue_depth": extra.get("queue_depth", 0),
         }
         return json.dumps(body, separators=(",", ":")).encode()
 

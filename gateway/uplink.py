@@ -12,8 +12,10 @@ from cloud_sync.runner import Runner
 from cloud_sync.uplink import TlsFiles, UplinkSession, UplinkSettings
 from gateway import __version__
 from gateway.certificates import page_request
+from gateway.clock import clock_synchronised
 from gateway.commands import CommandExecutor
 from gateway.config import Config
+from gateway.parts.door import CAMERA_DOWN_KEY
 from gateway.store import Store
 
 if TYPE_CHECKING:
@@ -25,8 +27,10 @@ log = logging.getLogger(__name__)
 class StoreJournal:
     """`cloud_sync.uplink.Journal` over the store (called on the uplink's thread)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, building: str = "", camera: bool = False) -> None:
         self._store = store
+        self._building = building
+        self._camera = camera
 
     def pending(self, after_seq: int, limit: int) -> Sequence[tuple[int, bytes]]:
         return self._store.pending_bodies(after_seq, limit)
@@ -38,9 +42,17 @@ class StoreJournal:
         return self._store.acked_seq()
 
     def status(self) -> dict[str, Any]:
+        """What the city's fleet page shows of this gateway (docs/uplink.md, "Status")."""
+        camera = None
+        if self._camera:
+            camera = "offline" if self._store.get_meta(CAMERA_DOWN_KEY) else "online"
         return {
             "registry_version": self._store.registry_version(),
             "queue_depth": self.queue_depth(),
+            "building": self._building,
+            "clock_synced": clock_synchronised(),
+            "readers_offline": self._store.readers_offline(),
+            "camera": camera,
         }
 
     def queue_depth(self) -> int:
@@ -122,7 +134,7 @@ class Uplink:
         executor: CommandExecutor,
         snapshots: SnapshotStore | None = None,
     ) -> None:
-        self.journal = StoreJournal(store)
+        self.journal = StoreJournal(store, config.building.code, config.camera is not None)
         self.executor = executor
         self.outbox = None if snapshots is None else SnapshotOutbox(store, snapshots)
         self.session = UplinkSession(uplink_settings(config), self.journal, executor.submit,

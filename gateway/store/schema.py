@@ -303,6 +303,16 @@ _M0007 = (
 )
 
 
+@_migration
+def m0008_reader_states(db: Database) -> None:
+    """Each door's last reader.online or reader.offline found at once, for `P/status`: the
+    journal is scanned through this small partial index, never the whole table."""
+    db.execute(
+        "CREATE INDEX events_reader ON events (door, seq)"
+        " WHERE type IN ('reader.online', 'reader.offline')"
+    )
+
+
 def apply_migrations(conn: sqlite3.Connection) -> int:
     """Apply pending migrations inside the caller's transaction; return the schema version."""
     db = Database(conn, recursive_triggers=False, execute_plugins=False)

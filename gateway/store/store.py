@@ -715,6 +715,15 @@ class Store:
         """The last accepted command counter (0 before the first)."""
         return sync.command_counter(self.reader())
 
+    def readers_offline(self) -> list[str]:
+        """The doors whose reader's last word in the journal is `reader.offline`."""
+        rows = self.reader().execute(
+            "SELECT door, type FROM events AS e WHERE type IN ('reader.online', 'reader.offline')"
+            " AND seq = (SELECT max(seq) FROM events WHERE door = e.door"
+            " AND type IN ('reader.online', 'reader.offline')) ORDER BY door"
+        ).fetchall()
+        return [str(door) for door, kind in rows if kind == "reader.offline"]
+
     def registry_version(self) -> int | None:
         """The city registry version applied last; None (null in `P/status`) before any."""
         return sync.registry_version(self.reader())

@@ -122,6 +122,12 @@ def test_a_swipe_reaches_the_city_and_is_acknowledged(city: City) -> None:
     status = city.platform.status(GW)
     assert status is not None
     assert status["state"] == "online"
+    # What the city's fleet page shows: where it is, its clock, its readers and camera.
+    assert status["building"] == "440305001002-0042"
+    assert isinstance(status["clock_synced"], bool)
+    assert status["readers_offline"] == []
+    assert status["camera"] is None  # this building has none
+    assert city.platform.gateway(GW)["building_code"] == "440305001002-0042"
 
 
 def test_the_city_registry_and_a_signed_unlock_come_down(city: City) -> None:

@@ -122,6 +122,20 @@ def test_seq_is_never_reused_after_the_newest_rows_are_deleted(data_dir: Path) -
         assert store.append_event({"type": "reader.online", "door": "main"}).seq == 7
 
 
+def test_a_reader_is_offline_while_its_last_word_is_offline(store: Store) -> None:
+    assert store.readers_offline() == []
+    for door, kind in [("main", "reader.offline"), ("back", "reader.offline"),
+                       ("main", "reader.online"), ("side", "reader.online")]:  # fmt: skip
+        store.append_event({"type": kind, "door": door})
+        store.append_event({"type": "door.forced", "door": door})  # not a reader's word
+    assert store.readers_offline() == ["back"]
+    plan = store.reader().execute(
+        "EXPLAIN QUERY PLAN SELECT door FROM events WHERE type IN ('reader.online',"
+        " 'reader.offline') AND door = 'main' ORDER BY seq DESC LIMIT 1"
+    ).fetchall()
+    assert any("events_reader" in str(row) for row in plan), plan
+
+
 def test_concurrent_appends_get_unique_contiguous_seqs(store: Store) -> None:
     threads, per_thread = 8, 50
     seen: list[int] = []
