@@ -140,6 +140,10 @@ class Platform:
         """The JPEG sent for an event, if it came."""
         return self._query(lambda c: store.snapshot_bytes(c, gateway_id, event_id))
 
+    def web_request(self, gateway_id: str) -> bytes | None:
+        """The page certificate request the gateway sent up last (PEM)."""
+        return self._query(lambda c: store.web_request(c.db, gateway_id))
+
     def rejects(self) -> list[dict[str, Any]]:
         """Rejected messages: gateway_id, topic, reason, payload (truncated), received_at."""
         return self._query(store.rejects)

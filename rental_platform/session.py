@@ -48,6 +48,9 @@ class PlatformSession(Session[PlatformStats]):
             # retained status is the one a fresh database needs. Low rate, so every instance
             # storing every status costs nothing.
             (fleet_filter(s.prefix, "status"), 1),
+            # Retained as well, and as rare: each gateway's page certificate request, which
+            # `rental-platform certify --db` takes from the database.
+            (fleet_filter(s.prefix, "web/csr"), 1),
         ]
 
     def _on_connected(self, client: mqtt.Client, now: float) -> None:

@@ -17,13 +17,17 @@ import argparse
 import datetime
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
+import psycopg
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from ..exits import EXIT_REFUSED, UsageError
+from ..store import DatabaseDown, web_request
+from ..store.database import Database, redacted
 from . import (
     Ca,
     CertifyError,
@@ -48,11 +52,14 @@ def add_certify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         required=True,
         help="the city domain: the page is certified as GATEWAY_ID.DOMAIN",
     )
-    command.add_argument(
-        "--csr",
-        type=Path,
-        required=True,
-        help="the page's certificate request the gateway sent up (P/web/csr)",
+    source = command.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--db",
+        metavar="URL",
+        help="the platform's database: the request the gateway sent up last (P/web/csr)",
+    )
+    source.add_argument(
+        "--csr", type=Path, help="the page's certificate request, from a file (PEM)"
     )
     command.add_argument(
         "--out", type=Path, required=True, help="the chain's file (PEM, the certificate first)"
@@ -97,7 +104,7 @@ def add_certify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 def certify(args: argparse.Namespace) -> int:
     """Run `certify`: 0 with a chain at `--out`, EXIT_REFUSED (and why) without one."""
-    csr_pem = _read(args.csr)
+    csr_pem = _read(args.csr) if args.csr is not None else _sent_up(args.db, args.gateway_id)
     try:
         name = page_name(args.gateway_id, args.domain)
         request = check_request(csr_pem, name)
@@ -120,6 +127,23 @@ def certify(args: argparse.Namespace) -> int:
         "fingerprint": leaf.fingerprint(hashes.SHA256()).hex(":").upper(),
         "out": str(args.out)}))  # fmt: skip
     return 0
+
+
+def _sent_up(url: str, gateway_id: str) -> bytes:
+    """The request the gateway sent up last, as the platform stored it."""
+    try:
+        db = Database.open(url)
+    except DatabaseDown as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        found = web_request(db, gateway_id)
+    except (sqlite3.Error, psycopg.Error) as exc:
+        raise UsageError(f"{redacted(url)}: not a platform database ({exc})") from None
+    finally:
+        db.close()
+    if found is None:
+        raise UsageError(f"{gateway_id} has sent up no page certificate request (P/web/csr)")
+    return found
 
 
 def _read(path: Path) -> bytes:

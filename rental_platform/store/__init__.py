@@ -35,6 +35,7 @@ from .reading import (
     rejects,
     snapshot_bytes,
     status_of,
+    web_request,
 )
 from .schema import SchemaError
 from .sealing import StoreKeyError
@@ -71,4 +72,5 @@ __all__ = [
     "store_batch",
     "transient",
     "upkeep",
+    "web_request",
 ]

@@ -31,7 +31,15 @@ from typing import TYPE_CHECKING, Any
 
 from . import gateways, history, records
 from .database import transient
-from .messages import Event, Incoming, Invalid, check_result, check_status, parse_event
+from .messages import (
+    Event,
+    Incoming,
+    Invalid,
+    check_request,
+    check_result,
+    check_status,
+    parse_event,
+)
 
 if TYPE_CHECKING:
     from .opening import Store
@@ -99,6 +107,7 @@ class _Batch:
     statuses: list[records.Status] = field(default_factory=list)
     results: list[records.Result] = field(default_factory=list)
     snapshots: list[records.Picture] = field(default_factory=list)
+    requests: list[records.Request] = field(default_factory=list)
 
 
 def store_batch(store: Store, messages: Sequence[Incoming]) -> BatchOutcome:
@@ -185,6 +194,8 @@ def _prepare_one(store: Store, message: Incoming, batch: _Batch) -> None:
         batch.statuses.append(
             (gateway_id, state, message.payload.decode(), message.received_at, building)
         )
+    elif leaf == "web/csr":
+        batch.requests.append((gateway_id, check_request(message), message.received_at))
     elif leaf == "cmd/result":
         counter, ok, error = check_result(message)
         batch.results.append((gateway_id, counter, ok, error, message.received_at))
@@ -255,7 +266,9 @@ def _write(store: Store, batch: _Batch, now: float) -> BatchOutcome:
     gateways.add_counts(
         db, {g: (c[0], c[1], c[2]) for g, c in counts.items() if g in heard or any(c)}, heard, now
     )
-    records.write(store, batch.statuses, batch.results, batch.snapshots, batch.rejects)
+    records.write(
+        store, batch.statuses, batch.results, batch.snapshots, batch.requests, batch.rejects
+    )
     outcome.statuses, outcome.results = len(batch.statuses), len(batch.results)
     outcome.snapshots, outcome.rejected = len(batch.snapshots), len(batch.rejects)
     if batch.events:

@@ -16,11 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cryptography import x509
+
 # SQLite's INTEGER and PostgreSQL's bigint.
 MAX_INT = 2**63 - 1
 # A SPEC 6 event is a few hundred bytes; a tenant.changed with many cards a few kB.
 MAX_EVENT_BYTES = 64 * 1024
 MAX_STATUS_BYTES = 16 * 1024
+MAX_REQUEST_BYTES = 16 * 1024  # a page certificate request (PEM)
 MAX_SNAPSHOT_BYTES = 8 * 1024 * 1024
 # The deepest SPEC 6 event is three levels (event → tenant → cards → card).
 MAX_DEPTH = 8
@@ -217,6 +220,21 @@ def check_status(message: Incoming) -> tuple[dict[str, Any], str]:
     if state not in ("online", "offline"):
         raise Invalid("bad_state")
     return body, state
+
+
+def check_request(message: Incoming) -> str:
+    """A `web/csr` message: a PEM certificate request whose signature verifies. Whether it
+    asks for the right name is `certify`'s to say, when it is used."""
+    if len(message.payload) > MAX_REQUEST_BYTES:
+        raise Invalid("too_large")
+    try:
+        request = x509.load_pem_x509_csr(message.payload)
+        intact = request.is_signature_valid
+    except Exception:  # noqa: BLE001 - any undecodable request is the same reject
+        raise Invalid("bad_request") from None
+    if not intact:
+        raise Invalid("bad_request")
+    return message.payload.decode("ascii")
 
 
 def check_result(message: Incoming) -> tuple[int, bool, str | None]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .database import Database
     from .opening import Store
 
 
@@ -51,6 +52,12 @@ def status_of(store: Store, gateway_id: str) -> dict[str, Any] | None:
     """The gateway's latest status message."""
     row = store.db.execute("SELECT body FROM status WHERE gateway_id = ?", (gateway_id,)).fetchone()
     return None if row is None else dict(json.loads(row[0]))
+
+
+def web_request(db: Database, gateway_id: str) -> bytes | None:
+    """The gateway's latest page certificate request (PEM), as it sent it up on `P/web/csr`."""
+    row = db.execute("SELECT csr FROM web_requests WHERE gateway_id = ?", (gateway_id,)).fetchone()
+    return None if row is None else str(row[0]).encode("ascii")
 
 
 def rejects(store: Store) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""What a batch writes besides events: statuses, command results, pictures' rows, rejects."""
+"""What a batch writes besides events: statuses, command results, pictures' rows, page
+certificate requests, rejects."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ REJECT_KEEP_BYTES = 64 * 1024
 Status = tuple[str, str, str, float, str | None]  # gateway, state, JSON, received, building
 Result = tuple[str, int, bool, str | None, float]  # gateway, counter, ok, error, received
 Picture = tuple[str, str, str, int, float]  # gateway, event_id, sha256, bytes, received
+Request = tuple[str, str, float]  # gateway, the page's certificate request (PEM), received
 
 
 def write(
@@ -23,10 +25,18 @@ def write(
     statuses: list[Status],
     results: list[Result],
     pictures: list[Picture],
+    requests: list[Request],
     rejects: list[tuple[Incoming, str]],
 ) -> None:
-    """Write a batch's statuses, command results, picture rows and rejects."""
+    """Write a batch's statuses, command results, picture rows, requests and rejects."""
     db = store.db
+    db.executemany(
+        "INSERT INTO web_requests (gateway_id, csr, received_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (gateway_id) DO UPDATE SET csr = excluded.csr,"
+        " received_at = excluded.received_at"
+        " WHERE web_requests.received_at <= excluded.received_at",
+        sorted(requests),
+    )
     for gateway_id, state, text, received_at, building in sorted(statuses):
         db.execute(
             "INSERT INTO status (gateway_id, state, body, received_at) VALUES (?, ?, ?, ?)"

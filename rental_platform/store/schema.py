@@ -176,6 +176,15 @@ def _events(partitioned: bool, binary: str) -> str:
     """
 
 
+_WEB_REQUESTS = """
+    CREATE TABLE web_requests (
+        gateway_id TEXT PRIMARY KEY,
+        csr TEXT NOT NULL,                     -- PEM, checked to be a signed request
+        received_at DOUBLE PRECISION NOT NULL
+    )
+    """
+
+
 MIGRATIONS = [
     Migration(
         1,
@@ -183,6 +192,12 @@ MIGRATIONS = [
         postgres=_common("BYTEA", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
         + ";"
         + _events(True, "BYTEA"),
+    ),
+    # Each gateway's latest page certificate request (retained on P/web/csr), for `certify`.
+    Migration(
+        2,
+        sqlite=_WEB_REQUESTS,
+        postgres=_WEB_REQUESTS,
     ),
 ]
 

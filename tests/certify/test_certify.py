@@ -14,6 +14,7 @@ import datetime
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +39,8 @@ from rental_platform.certify import (
     read_tsig_key,
     renewal_due,
 )
+from rental_platform.store import Incoming, StoreConfig, store_batch
+from rental_platform.store import Store as PlatformStore
 from tests.cloud.pki import Pki, make_pki
 from tests.web.served import free_port
 
@@ -262,14 +265,14 @@ def test_a_key_file_others_may_read_is_refused(tmp_path: Path) -> None:
 # -- `rental-platform certify`, against pebble and BIND ---------------------------------------
 
 
-def certify(folder: Path, pebble: Pebble, named: Named, *extra: str,
-            gateway_id: str) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def certify(folder: Path, pebble: Pebble, named: Named, *extra: str, gateway_id: str,
+            source: tuple[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """The command, with the request from `web.csr` unless `source` says otherwise."""
     arguments = [
         "certify",
         "--domain",
         DOMAIN,
-        "--csr",
-        str(folder / "web.csr"),
+        *(source or ("--csr", str(folder / "web.csr"))),
         "--out",
         str(folder / "web-city.pem"),
         "--acme-directory",
@@ -305,7 +308,20 @@ def test_certify_obtains_keeps_until_due_and_the_gateway_serves_it(
     gateway_id = "gw-440305-0047"
     name = page_name(gateway_id, DOMAIN)
     key = operator_files(tmp_path, name)
-    first = certify(tmp_path, pebble_on_named, named, gateway_id=gateway_id)
+    # The request as the platform stored it from the gateway's retained P/web/csr.
+    db = str(tmp_path / "platform.db")
+    stored = PlatformStore.open(StoreConfig.for_url(db, key_file=tmp_path / "store.key"))
+    try:
+        none_yet = certify(tmp_path, pebble_on_named, named, gateway_id=gateway_id,
+                           source=("--db", db))  # fmt: skip
+        assert none_yet.returncode == 2
+        assert f"{gateway_id} has sent up no page certificate request" in none_yet.stderr
+        sent_up = Incoming(f"rental/v1/{gateway_id}/web/csr", gateway_id, "web/csr",
+                           (tmp_path / "web.csr").read_bytes(), time.time(), None)  # fmt: skip
+        assert store_batch(stored, [sent_up]).rejected == 0
+    finally:
+        stored.close()
+    first = certify(tmp_path, pebble_on_named, named, gateway_id=gateway_id, source=("--db", db))
     assert first.returncode == 0, first.stderr
     said = json.loads(first.stdout)
     assert (said["name"], said["renewed"]) == (name, True)

@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.x509.oid import NameOID
 
 from cloud_sync.envelope import load_public_key, open_command, public_key_text
 from cloud_sync.topics import Topics
@@ -272,9 +276,18 @@ def test_status_snapshots_and_results_are_stored(make_platform: MakePlatform,
     t = gateway.topics
     # Retained before any platform subscribed: a fresh database still learns it.
     gateway.probe.publish_wait(t.status, b'{"state": "online", "queue_depth": 3}', retain=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, GW1)]))
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+    )
+    gateway.probe.publish_wait(t.web_csr, csr, retain=True)
     platform = make_platform()
     platform.wait_for(lambda: platform.status(GW1) is not None)
     assert platform.status(GW1) == {"state": "online", "queue_depth": 3}
+    platform.wait_for(lambda: platform.web_request(GW1) == csr)
     jpeg = b"\xff\xd8\xff\xe0" + os.urandom(5000)
     gateway.probe.publish_wait(t.snapshot("ev-7"), jpeg)
     gateway.probe.publish_wait(t.cmd_result, b'{"counter": 9, "ok": false, "error": "expired"}')

@@ -8,14 +8,21 @@ from __future__ import annotations
 import json
 import threading
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
 from rental_platform.store import (
     Store,
     command,
     conflicts,
     events_for,
     gateway_row,
+    rejects,
     resolve_conflict,
     store_batch,
+    web_request,
 )
 from rental_platform.store.schema import MIGRATIONS, migrate
 
@@ -126,3 +133,28 @@ def test_the_first_result_of_a_command_wins_within_one_batch(store: Store) -> No
     record = command(store.db, GW1, 7)
     assert record is not None
     assert (record.ok, record.error) == (True, None)
+
+
+def test_the_latest_page_certificate_request_is_kept_and_a_bad_one_is_a_reject(
+    store: Store,
+) -> None:
+    """`P/web/csr` (retained) lands in the database, where `certify --db` takes it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{GW1}.rental.city.example")])
+    first, second = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(name)
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+        for _ in range(2)
+    )
+    store_batch(store, [message(GW1, "web/csr", first, received_at=100.0)])
+    store_batch(store, [message(GW1, "web/csr", second, received_at=200.0)])
+    store_batch(store, [message(GW1, "web/csr", first, received_at=150.0)])  # a late resend
+    assert web_request(store.db, GW1) == second
+    assert web_request(store.db, GW2) is None
+    damaged = second.replace(second[100:104], b"AAAA")
+    outcome = store_batch(store, [message(GW2, "web/csr", damaged), message(GW2, "web/csr", b"x")])
+    assert outcome.rejected == 2
+    assert [r["reason"] for r in rejects(store)] == ["bad_request", "bad_request"]
+    assert web_request(store.db, GW2) is None
