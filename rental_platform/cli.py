@@ -6,6 +6,7 @@ the certificates of gateways' pages.
         --db /var/lib/rental-platform/city.db --group city
     rental-platform send --db city.db --signing-key platform.key gw-440305-0042 unlock --door main
     rental-platform certify --domain rental.city.example --csr gw.csr --out gw.pem … gw-440305-0042
+    rental-platform users add --db city.db --role police wang.li
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -38,6 +40,10 @@ from .session import retire_session
 from .settings import PlatformSettings
 from .store import DatabaseDown, Limits, SchemaError, StoreKeyError
 from .store.database import redacted
+from .users import add_users, users_add
+from .web.options import add_web_options, web_settings
+from .web.process import WebProcess
+from .web.settings import WebSettings
 
 log = logging.getLogger("rental-platform")
 
@@ -90,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="shared subscription group: instances in one group split the load")
     run.add_argument("--stats-interval", type=float, default=10.0,
                      help="seconds between two log lines of counters (0: none)")
+    add_web_options(run)
 
     commands.add_parser(
         "retire", parents=[connection],
@@ -120,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 " certificate the city's CA signed, then its chain")  # fmt: skip
     certificate.add_argument("file", type=Path)
     add_certify(commands)
+    add_users(commands)
     return parser
 
 
@@ -133,9 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _keygen(args.out)
         if args.command == "certify":
             return certify(args)
+        if args.command == "users":
+            return users_add(args)
         settings = _settings(args)
         if args.command == "run":
-            return _run(settings, args.stats_interval)
+            return _run(settings, args.stats_interval, web_settings(args))
         if args.command == "retire":
             retire_session(settings)
             print(f"session {settings.client_id} ended")
@@ -196,7 +206,7 @@ def _settings(args: argparse.Namespace) -> PlatformSettings:
     )
 
 
-def _run(settings: PlatformSettings, stats_interval: float) -> int:
+def _run(settings: PlatformSettings, stats_interval: float, web: WebSettings | None) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -205,17 +215,24 @@ def _run(settings: PlatformSettings, stats_interval: float) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    platform = Platform(settings).start()
+    platform = Platform(settings).start()  # migrations applied before the web reads
     log.info("consuming %s/+/... from %s:%d into %s", settings.prefix, settings.host,
              settings.port, redacted(str(settings.db)))
+    pages = WebProcess(web).start() if web is not None else None
+    last_stats = time.monotonic()
     try:
-        while not stop.wait(stats_interval or 1.0) and platform.running:
-            if stats_interval:
+        while not stop.wait(1.0) and platform.running:
+            if pages is not None:
+                pages.check()
+            if stats_interval and time.monotonic() - last_stats >= stats_interval:
+                last_stats = time.monotonic()
                 s = platform.stats
                 log.info("received %d stored %d duplicates %d rejected %d acks %d connected %s",
                          s.received, s.stored, s.duplicates, s.rejected, s.acks_sent,
                          platform.connected)
     finally:
+        if pages is not None:
+            pages.stop()
         platform.stop()
     if platform.failure is not None:
         log.error("stopped after a failure: %s", platform.failure)

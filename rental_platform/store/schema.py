@@ -176,6 +176,53 @@ def _events(partitioned: bool, binary: str) -> str:
     """
 
 
+def _web(binary: str, serial: str) -> str:
+    """The city's pages: users, their server-side sessions, the login lockout (docs/platform.md,
+    "The web"); and each gateway's parts as its events last told, for the fleet page."""
+    return f"""
+    CREATE TABLE users (
+        username TEXT PRIMARY KEY,             -- as typed when made
+        name_key TEXT NOT NULL UNIQUE,         -- casefolded: names compare case-insensitively
+        role TEXT NOT NULL,                    -- police / district
+        password_hash TEXT NOT NULL,           -- argon2id (web_security.passwords)
+        must_change BOOLEAN NOT NULL,          -- a one-time password: a new one first
+        generation BIGINT NOT NULL DEFAULT 0,  -- bumped when all its sessions end
+        created_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE web_sessions (
+        digest {binary} PRIMARY KEY,           -- SHA-256 of the cookie's token, never the token
+        name_key TEXT NOT NULL,
+        username TEXT NOT NULL,
+        role TEXT NOT NULL,
+        csrf_token TEXT NOT NULL,
+        remote TEXT,
+        must_change BOOLEAN NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        last_seen DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX web_sessions_user ON web_sessions (name_key, last_seen);
+    CREATE INDEX web_sessions_seen ON web_sessions (last_seen);
+    CREATE TABLE login_failures (
+        id {serial},
+        name_key TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        checking BOOLEAN NOT NULL              -- reserved, its password still being checked
+    );
+    CREATE INDEX login_failures_name ON login_failures (name_key, at);
+    CREATE INDEX login_failures_at ON login_failures (at);
+    CREATE TABLE gateway_parts (
+        gateway_id TEXT NOT NULL,
+        part TEXT NOT NULL,                    -- clock, camera, reader:<door>
+        ok BOOLEAN NOT NULL,
+        detail TEXT,                           -- a camera's snapshot_error
+        seq BIGINT NOT NULL,                   -- the event that said so: a later one wins
+        ts TEXT NOT NULL,                      -- its ts, with the building's offset
+        PRIMARY KEY (gateway_id, part)
+    );
+    ALTER TABLE status ADD COLUMN since DOUBLE PRECISION  -- received in this state since
+    """
+
+
 MIGRATIONS = [
     Migration(
         1,
@@ -183,6 +230,11 @@ MIGRATIONS = [
         postgres=_common("BYTEA", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
         + ";"
         + _events(True, "BYTEA"),
+    ),
+    Migration(
+        2,
+        sqlite=_web("BLOB", "INTEGER PRIMARY KEY"),
+        postgres=_web("BYTEA", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
     ),
 ]
 

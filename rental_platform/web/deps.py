@@ -1,0 +1,101 @@
+"""What every route needs: the web state, the caller's session and role, the stores.
+
+Roles are dependencies, never `if`s in a route body (`web_security.roles` over the platform's
+roles); `tests/platform/web/test_routes.py` checks every route against the table of who may
+call it:
+
+    @router.get("/api/v1/gateways")
+    def gateways(_user: PoliceOrDistrict, reads: Reads) -> ...: ...
+
+Two pools of connections: `primary` (users, sessions, the lockout, the audit: every write) and
+`reads` (police search and the fleet: `--search-db`, a hot standby, when given; else the
+primary).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, Request, Response
+
+from web_security import passwords
+from web_security.login import restart_sessions
+from web_security.roles import RoleGuard
+from web_security.sessions import Session
+
+from ..store.logins import DbSessions, DbThrottle
+from ..store.pool import StorePool
+from ..store.users import ROLES, Account, Role, find_user, replace_hash
+from .settings import WebSettings
+
+
+@dataclass(slots=True)
+class WebState:
+    """Shared by every request of one web process (web_security's `LoginState`)."""
+
+    settings: WebSettings
+    primary: StorePool
+    reads: StorePool
+    sessions: DbSessions
+    throttle: DbThrottle
+    secure_cookies: bool  # people reach the pages over HTTPS
+    zone: ZoneInfo  # the city's
+
+    @classmethod
+    def over(cls, settings: WebSettings, primary: StorePool, reads: StorePool) -> WebState:
+        return cls(
+            settings,
+            primary,
+            reads,
+            DbSessions(primary),
+            DbThrottle(primary),
+            settings.https,
+            ZoneInfo(settings.zone),
+        )
+
+    def verify(self, username: str, password: str) -> Account | None:
+        """The account if `password` is theirs (web_security's `Verify`); an unknown name
+        costs a hash too, so timing does not tell which names exist."""
+        found = self.primary.run(lambda s: find_user(s.db, username))
+        stored = found[1] if found else passwords.DUMMY_HASH
+        checked = passwords.verify_password(stored, password)
+        if found is None or not checked.ok:
+            return None
+        if checked.new_hash is not None:
+            new = checked.new_hash
+            self.primary.run(lambda s: replace_hash(s.db, found[0].username, stored, new))
+        return found[0]
+
+    def change_password(
+        self, request: Request, response: Response, account: Account, new: str
+    ) -> Session[Role]:
+        """Replace the password (WeakPasswordError, HashingBusy) and end every session of the
+        user, the caller's too; the caller goes on in a fresh one set on `response`."""
+        passwords.check_policy(new, account.username)
+        digest = passwords.hash_password(new)
+        self.primary.run(lambda s: replace_hash(s.db, account.username, None, digest))
+        fresh = Account(account.username, account.role, must_change=False)
+        return restart_sessions(request, response, self, fresh)
+
+
+def web_state(request: Request) -> WebState:
+    state: WebState = request.app.state.web
+    return state
+
+
+def now() -> float:
+    return time.time()
+
+
+GUARD = RoleGuard[Role](ROLES, lambda request: web_state(request).sessions)
+
+StateDep = Annotated[WebState, Depends(web_state)]
+AnyUser = Annotated[Session[Role], Depends(GUARD.session)]
+Police = Annotated[Session[Role], Depends(GUARD.require("police"))]
+PoliceOrDistrict = Annotated[Session[Role], Depends(GUARD.require("police", "district"))]
+PageUser = Annotated[Session[Role], Depends(GUARD.page_session)]
+PolicePage = Annotated[Session[Role], Depends(GUARD.page_role("police"))]
+FleetPage = Annotated[Session[Role], Depends(GUARD.page_role("police", "district"))]
