@@ -10,8 +10,6 @@ terminal) a one-time password is made and printed, which the user replaces at th
 from __future__ import annotations
 
 import argparse
-import getpass
-import secrets
 import sys
 import time
 from typing import Any
@@ -46,7 +44,7 @@ def users_add(args: argparse.Namespace) -> int:
     try:
         check_username(args.name)
         role = check_role(args.role)
-        password, one_time = _password(args.password_stdin)
+        password, one_time = passwords.read_password(args.password_stdin)
         passwords.check_policy(password, args.name)
         digest = passwords.hash_password(password)
     except (UserError, ValueError) as error:  # WeakPasswordError is a ValueError
@@ -72,15 +70,3 @@ def users_add(args: argparse.Namespace) -> int:
     if one_time:
         print(f"one-time password: {password}  (a new one is chosen at the first login)")
     return 0
-
-
-def _password(from_stdin: bool) -> tuple[str, bool]:
-    """(password, one-time)."""
-    if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n"), False
-    if sys.stdin.isatty():
-        first = getpass.getpass("Password: ")
-        if first != getpass.getpass("Repeat password: "):
-            raise ValueError("the two passwords differ")
-        return first, False
-    return secrets.token_urlsafe(12), True

@@ -30,11 +30,12 @@ from gateway.web.deps import (
     snapshot_response,
 )
 from gateway.web.i18n import WORDS, Lang, door_label, explain, word
-from gateway.web.pages import InstallerPage, PolicePage, language, render
+from gateway.web.pages import InstallerPage, PolicePage, render
 from gateway.web.police_filters import UUID, filter_params, form_query
 from web_security.login import remote_address
 from web_security.roles import CsrfField, check_csrf
 from web_security.sessions import Session
+from web_security.words import language
 
 router = APIRouter(include_in_schema=False)
 # An export streams every row its filters select, a page at a time: memory stays one page

@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from web_security.login import LoginRefused, end_session, log_in
 
-from ..store.fleet import GatewayHealth, fleet
+from ..store.fleet import GatewayHealth
 from .clock import moment
-from .deps import AnyUser, PoliceOrDistrict, StateDep, WebState, now
+from .deps import AnyUser, PoliceOrDistrict, StateDep, WebState
 from .filters import area
 
 router = APIRouter(prefix="/api/v1")
@@ -136,13 +136,5 @@ def gateways(
     """Every gateway's state, on a street or in a community when asked (the parts of the
     building code, SPEC 8)."""
     where = area(street, community)
-    rows = state.reads.run(
-        lambda s: fleet(
-            s.db,
-            street=where.street,
-            community=where.community,
-            now=now(),
-            silent_after=state.settings.silent_after,
-        )
-    )
+    rows = state.fleet(street=where.street, community=where.community)
     return GatewaysOut(gateways=[gateway_out(row, state) for row in rows])

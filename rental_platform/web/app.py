@@ -16,12 +16,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from web_security.headers import SecurityHeaders
+from web_security.words import api_language, language
 
 from ..store.database import DATABASE_AWAY, transient
 from . import api, pages, pages_fleet
 from .deps import GUARD, WebState
 from .filters import FilterRefused
-from .i18n import api_language, language, word
+from .i18n import word
 
 
 def create_app(state: WebState) -> FastAPI:

@@ -26,6 +26,7 @@ from web_security.login import restart_sessions
 from web_security.roles import RoleGuard
 from web_security.sessions import Session
 
+from ..store.fleet import GatewayHealth, fleet
 from ..store.logins import DbSessions, DbThrottle
 from ..store.pool import StorePool
 from ..store.users import ROLES, Account, Role, find_user, replace_hash
@@ -80,14 +81,29 @@ class WebState:
         fresh = Account(account.username, account.role, must_change=False)
         return restart_sessions(request, response, self, fresh)
 
+    def fleet(
+        self,
+        *,
+        street: str | None = None,
+        community: str | None = None,
+        gateway_id: str | None = None,
+    ) -> list[GatewayHealth]:
+        """Every gateway's health (on a street, in a community, or one), from `reads`."""
+        return self.reads.run(
+            lambda s: fleet(
+                s.db,
+                street=street,
+                community=community,
+                gateway_id=gateway_id,
+                now=time.time(),
+                silent_after=self.settings.silent_after,
+            )
+        )
+
 
 def web_state(request: Request) -> WebState:
     state: WebState = request.app.state.web
     return state
-
-
-def now() -> float:
-    return time.time()
 
 
 GUARD = RoleGuard[Role](ROLES, lambda request: web_state(request).sessions)

@@ -1,20 +1,14 @@
 """The city pages' words, Chinese first, English on request (the `lang` cookie).
 
 One table, so a missing translation is a missing key the tests find, not a half-English page.
-Refusals come as codes (web_security's login and page refusals, a weak password, a bad
-filter) and are said here in the page's language.
+Refusals come as codes (web_security's login and page refusals and a weak password, in
+web_security's own words; a bad filter) and are said in the page's language.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
-from fastapi import Request
-
-from web_security import passwords
-
-Lang = Literal["zh", "en"]
-LANGS: tuple[Lang, ...] = ("zh", "en")
+from web_security import words
+from web_security.words import Lang
 
 WORDS: dict[str, tuple[str, str]] = {
     # key: (中文, English)
@@ -34,54 +28,11 @@ WORDS: dict[str, tuple[str, str]] = {
     "common.yes": ("是", "yes"),
     "common.no": ("否", "no"),
     "common.unknown": ("未知", "unknown"),
-    "login.title": ("登录", "Log in"),
-    "login.username": ("用户名", "Username"),
-    "login.password": ("密码", "Password"),
-    "login.submit": ("登录", "Log in"),
-    "login.failed": ("用户名或密码错误", "Wrong username or password"),
-    "login.locked": (
-        "失败次数过多，请 15 分钟后再试",
-        "Too many failures; try again in 15 minutes",
-    ),
-    "login.busy": (
-        "正在处理其他登录，请稍候几秒再试",
-        "Busy checking other logins; try again in a few seconds",
-    ),
-    "login.full": ("当前登录的会话已满，请稍后再试", "Too many sessions are open; try again later"),
-    "login.one_time": (
-        "这是一次性密码，请先在页面上设置新密码",
-        "This is a one-time password: choose a new one on the page first",
-    ),
-    "password.title": ("设置新密码", "Choose a new password"),
-    "password.why": (
-        "这是一次性密码，请先设置您自己的密码",
-        "This was a one-time password: choose your own first",
-    ),
-    "password.current": ("当前密码", "Current password"),
-    "password.new": ("新密码（至少 10 个字符）", "New password (at least 10 characters)"),
-    "password.repeat": ("再输入一次新密码", "The new password again"),
-    "password.differ": ("两次输入的新密码不一致", "The two new passwords differ"),
-    "error.forbidden": ("此页面不属于您的角色", "This page is not for your role"),
-    "error.csrf": (
-        "表单已过期，请刷新页面后重试",
-        "The form expired; reload the page and try again",
-    ),
     "error.database": (
         "数据库暂时无法访问，请稍后再试",
         "The database cannot be reached just now; try again shortly",
     ),
     "error.not_found": ("没有找到", "Not found"),
-    "refusal.password_short": ("至少要 {min} 个字符", passwords.WEAK["password_short"]),
-    "refusal.password_long": ("最多 {max} 个字符", passwords.WEAK["password_long"]),
-    "refusal.password_few_characters": (
-        "用到的不同字符太少",
-        passwords.WEAK["password_few_characters"],
-    ),
-    "refusal.password_sequence": (
-        "是键盘或字母顺序，太容易被猜到",
-        passwords.WEAK["password_sequence"],
-    ),
-    "refusal.password_common": ("是常见词或包含用户名", passwords.WEAK["password_common"]),
     # The fleet.
     "fleet.title": ("设备状态", "Gateways"),
     "fleet.street": ("街道代码", "Street code"),
@@ -134,6 +85,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "camera.encode_failed": ("画面无法保存为图片", "the picture could not be encoded"),
 }
 
+WORDS.update(words.WORDS)  # the login's, the password page's, web_security's refusals
+
 
 def word(key: str, lang: Lang) -> str:
     """The text for `key` in `lang`; the key itself if it is missing (and tests fail)."""
@@ -141,20 +94,6 @@ def word(key: str, lang: Lang) -> str:
     if pair is None:
         return key
     return pair[0] if lang == "zh" else pair[1]
-
-
-def language(request: Request) -> Lang:
-    """The page's language: Chinese unless the person switched to English (a cookie)."""
-    return "en" if request.cookies.get("lang") == "en" else "zh"
-
-
-def api_language(request: Request) -> Lang:
-    """The API's language for what it says to people (`said`): the page's switch if set, else
-    the client's Accept-Language (English only when it asks for it first), else Chinese."""
-    if request.cookies.get("lang") in LANGS:
-        return language(request)
-    accept = request.headers.get("accept-language", "").lstrip().lower()
-    return "en" if accept.startswith("en") else "zh"
 
 
 def weak_password(code: str, params: dict[str, object], lang: Lang) -> str:

@@ -20,11 +20,12 @@ from web_security import passwords
 from web_security.login import LoginRefused, check_password, end_session, log_in
 from web_security.roles import CsrfField, check_csrf
 from web_security.sessions import Session, SessionsFull
+from web_security.words import LANGS, language
 
 from ..store.users import Account, Role
 from .clock import shown, shown_epoch
 from .deps import PageUser, StateDep, web_state
-from .i18n import LANGS, language, weak_password, word
+from .i18n import weak_password, word
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")

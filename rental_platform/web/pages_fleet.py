@@ -12,10 +12,12 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ..store.fleet import GatewayHealth, fleet
-from .deps import FleetPage, StateDep, now
+from web_security.words import language
+
+from ..store.fleet import GatewayHealth
+from .deps import FleetPage, StateDep
 from .filters import FilterRefused, area
-from .i18n import language, word
+from .i18n import word
 from .pages import error_page, render
 
 router = APIRouter(include_in_schema=False)
@@ -58,15 +60,7 @@ def fleet_page(
             rows=[],
             error=word(f"filter.{refused.field}", language(request)),
         )
-    rows = state.reads.run(
-        lambda s: fleet(
-            s.db,
-            street=where.street,
-            community=where.community,
-            now=now(),
-            silent_after=state.settings.silent_after,
-        )
-    )
+    rows = state.fleet(street=where.street, community=where.community)
     return render(
         request,
         "fleet.html",
@@ -84,11 +78,7 @@ def fleet_page(
 def gateway_page(
     request: Request, gateway_id: str, user: FleetPage, state: StateDep, back: str = ""
 ) -> Response:
-    found = state.reads.run(
-        lambda s: fleet(
-            s.db, gateway_id=gateway_id[:64], now=now(), silent_after=state.settings.silent_after
-        )
-    )
+    found = state.fleet(gateway_id=gateway_id[:64])
     if not found:
         return error_page(request, user, 404, "error.not_found")
     # Back to the same filtered list: only its own fields, so a link can lead nowhere else.
