@@ -176,9 +176,59 @@ def _events(partitioned: bool, binary: str) -> str:
     """
 
 
+def _search(postgres: bool) -> str:
+    """Version 2: indexes that bind every police filter, and the audit chain.
+
+    Police search reads entries only (`result` is set exactly for `access.*`), so its indexes
+    are partial: door and reader events cost them nothing. Each ends in `ts_epoch, result`:
+    a filter and a time range are one index range read newest first, and `result` is checked
+    on the index entry before any row is fetched (docs/platform.md, "Police search"). They
+    replace version 1's indexes over every event. `events_received` served SQLite's retention
+    only: PostgreSQL drops whole partitions, so there it was weight on every insert.
+    """
+    binary = "BYTEA" if postgres else "BLOB"
+    entries = "WHERE result IS NOT NULL"
+    received = "DROP INDEX events_received;" if postgres else ""
+    return f"""
+    DROP INDEX events_ts;
+    DROP INDEX events_street;
+    DROP INDEX events_community;
+    DROP INDEX events_building;
+    DROP INDEX events_room;
+    DROP INDEX events_card;
+    {received}
+    CREATE INDEX entries_ts ON events (ts_epoch, result) {entries};
+    CREATE INDEX entries_street ON events (district, street, ts_epoch, result) {entries};
+    CREATE INDEX entries_community
+        ON events (district, street, community, ts_epoch, result) {entries};
+    CREATE INDEX entries_building
+        ON events (district, street, community, building, ts_epoch, result) {entries};
+    CREATE INDEX entries_room
+        ON events (district, street, community, building, room, ts_epoch, result) {entries};
+    CREATE INDEX entries_gateway ON events (gateway_id, ts_epoch, result) {entries};
+    CREATE INDEX entries_card ON events (card, ts_epoch, result) {entries};
+    CREATE INDEX entries_tenant ON events (tenant_id, ts_epoch, result) {entries};
+    CREATE INDEX tenant_changes ON events (gateway_id, tenant_id, ts_epoch)
+        WHERE type = 'tenant.changed';
+    CREATE TABLE audit (
+        seq BIGINT PRIMARY KEY,                -- 1, 2, 3, … without gaps
+        at DOUBLE PRECISION NOT NULL,          -- Unix seconds
+        username TEXT NOT NULL,
+        role TEXT NOT NULL,
+        remote TEXT,                           -- the client's address
+        action TEXT NOT NULL,
+        purpose TEXT,                          -- the case number or reason
+        params TEXT NOT NULL,                  -- JSON; never a plaintext ID number
+        records BIGINT NOT NULL,
+        mac {binary} NOT NULL                  -- keyed MAC over the previous row's and this row
+    )
+    """
+
+
 def _web(binary: str, serial: str) -> str:
-    """The city's pages: users, their server-side sessions, the login lockout (docs/platform.md,
-    "The web"); and each gateway's parts as its events last told, for the fleet page."""
+    """Version 3: the city's pages: users, their server-side sessions, the login lockout
+    (docs/platform.md, "The web"); and each gateway's parts as its events last told, for the
+    fleet page."""
     return f"""
     CREATE TABLE users (
         username TEXT PRIMARY KEY,             -- as typed when made
@@ -231,8 +281,9 @@ MIGRATIONS = [
         + ";"
         + _events(True, "BYTEA"),
     ),
+    Migration(2, sqlite=_search(False), postgres=_search(True)),
     Migration(
-        2,
+        3,
         sqlite=_web("BLOB", "INTEGER PRIMARY KEY"),
         postgres=_web("BYTEA", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
     ),
