@@ -45,6 +45,7 @@ _BUILDING = re.compile(r"[0-9]{12}-[0-9]{4}")  # … and building (4): 440305001
 _GATEWAY = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")  # SPEC 2's gateway.id
 _DIGITS = re.compile(r"[0-9]{1,10}")
 _ID_NUMBER = re.compile(r"[0-9]{17}[0-9X]")
+_ID_LIKE = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # GB 11643-1999: weights 2^(17-i) mod 11; the ISO 7064 MOD 11-2 remainder indexes the check
 # character. It catches every single-digit error and every swap of two adjacent digits.
@@ -243,8 +244,8 @@ def check_id_number(typed: str) -> str:
 
 def clean_purpose(typed: str) -> str:
     """The purpose (case number or reason) trimmed; FilterError when it shows nothing, holds a
-    control character or is too long. Invisible characters (zero-width, direction marks) do
-    not count as saying something."""
+    control character or an ID number, or is too long. Invisible characters (zero-width,
+    direction marks) do not count as saying something."""
     purpose = typed.strip()
     visible = [ch for ch in purpose if unicodedata.category(ch)[0] in "LNPS"]
     if not visible:
@@ -254,4 +255,17 @@ def clean_purpose(typed: str) -> str:
         raise FilterError("purpose", "purpose", "must not contain control characters")
     if len(purpose) > PURPOSE_MAX:
         raise FilterError("purpose", "purpose", f"is longer than {PURPOSE_MAX} characters")
+    refuse_id_numbers(purpose, "purpose")
     return purpose
+
+
+def refuse_id_numbers(text: str, field: str) -> None:
+    """FilterError if `text` holds an ID number (its shape and check digit): the audit, which
+    keeps the purpose and the parameters, must hold none in plaintext."""
+    for found in _ID_LIKE.finditer(text):
+        try:
+            check_id_number(found.group())
+        except FilterError:
+            continue
+        raise FilterError(field, f"{field}_id_number", "must not hold an ID number: the audit"
+                          " keeps none in plaintext (search by id_number instead)")  # fmt: skip
