@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import binascii
 import json
 import logging
 import os
@@ -29,12 +28,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cloud_sync.envelope import load_private_key, public_key_text
+from cloud_sync.envelope import public_key_text
 from cloud_sync.transport import TlsFiles
 
 from .certify.command import add_certify, certify
 from .commands import CommandNotAccepted
 from .exits import EXIT_REFUSED, EXIT_TIMEOUT, EXIT_USAGE, UsageError
+from .keys import read_signing_key
 from .platform import Platform
 from .session import retire_session
 from .settings import PlatformSettings
@@ -171,15 +171,6 @@ def _keygen(out: Path) -> int:
     print(f"private key written to {out}; put the line above in each gateway's"
           " [mqtt] command_public_key", file=sys.stderr)
     return 0
-
-
-def read_signing_key(path: Path) -> Ed25519PrivateKey:
-    """The key written by `keygen`: base64 of the 32 raw bytes."""
-    try:
-        raw = base64.b64decode(path.read_text().strip(), validate=True)
-        return load_private_key(raw)
-    except (OSError, binascii.Error, ValueError) as exc:
-        raise UsageError(f"{path}: not a signing key made by keygen ({exc})") from None
 
 
 def _settings(args: argparse.Namespace) -> PlatformSettings:

@@ -167,7 +167,7 @@ def normalize_name(value: str, field: str = "name") -> str:
     """A person's name: 1-64 visible characters after trimming, not the start of a formula.
 
     No real name starts with =, +, - or @, and names travel on to the city's platform, whose
-    exports this gateway cannot neutralise (its own CSV exports do: gateway/web/csvstream.py).
+    exports this gateway cannot neutralise (its own CSV exports do: web_security/csvstream.py).
     """
     text = _plain_text(value, field, 64)
     if text[0] in "=+-@":

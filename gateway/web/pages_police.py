@@ -21,7 +21,6 @@ from gateway.clock import shown
 from gateway.parts.findings import said
 from gateway.store import EventQuery, NotFound, Role, Store, Tenant, ValidationError
 from gateway.store.audit import clean_purpose
-from gateway.web.csvstream import CsvDownload
 from gateway.web.deps import (
     StateDep,
     StoreDep,
@@ -32,6 +31,7 @@ from gateway.web.deps import (
 from gateway.web.i18n import WORDS, Lang, door_label, explain, word
 from gateway.web.pages import InstallerPage, PolicePage, render
 from gateway.web.police_filters import UUID, filter_params, form_query
+from web_security.csvstream import CsvDownload
 from web_security.login import remote_address
 from web_security.roles import CsrfField, check_csrf
 from web_security.sessions import Session

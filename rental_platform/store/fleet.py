@@ -13,7 +13,7 @@ Two sources, both kept by ingest:
 Reading them is one query over `gateways`, `status` and `gateway_parts`, never over `events`:
 the fleet page costs the same with 180 days of events as with none.
 
-    rows = fleet(db, street="001", community=None, now=time.time(), silent_after=3600)
+    rows = fleet(db, area=("440305", "001"), now=time.time(), silent_after=3600)
 """
 
 from __future__ import annotations
@@ -107,25 +107,24 @@ _SELECT = (
 )
 
 
+AREA_COLUMNS = ("g.district", "g.street", "g.community", "g.building")
+
+
 def fleet(
     db: Database,
     *,
-    street: str | None = None,
-    community: str | None = None,
+    area: tuple[str, ...] = (),
     gateway_id: str | None = None,
     now: float,
     silent_after: float,
 ) -> list[GatewayHealth]:
-    """Every gateway (on this street, in this community, or this one), by building code."""
-    where, params = [], []
-    for column, value in (
-        ("g.street", street),
-        ("g.community", community),
-        ("g.gateway_id", gateway_id),
-    ):
-        if value is not None:
-            where.append(f"{column} = ?")
-            params.append(value)
+    """Every gateway in `area` (its building code's parts: district, street[, community]), or
+    the one `gateway_id`, by building code."""
+    where = [f"{column} = ?" for column in AREA_COLUMNS[: len(area)]]
+    params: list[Any] = list(area)
+    if gateway_id is not None:
+        where.append("g.gateway_id = ?")
+        params.append(gateway_id)
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     rows = db.execute(
         f"{_SELECT}{clause} ORDER BY g.building_code, g.gateway_id", params

@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from .database import Database, transient
 from .opening import Store
+from .sealing import Sealer
 
 T = TypeVar("T")
 
@@ -36,6 +37,11 @@ class StorePool:
         self._lock = threading.Lock()
         self._all: list[Store] = []
 
+    @property
+    def sealer(self) -> Sealer:
+        """The store key's sealer (the same for every connection)."""
+        return self._template.sealer
+
     def run(self, work: Callable[[Store], T]) -> T:
         """`work(store)` on a borrowed connection; tried once more after a transient error."""
         with self._slots:
@@ -51,13 +57,18 @@ class StorePool:
             finally:
                 self._idle.put(opened)
 
+    def detached(self) -> Store:
+        """A connection of its own, outside the pool, for work that outlasts a request (an
+        export streamed to a slow client); the caller closes it."""
+        template = self._template
+        return Store(template.config, Database(self.url), template.sealer, template.snapshots)
+
     def _borrow(self) -> Store:
         try:
             return self._idle.get_nowait()
         except queue.Empty:
             pass
-        template = self._template
-        made = Store(template.config, Database(self.url), template.sealer, template.snapshots)
+        made = self.detached()
         with self._lock:
             self._all.append(made)
         return made

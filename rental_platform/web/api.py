@@ -20,7 +20,7 @@ from web_security.login import LoginRefused, end_session, log_in
 from ..store.fleet import GatewayHealth
 from .clock import moment
 from .deps import AnyUser, PoliceOrDistrict, StateDep, WebState
-from .filters import area
+from .filters import fleet_area
 
 router = APIRouter(prefix="/api/v1")
 
@@ -130,11 +130,15 @@ def gateway_out(row: GatewayHealth, state: WebState) -> GatewayOut:
 def gateways(
     _user: PoliceOrDistrict,
     state: StateDep,
-    street: Annotated[str | None, Query(max_length=16, description="3 digits: 001")] = None,
-    community: Annotated[str | None, Query(max_length=16, description="3 digits: 002")] = None,
+    street: Annotated[
+        str | None, Query(max_length=16, description="District and street: 440305001")
+    ] = None,
+    community: Annotated[
+        str | None, Query(max_length=16, description="… and community: 440305001002")
+    ] = None,
 ) -> GatewaysOut:
     """Every gateway's state, on a street or in a community when asked (the parts of the
     building code, SPEC 8)."""
-    where = area(street, community)
-    rows = state.fleet(street=where.street, community=where.community)
+    area = fleet_area(street, community, state.primary.sealer)
+    rows = state.fleet(area=area)
     return GatewaysOut(gateways=[gateway_out(row, state) for row in rows])

@@ -18,11 +18,11 @@ from fastapi.responses import JSONResponse, Response
 from web_security.headers import SecurityHeaders
 from web_security.words import api_language, language
 
+from ..search import FilterError
 from ..store.database import DATABASE_AWAY, transient
-from . import api, pages, pages_fleet
+from . import api, api_police, pages, pages_fleet, pages_police
 from .deps import GUARD, WebState
-from .filters import FilterRefused
-from .i18n import word
+from .i18n import refused, word
 
 
 def create_app(state: WebState) -> FastAPI:
@@ -32,7 +32,7 @@ def create_app(state: WebState) -> FastAPI:
     )
     app.state.web = state
     app.add_middleware(SecurityHeaders, styles=(pages.STYLESHEET,), tls=state.secure_cookies)
-    for module in (api, pages, pages_fleet):
+    for module in (api, api_police, pages, pages_fleet, pages_police):
         app.include_router(module.router)
     GUARD.handle_page_refusals(
         app,
@@ -44,11 +44,11 @@ def create_app(state: WebState) -> FastAPI:
             return JSONResponse({**body, "said": said}, status_code=status)
         return pages.render(request, "error.html", None, status=status, error_text=said)
 
-    @app.exception_handler(FilterRefused)
-    def _bad_filter(request: Request, exc: FilterRefused) -> Response:
-        said = word(f"filter.{exc.field}", api_language(request))
+    @app.exception_handler(FilterError)
+    def _bad_filter(request: Request, exc: FilterError) -> Response:
+        said = refused(exc.field, exc.code, exc.message, api_language(request))
         return answer(
-            request, 422, {"detail": exc.detail, "code": exc.code, "field": exc.field}, said
+            request, 422, {"detail": str(exc), "code": exc.code, "field": exc.field}, said
         )
 
     @app.exception_handler(RequestValidationError)

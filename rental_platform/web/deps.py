@@ -5,31 +5,33 @@ roles); `tests/platform/web/test_routes.py` checks every route against the table
 call it:
 
     @router.get("/api/v1/gateways")
-    def gateways(_user: PoliceOrDistrict, reads: Reads) -> ...: ...
+    def gateways(_user: PoliceOrDistrict, state: StateDep) -> GatewaysOut: ...
 
-Two pools of connections: `primary` (users, sessions, the lockout, the audit: every write) and
-`reads` (police search and the fleet: `--search-db`, a hot standby, when given; else the
-primary).
+Two pools of connections: `primary` (users, sessions, the lockout: every write) and `reads`
+(police search and the fleet: `--search-db`, a hot standby, when given; else the primary); and
+the audit, on the primary, on a connection of its own (`audit.py`).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request, Response
 
 from web_security import passwords
-from web_security.login import restart_sessions
+from web_security.login import remote_address, restart_sessions
 from web_security.roles import RoleGuard
 from web_security.sessions import Session
 
+from ..audit import AuditRow
 from ..store.fleet import GatewayHealth, fleet
 from ..store.logins import DbSessions, DbThrottle
 from ..store.pool import StorePool
 from ..store.users import ROLES, Account, Role, find_user, replace_hash
+from .audit import AuditWriter
 from .settings import WebSettings
 
 
@@ -44,9 +46,12 @@ class WebState:
     throttle: DbThrottle
     secure_cookies: bool  # people reach the pages over HTTPS
     zone: ZoneInfo  # the city's
+    audit: AuditWriter
 
     @classmethod
-    def over(cls, settings: WebSettings, primary: StorePool, reads: StorePool) -> WebState:
+    def over(
+        cls, settings: WebSettings, primary: StorePool, reads: StorePool, audit: AuditWriter
+    ) -> WebState:
         return cls(
             settings,
             primary,
@@ -55,6 +60,7 @@ class WebState:
             DbThrottle(primary),
             settings.https,
             ZoneInfo(settings.zone),
+            audit,
         )
 
     def verify(self, username: str, password: str) -> Account | None:
@@ -82,21 +88,38 @@ class WebState:
         return restart_sessions(request, response, self, fresh)
 
     def fleet(
-        self,
-        *,
-        street: str | None = None,
-        community: str | None = None,
-        gateway_id: str | None = None,
+        self, *, area: tuple[str, ...] = (), gateway_id: str | None = None
     ) -> list[GatewayHealth]:
-        """Every gateway's health (on a street, in a community, or one), from `reads`."""
+        """Every gateway's health (in an area, or one), from `reads`."""
         return self.reads.run(
             lambda s: fleet(
                 s.db,
-                street=street,
-                community=community,
+                area=area,
                 gateway_id=gateway_id,
                 now=time.time(),
                 silent_after=self.settings.silent_after,
+            )
+        )
+
+    def record(
+        self,
+        request: Request,
+        user: Session[Role],
+        action: str,
+        purpose: str | None,
+        params: dict[str, Any],
+        records: int,
+    ) -> AuditRow:
+        """Append the audit row on the primary, committed before anything is shown."""
+        return self.audit.run(
+            lambda log: log.record(
+                username=user.username,
+                role=user.role,
+                remote=remote_address(request),
+                action=action,
+                purpose=purpose,
+                params=params,
+                records=records,
             )
         )
 

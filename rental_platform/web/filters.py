@@ -1,38 +1,18 @@
-"""Filters of the fleet, checked before anything is read: out of bounds is a 422 naming the
-filter (`FilterRefused`), never an empty or wider answer."""
+"""The fleet's filters, checked by the police search's own rules (rental_platform.search): a
+street is its district's 6 digits and its 3 (`440305001`), a community 12 digits
+(`440305001002`), and the community must lie on the street. Out of bounds is a FilterError
+naming the filter (a 422), never an empty or wider answer."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from ..search import parse_entry_filter
+from ..store.sealing import Sealer
 
-_THREE_DIGITS = re.compile(r"[0-9]{3}")
-
-
-class FilterRefused(ValueError):
-    """A filter out of bounds: `field`, `code` (`filter.<field>` in i18n.py) and the English."""
-
-    def __init__(self, field: str, detail: str) -> None:
-        super().__init__(detail)
-        self.field = field
-        self.code = f"bad_{field}"
-        self.detail = detail
+# The search's parser wants a purpose; the fleet is not audited and needs none.
+_NOT_A_SEARCH = "fleet"
 
 
-@dataclass(frozen=True, slots=True)
-class Area:
-    street: str | None
-    community: str | None
-
-
-def area(street: str | None, community: str | None) -> Area:
-    """A street and a community as parts of a building code (`440305001002-0042`: street
-    `001`, community `002`); empty is no filter."""
-    street, community = (street or "").strip() or None, (community or "").strip() or None
-    if street is not None and not _THREE_DIGITS.fullmatch(street):
-        raise FilterRefused("street", "street must be the 3 digits of a street code, such as 001")
-    if community is not None and not _THREE_DIGITS.fullmatch(community):
-        raise FilterRefused(
-            "community", "community must be the 3 digits of a community code, such as 002"
-        )
-    return Area(street, community)
+def fleet_area(street: str | None, community: str | None, sealer: Sealer) -> tuple[str, ...]:
+    """(district, street[, community]) of the filters given, () for none; FilterError."""
+    given = {"street": street or "", "community": community or "", "purpose": _NOT_A_SEARCH}
+    return parse_entry_filter(given, sealer).area

@@ -45,8 +45,10 @@ def add_web_options(run: argparse.ArgumentParser) -> None:
 def web_settings(args: argparse.Namespace) -> WebSettings | None:
     """The web's settings, or None without --web; UsageError for a bad combination."""
     if not args.web:
-        if args.search_db or args.web_cert or args.web_key or args.web_proxy:
-            raise UsageError("--search-db, --web-cert, --web-key and --web-proxy need --web")
+        if args.search_db or args.web_cert or args.web_key or args.web_proxy or args.audit_anchors:
+            raise UsageError(
+                "--search-db, --web-cert, --web-key, --web-proxy and --audit-anchors need --web"
+            )
         return None
     host, _, port = args.web.rpartition(":")
     host = host.strip("[]")

@@ -22,6 +22,7 @@ from web_security.roles import CsrfField, check_csrf
 from web_security.sessions import Session, SessionsFull
 from web_security.words import LANGS, language
 
+from ..search.export import REASON_WORDS
 from ..store.users import Account, Role
 from .clock import shown, shown_epoch
 from .deps import PageUser, StateDep, web_state
@@ -53,6 +54,7 @@ def render(
             "user": session,
             "shown": shown,
             "shown_epoch": lambda epoch, offset=None: shown_epoch(epoch, offset, zone),
+            "reason": lambda code: REASON_WORDS.get(code, code) if lang == "zh" else code,
             "csrf": session.csrf_token if session else "",
             "stylesheet": STYLESHEET,
             **context,

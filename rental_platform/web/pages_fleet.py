@@ -14,10 +14,11 @@ from fastapi.responses import Response
 
 from web_security.words import language
 
+from ..search import FilterError
 from ..store.fleet import GatewayHealth
-from .deps import FleetPage, StateDep
-from .filters import FilterRefused, area
-from .i18n import word
+from .deps import FleetPage, StateDep, WebState
+from .filters import fleet_area
+from .i18n import refused
 from .pages import error_page, render
 
 router = APIRouter(include_in_schema=False)
@@ -49,18 +50,11 @@ def fleet_page(
 ) -> Response:
     form = {"street": street[:16], "community": community[:16]}
     try:
-        where = area(street, community)
-    except FilterRefused as refused:
-        return render(
-            request,
-            "fleet.html",
-            user,
-            status=422,
-            form=form,
-            rows=[],
-            error=word(f"filter.{refused.field}", language(request)),
-        )
-    rows = state.fleet(street=where.street, community=where.community)
+        area = fleet_area(street, community, state.primary.sealer)
+    except FilterError as exc:
+        said = refused(exc.field, exc.code, exc.message, language(request))
+        return render(request, "fleet.html", user, status=422, form=form, rows=[], error=said)
+    rows = state.fleet(area=area)
     return render(
         request,
         "fleet.html",
@@ -81,8 +75,6 @@ def gateway_page(
     found = state.fleet(gateway_id=gateway_id[:64])
     if not found:
         return error_page(request, user, 404, "error.not_found")
-    # Back to the same filtered list: only its own fields, so a link can lead nowhere else.
-    where = area_or_none(back)
     return render(
         request,
         "gateway.html",
@@ -90,15 +82,16 @@ def gateway_page(
         row=found[0],
         problems=problems(found[0]),
         minutes=int(state.settings.silent_after // 60),
-        back=where,
+        back=_fleet_query(back, state),
     )
 
 
-def area_or_none(query: str) -> str:
-    """`street=…&community=…` of a fleet list's address, checked; '' when it is not one."""
-    kept = {k: v for k, v in parse_qsl(query[:200]) if k in ("street", "community")}
+def _fleet_query(back: str, state: WebState) -> str:
+    """The fleet list's own filters from `back` (a query string), checked: '' when they are
+    not a fleet list's, so a link can lead nowhere else."""
+    kept = {k: v for k, v in parse_qsl(back[:200]) if k in ("street", "community")}
     try:
-        area(kept.get("street"), kept.get("community"))
-    except FilterRefused:
+        fleet_area(kept.get("street"), kept.get("community"), state.primary.sealer)
+    except FilterError:
         return ""
     return urlencode(kept)

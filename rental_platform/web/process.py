@@ -28,9 +28,12 @@ from multiprocessing.process import BaseProcess
 import uvicorn
 from fastapi import FastAPI
 
+from ..audit import AnchorFile
+from ..keys import read_signing_key
 from ..store import Store, StoreConfig
 from ..store.pool import StorePool
 from .app import create_app
+from .audit import AuditWriter
 from .deps import WebState
 from .settings import WebSettings
 
@@ -50,7 +53,12 @@ def open_state(settings: WebSettings) -> WebState:
     store.close()  # a template for the pools' connections: key, pictures, URL
     primary = StorePool(store)
     reads = StorePool(store, url=settings.search_db) if settings.search_db else primary
-    return WebState.over(settings, primary, reads)
+    anchors = signing_key = None
+    if settings.audit_anchors is not None and settings.signing_key is not None:
+        anchors = AnchorFile(settings.audit_anchors)
+        signing_key = read_signing_key(settings.signing_key)
+    audit = AuditWriter(store, anchors=anchors, signing_key=signing_key)
+    return WebState.over(settings, primary, reads, audit)
 
 
 def uvicorn_config(settings: WebSettings, app: FastAPI) -> uvicorn.Config:
@@ -82,11 +90,18 @@ def serve(settings: WebSettings, parent: int) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     state = open_state(settings)
+    state.audit.keep_anchoring()
     try:
         uvicorn.Server(uvicorn_config(settings, create_app(state))).run()
     finally:
-        state.primary.close()
-        state.reads.close()
+        close_state(state)
+
+
+def close_state(state: WebState) -> None:
+    """Close every connection the state made (anchoring the audit's head a last time)."""
+    state.audit.close()
+    state.primary.close()
+    state.reads.close()
 
 
 class WebProcess:

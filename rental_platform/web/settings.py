@@ -30,6 +30,9 @@ class WebSettings:
     proxies: tuple[str, ...] = ()
     silent_after: float = SILENT_AFTER_SECONDS
     zone: str = CITY_ZONE
+    # The audit's head, signed with the command key, appended to a file on another host.
+    audit_anchors: Path | None = None
+    signing_key: Path | None = None
 
     @property
     def https(self) -> bool:
@@ -41,6 +44,8 @@ class WebSettings:
         found = []
         if (self.cert is None) != (self.key is None):
             found.append("--web-cert and --web-key go together")
+        if (self.audit_anchors is None) != (self.signing_key is None):
+            found.append("--audit-anchors and --signing-key go together")
         if not self.https and not _loopback(self.host):
             found.append(
                 f"--web {self.host}: plain HTTP only on loopback; give --web-cert and --web-key,"

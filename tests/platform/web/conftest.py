@@ -19,7 +19,7 @@ from rental_platform.store import Store, StoreConfig
 from rental_platform.store.users import add_user
 from rental_platform.web.app import create_app
 from rental_platform.web.deps import WebState
-from rental_platform.web.process import open_state
+from rental_platform.web.process import close_state, open_state
 from rental_platform.web.settings import WebSettings
 from web_security.passwords import hash_password
 
@@ -78,4 +78,4 @@ def city(store: Store, store_config: StoreConfig) -> Iterator[City]:
     made.add_user("district")
     yield made
     for state in made.states:
-        state.primary.close()
+        close_state(state)

@@ -63,8 +63,8 @@ def test_gateways_filtered_by_street_and_community_with_their_parts(city: City) 
         return {g["gateway_id"]: g for g in answer.json()["gateways"]}
 
     assert set(listed()) == {A, B, C}
-    assert set(listed(street="001")) == {A, B}
-    found = listed(street="001", community="002")
+    assert set(listed(street="440305001")) == {A, B}
+    found = listed(street="440305001", community="440305001002")
     assert set(found) == {A}
     a = found[A]
     assert a["state"] == "online"
@@ -75,19 +75,19 @@ def test_gateways_filtered_by_street_and_community_with_their_parts(city: City) 
     assert a["camera_error"] == "camera_offline"
     assert a["clock_synced"] is True  # seq 3's word, the latest
     assert not a["silent"]
-    c = listed(street="002")[C]
+    c = listed(street="440305002")[C]
     assert c["state"] == "online"
     assert c["silent"]  # its last status two hours ago, past the hour's threshold
-    assert listed(street="001")[B]["state"] == "offline"
+    assert listed(street="440305001")[B]["state"] == "offline"
 
-    page = client.get("/fleet", params={"street": "001"})
+    page = client.get("/fleet", params={"street": "440305001"})
     assert page.status_code == 200
-    assert 'value="001"' in page.text  # the filter stays in the form
+    assert 'value="440305001"' in page.text  # the filter stays in the form
     assert "共 2 台，在线 1 台，需要关注 2 台" in page.text
     assert "摄像头" in page.text
-    detail = client.get(f"/fleet/{A}", params={"back": "street=001"})
+    detail = client.get(f"/fleet/{A}", params={"back": "street=440305001"})
     assert "摄像头离线" in detail.text
-    assert 'href="/fleet?street=001"' in detail.text
+    assert 'href="/fleet?street=440305001"' in detail.text
     assert "2026-" in detail.text
 
 
@@ -105,21 +105,27 @@ def test_since_moves_only_when_the_state_changes(city: City) -> None:
 def test_a_bad_filter_is_refused_with_its_code_and_words_never_widened(city: City) -> None:
     client = city.client()
     city.log_in(client, "police")
-    for street in ("1", "0011", "001 OR 1=1", "００１"):
+    # A street's 3 digits alone name a street in every district: refused, never widened.
+    for street in ("001", "44030500", "440305001 OR 1=1", "４４０３０５００１"):
         answer = client.get("/api/v1/gateways", params={"street": street})
         assert answer.status_code == 422, street
         body = answer.json()
-        assert (body["code"], body["field"]) == ("bad_street", "street")
-        assert body["said"] == "街道代码：应为 3 位数字，如 001"
-    english = client.get(
-        "/api/v1/gateways", params={"community": "x"}, headers={"Accept-Language": "en-GB"}
+        assert (body["code"], body["field"]) == ("street_code", "street")
+        assert body["said"].startswith("街道：应为区县 6 位加街道 3 位")
+    elsewhere = client.get(
+        "/api/v1/gateways",
+        params={"street": "440305001", "community": "440305002002"},
+        headers={"Accept-Language": "en-GB"},
     )
-    assert english.json()["said"] == "Community code: 3 digits, such as 002"
+    assert elsewhere.json()["code"] == "outside_area"
+    assert elsewhere.json()["said"] == (
+        "Community: is not within the street or community also given"
+    )
     too_long = client.get("/api/v1/gateways", params={"street": "1" * 40})
     assert too_long.status_code == 422
     assert too_long.json()["code"] == "bad_request"
-    page = client.get("/fleet", params={"street": "12a", "community": "002"})
+    page = client.get("/fleet", params={"street": "12a", "community": "440305001002"})
     assert page.status_code == 422
-    assert "街道代码：应为 3 位数字" in page.text
+    assert "街道：应为区县 6 位加街道 3 位" in page.text
     assert 'value="12a"' in page.text  # nothing typed is lost
-    assert 'value="002"' in page.text
+    assert 'value="440305001002"' in page.text

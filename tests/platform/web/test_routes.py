@@ -21,6 +21,9 @@ ACCESS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("POST", "/api/v1/login"): PUBLIC,
     ("POST", "/api/v1/logout"): BOTH,
     ("GET", "/api/v1/gateways"): BOTH,
+    ("GET", "/api/v1/entries"): POLICE,
+    ("GET", "/api/v1/entries/{event_id}/snapshot"): POLICE,
+    ("GET", "/api/v1/audit"): POLICE,
     ("GET", "/"): PUBLIC,  # to the login page, or the role's own first page
     ("GET", "/login"): PUBLIC,
     ("POST", "/login"): PUBLIC,
@@ -30,6 +33,11 @@ ACCESS: dict[tuple[str, str], str | tuple[str, ...]] = {
     ("GET", "/lang/{lang}"): PUBLIC,
     ("GET", "/fleet"): BOTH,
     ("GET", "/fleet/{gateway_id}"): BOTH,
+    ("GET", "/police"): POLICE,
+    ("POST", "/police"): POLICE,
+    ("GET", "/police/snapshot/{event_id}"): POLICE,
+    ("POST", "/police/export.csv"): POLICE,
+    ("GET", "/police/audit"): POLICE,
 }
 
 
@@ -52,7 +60,7 @@ def test_strangers_get_401_or_the_login_page_and_other_roles_403(city: City) -> 
     for (method, path), who in ACCESS.items():
         if who == PUBLIC:
             continue
-        url = path.replace("{gateway_id}", "gw-440305-0042")
+        url = path.replace("{gateway_id}", "gw-440305-0042").replace("{event_id}", "e-1")
         answer = stranger.request(method, url)
         if path.startswith("/api/"):
             assert answer.status_code == 401, (method, path)
