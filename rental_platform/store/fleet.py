@@ -97,6 +97,7 @@ class GatewayHealth:
     silent: bool  # nothing heard for longer than the threshold
     offset: str | None  # the building's UTC offset, from the gateway's own ts: "+08:00"
     readers_offline: list[str] = field(default_factory=list)  # doors
+    camera_ok: bool | None = None  # None: no entry has told yet
     camera_error: str | None = None  # the camera's last failure, while it lasts
     status_ts: str | None = None  # the status message's own ts
 
@@ -176,6 +177,7 @@ def _health(
             for part, (ok, _d, _t) in said.items()
             if part.startswith(READER) and not ok
         ],
+        camera_ok=None if camera is None else camera[0],
         camera_error=None if camera is None or camera[0] else camera[1],
         status_ts=status.get("ts") if isinstance(status.get("ts"), str) else None,
     )

@@ -35,11 +35,11 @@ WORDS: dict[str, tuple[str, str]] = {
     "error.not_found": ("没有找到", "Not found"),
     # The fleet.
     "fleet.title": ("设备状态", "Gateways"),
-    "fleet.street": ("街道代码", "Street code"),
-    "fleet.community": ("社区代码", "Community code"),
+    "fleet.street": ("街道（9 位）", "Street (9 digits)"),
+    "fleet.community": ("社区（12 位）", "Community (12 digits)"),
     "fleet.code_hint": (
-        "楼栋编码 440305001002-0042 中：街道 001，社区 002",
-        "In building code 440305001002-0042: street 001, community 002",
+        "楼栋编码 440305001002-0042：街道 440305001，社区 440305001002",
+        "Building code 440305001002-0042: street 440305001, community 440305001002",
     ),
     "fleet.count": (
         "共 {all} 台，在线 {online} 台，需要关注 {attention} 台",
@@ -85,6 +85,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "police.room_hint": ("需同时填楼栋或网关", "needs the building or the gateway"),
     "police.zone_hint": ("未注明时区的时间按北京时间", "Times without a zone are Beijing time"),
     "police.search": ("查询", "Search"),
+    "police.filters": ("查询条件", "Filters"),
     "police.any": ("全部", "Any"),
     "police.granted": ("准许", "granted"),
     "police.denied": ("拒绝", "denied"),
@@ -93,7 +94,11 @@ WORDS: dict[str, tuple[str, str]] = {
     "police.none": ("没有符合条件的记录", "No entries match"),
     "police.page_again": ("这是下一页的结果", "A following page of results"),
     "police.time": ("时间", "Time"),
-    "police.place": ("楼栋 · 网关 · 门", "Building · gateway · door"),
+    "police.place": ("地点", "Where"),
+    # Doors by their usual names (a gateway's config names them; others are shown as named).
+    "door.main": ("正门", "main door"),
+    "door.back": ("后门", "back door"),
+    "door.side": ("侧门", "side door"),
     "police.result": ("结果", "Result"),
     "police.room": ("房间", "Room"),
     "police.name": ("姓名", "Name"),

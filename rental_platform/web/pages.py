@@ -26,7 +26,7 @@ from ..search.export import REASON_WORDS
 from ..store.users import Account, Role
 from .clock import shown, shown_epoch
 from .deps import PageUser, StateDep, web_state
-from .i18n import weak_password, word
+from .i18n import WORDS, weak_password, word
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -55,6 +55,9 @@ def render(
             "shown": shown,
             "shown_epoch": lambda epoch, offset=None: shown_epoch(epoch, offset, zone),
             "reason": lambda code: REASON_WORDS.get(code, code) if lang == "zh" else code,
+            "door": lambda name: (
+                word(f"door.{name}", lang) if f"door.{name}" in WORDS else name or ""
+            ),
             "csrf": session.csrf_token if session else "",
             "stylesheet": STYLESHEET,
             **context,

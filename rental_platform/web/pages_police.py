@@ -204,8 +204,8 @@ def audit_page(request: Request, user: PolicePage, state: StateDep, before: str 
         return error_page(request, user, 422, "police.bad_before")
     start = int(before) if before else None
     rows = state.audit.run(lambda log: log.page(before=start, limit=100))
+    check = state.audit.check()  # of the rows shown; this reading's row comes after them
     state.record(request, user, "audit.view", None, {"before": start}, len(rows))
-    check = state.audit.check()
     return render(
         request, "audit.html", user, rows=rows, check=check, anchored=state.audit.anchored
     )

@@ -1,8 +1,8 @@
 """Fixtures: the city's web application over the platform's store, on either engine.
 
-    def test_x(city: City) -> None:
-        client = city.client()                       # a browser of its own (cookies)
-        csrf = city.log_in(client, "police")
+def test_x(city: City) -> None:
+    client = city.client()                       # a browser of its own (cookies)
+    csrf = city.log_in(client, "police")
 """
 
 from __future__ import annotations
