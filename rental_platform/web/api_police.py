@@ -14,8 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from ..search import entry_picture, parse_entry_filter, search_entries
-from ..search.filters import clean_purpose
+from ..search import parse_entry_filter, search_entries
 from .api import ERRORS, problem
 from .deps import Police, StateDep
 
@@ -89,16 +88,7 @@ def entry_snapshot(
 ) -> Response:
     """The entry's picture, checked against the sha256 its event recorded; audited first,
     whether or not the picture is there."""
-    case = clean_purpose(purpose) if purpose else None  # optional; when given, it says something
-    picture = state.reads.run(lambda store: entry_picture(store, event_id[:128]))
-    state.record(
-        request,
-        user,
-        "snapshot.view",
-        case,
-        {"event_id": event_id[:128]},
-        0 if picture is None else 1,
-    )
+    picture = state.picture(request, user, event_id, purpose)
     if picture is None:
         raise HTTPException(404, "no picture for this entry (any more)")
     return Response(picture.jpeg, media_type="image/jpeg")

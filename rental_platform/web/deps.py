@@ -27,6 +27,8 @@ from web_security.roles import RoleGuard
 from web_security.sessions import Session
 
 from ..audit import AuditRow
+from ..search import Picture, entry_picture
+from ..search.filters import clean_purpose
 from ..store.fleet import GatewayHealth, fleet
 from ..store.logins import DbSessions, DbThrottle
 from ..store.pool import StorePool
@@ -122,6 +124,17 @@ class WebState:
                 records=records,
             )
         )
+
+    def picture(
+        self, request: Request, user: Session[Role], event_id: str, purpose: str | None
+    ) -> Picture | None:
+        """An entry's picture, audited first whether or not it is there; the purpose is
+        optional, but when given it must say something (FilterError)."""
+        case = clean_purpose(purpose) if purpose else None
+        picture = self.reads.run(lambda store: entry_picture(store, event_id[:128]))
+        params = {"event_id": event_id[:128]}
+        self.record(request, user, "snapshot.view", case, params, 0 if picture is None else 1)
+        return picture
 
 
 def web_state(request: Request) -> WebState:

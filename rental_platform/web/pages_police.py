@@ -29,12 +29,10 @@ from ..search import (
     EntryFilter,
     FilterError,
     csv_row,
-    entry_picture,
     export_pages,
     parse_entry_filter,
     search_entries,
 )
-from ..search.filters import clean_purpose
 from ..store.users import Role
 from .deps import PolicePage, StateDep, WebState
 from .i18n import refused
@@ -143,19 +141,10 @@ def police_snapshot(
 ) -> Response:
     """An entry's picture, audited with the search's purpose."""
     try:
-        case = clean_purpose(purpose) if purpose else None
-        picture = state.reads.run(lambda store: entry_picture(store, event_id[:128]))
+        picture = state.picture(request, user, event_id, purpose)
     except FilterError as exc:
         said = refused(exc.field, exc.code, exc.message, language(request))
         return render(request, "error.html", user, status=422, error_text=said)
-    state.record(
-        request,
-        user,
-        "snapshot.view",
-        case,
-        {"event_id": event_id[:128]},
-        0 if picture is None else 1,
-    )
     if picture is None:
         return error_page(request, user, 404, "police.no_picture")
     return Response(picture.jpeg, media_type="image/jpeg")
