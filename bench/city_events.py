@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
 from rental_platform.store.sealing import Sealer
+from web_security.id_numbers import id_check_char
 
 ZONE = timezone(timedelta(hours=8))
 DISTRICTS = ("440303", "440304", "440305", "440306", "440307", "440308", "440309", "440310",
@@ -38,7 +39,6 @@ DISTRICTS = ("440303", "440304", "440305", "440306", "440307", "440308", "440309
 BUILDINGS = 7024
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂"
-ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
 
 @dataclass(slots=True)
@@ -73,8 +73,7 @@ class Building:
 def id_number(rng: random.Random, district: str) -> str:
     born = datetime(1950, 1, 1) + timedelta(days=rng.randrange(20000))
     first17 = f"{district}{born:%Y%m%d}{rng.randrange(1000):03d}"
-    total = sum(int(d) * w for d, w in zip(first17, ID_WEIGHTS, strict=True))
-    return first17 + "10X98765432"[total % 11]
+    return first17 + id_check_char(first17)
 
 
 class City:
