@@ -17,13 +17,15 @@ The ID number never stays in the filter: it is replaced at once by its keyed has
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from web_security.id_numbers import id_check_char
 from web_security.masking import mask_id_number
+from web_security.purpose import PurposeError
+from web_security.purpose import clean_purpose as clean
 
 from ..store.messages import MAX_CARD, MAX_TEXT
 from ..store.sealing import Sealer
@@ -31,7 +33,6 @@ from . import cursor
 
 LIMIT_MAX = 500
 LIMIT_DEFAULT = 100
-PURPOSE_MAX = 200
 FIRST_YEAR, LAST_YEAR = 1970, 2099  # a gateway whose clock was never set journals 1970
 RESULTS = ("granted", "denied")
 FIELDS = frozenset({
@@ -47,10 +48,6 @@ _DIGITS = re.compile(r"[0-9]{1,10}")
 _ID_NUMBER = re.compile(r"[0-9]{17}[0-9X]")
 _ID_LIKE = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-# GB 11643-1999: weights 2^(17-i) mod 11; the ISO 7064 MOD 11-2 remainder indexes the check
-# character. It catches every single-digit error and every swap of two adjacent digits.
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
 
 
 class FilterError(ValueError):
@@ -236,25 +233,19 @@ def check_id_number(typed: str) -> str:
     if not _ID_NUMBER.fullmatch(text):
         raise FilterError("id_number", "id_number", "must be 17 digits followed by a digit or"
                           " X (18 characters)")  # fmt: skip
-    total = sum(int(digit) * weight for digit, weight in zip(text, _ID_WEIGHTS, strict=False))
-    if text[17] != _ID_CHECK[total % 11]:
+    if text[17] != id_check_char(text[:17]):
         raise FilterError("id_number", "id_check_digit", "check digit is wrong: mistyped?")
     return text
 
 
 def clean_purpose(typed: str) -> str:
-    """The purpose (case number or reason) trimmed; FilterError when it shows nothing, holds a
-    control character or an ID number, or is too long. Invisible characters (zero-width,
-    direction marks) do not count as saying something."""
-    purpose = typed.strip()
-    visible = [ch for ch in purpose if unicodedata.category(ch)[0] in "LNPS"]
-    if not visible:
-        raise FilterError("purpose", "purpose_required", "is required: the case number or the"
-                          " reason for this search")  # fmt: skip
-    if _CONTROL.search(purpose):
-        raise FilterError("purpose", "purpose", "must not contain control characters")
-    if len(purpose) > PURPOSE_MAX:
-        raise FilterError("purpose", "purpose", f"is longer than {PURPOSE_MAX} characters")
+    """The purpose (case number or reason) as the audit keeps it (web_security.purpose, the
+    gateway's rule too); FilterError when it shows nothing, holds a control character or an ID
+    number, or is too long."""
+    try:
+        purpose = clean(typed)
+    except PurposeError as refused:
+        raise FilterError("purpose", refused.code, refused.message) from None
     refuse_id_numbers(purpose, "purpose")
     return purpose
 
