@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 from fastapi.testclient import TestClient
 
-from rental_platform.store import Store, StoreConfig, store_batch
+from rental_platform.store import Incoming, Store, StoreConfig, store_batch
 from rental_platform.store.users import add_user
 from rental_platform.web.app import create_app
 from rental_platform.web.process import close_state, open_state
@@ -25,7 +25,7 @@ GW, LATE = "gw-440305-0042", "gw-440305-0099"
 replicated = test_standby.replicated  # the fixture: a primary and its hot standby
 
 
-def entry(seq: int) -> object:
+def entry(seq: int) -> Incoming:
     return message(GW, "events", event(GW, seq, type="access.granted", room="301",
                                        credential={"kind": "card", "number": 5150}))  # fmt: skip
 
