@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import logging
 import os
 import re
-import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -200,23 +198,12 @@ def _load(path: Path) -> Config | None:
         return None
 
 
-def _read_password(from_stdin: bool) -> tuple[str, bool]:
-    """Return (password, generated)."""
-    if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n"), False
-    if sys.stdin.isatty():
-        first = getpass.getpass("Password: ")
-        if first != getpass.getpass("Repeat password: "):
-            raise ValueError("the two passwords differ")
-        return first, False
-    return secrets.token_urlsafe(12), True
-
-
 def _users_add(config: Config, role: str, name: str, password_stdin: bool) -> int:
     from gateway.store import Store, StoreError
+    from web_security.passwords import read_password
 
     try:
-        password, generated = _read_password(password_stdin)
+        password, generated = read_password(password_stdin)
     except ValueError as exc:
         print(f"gateway users add: {exc}", file=sys.stderr)
         return 2

@@ -6,13 +6,13 @@ the certificates of gateways' pages.
         --db /var/lib/rental-platform/city.db --group city
     rental-platform send --db city.db --signing-key platform.key gw-440305-0042 unlock --door main
     rental-platform certify --domain rental.city.example --csr gw.csr --out gw.pem … gw-440305-0042
+    rental-platform users add --db city.db --role police wang.li
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import binascii
 import json
 import logging
 import os
@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -27,17 +28,22 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cloud_sync.envelope import load_private_key, public_key_text
+from cloud_sync.envelope import public_key_text
 from cloud_sync.transport import TlsFiles
 
 from .certify.command import add_certify, certify
 from .commands import CommandNotAccepted
 from .exits import EXIT_REFUSED, EXIT_TIMEOUT, EXIT_USAGE, UsageError
+from .keys import read_signing_key
 from .platform import Platform
 from .session import retire_session
 from .settings import PlatformSettings
 from .store import DatabaseDown, Limits, SchemaError, StoreKeyError
 from .store.database import redacted
+from .users import add_users, users_add
+from .web.options import add_web_options, web_settings
+from .web.process import WebProcess
+from .web.settings import WebSettings
 
 log = logging.getLogger("rental-platform")
 
@@ -90,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="shared subscription group: instances in one group split the load")
     run.add_argument("--stats-interval", type=float, default=10.0,
                      help="seconds between two log lines of counters (0: none)")
+    add_web_options(run)
 
     commands.add_parser(
         "retire", parents=[connection],
@@ -120,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 " certificate the city's CA signed, then its chain")  # fmt: skip
     certificate.add_argument("file", type=Path)
     add_certify(commands)
+    add_users(commands)
     return parser
 
 
@@ -133,9 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _keygen(args.out)
         if args.command == "certify":
             return certify(args)
+        if args.command == "users":
+            return users_add(args)
         settings = _settings(args)
         if args.command == "run":
-            return _run(settings, args.stats_interval)
+            return _run(settings, args.stats_interval, web_settings(args))
         if args.command == "retire":
             retire_session(settings)
             print(f"session {settings.client_id} ended")
@@ -163,15 +173,6 @@ def _keygen(out: Path) -> int:
     return 0
 
 
-def read_signing_key(path: Path) -> Ed25519PrivateKey:
-    """The key written by `keygen`: base64 of the 32 raw bytes."""
-    try:
-        raw = base64.b64decode(path.read_text().strip(), validate=True)
-        return load_private_key(raw)
-    except (OSError, binascii.Error, ValueError) as exc:
-        raise UsageError(f"{path}: not a signing key made by keygen ({exc})") from None
-
-
 def _settings(args: argparse.Namespace) -> PlatformSettings:
     tls = None
     if args.tls:
@@ -196,7 +197,7 @@ def _settings(args: argparse.Namespace) -> PlatformSettings:
     )
 
 
-def _run(settings: PlatformSettings, stats_interval: float) -> int:
+def _run(settings: PlatformSettings, stats_interval: float, web: WebSettings | None) -> int:
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -205,17 +206,24 @@ def _run(settings: PlatformSettings, stats_interval: float) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    platform = Platform(settings).start()
+    platform = Platform(settings).start()  # migrations applied before the web reads
     log.info("consuming %s/+/... from %s:%d into %s", settings.prefix, settings.host,
              settings.port, redacted(str(settings.db)))
+    pages = WebProcess(web).start() if web is not None else None
+    last_stats = time.monotonic()
     try:
-        while not stop.wait(stats_interval or 1.0) and platform.running:
-            if stats_interval:
+        while not stop.wait(1.0) and platform.running:
+            if pages is not None:
+                pages.check()
+            if stats_interval and time.monotonic() - last_stats >= stats_interval:
+                last_stats = time.monotonic()
                 s = platform.stats
                 log.info("received %d stored %d duplicates %d rejected %d acks %d connected %s",
                          s.received, s.stored, s.duplicates, s.rejected, s.acks_sent,
                          platform.connected)
     finally:
+        if pages is not None:
+            pages.stop()
         platform.stop()
     if platform.failure is not None:
         log.error("stopped after a failure: %s", platform.failure)

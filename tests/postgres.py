@@ -7,6 +7,10 @@
     cluster.start()                   # crash recovery, same port
     cluster.stop()
 
+    standby = cluster.standby(Path(tempfile.mkdtemp()))   # pg_basebackup -R: a hot standby
+    standby.start()                   # streams from the primary; read-only queries
+    standby.wait_replayed(cluster)    # until it has replayed everything committed so far
+
 As root, `initdb` and `pg_ctl` run as the `postgres` user (initdb refuses root) on a folder it
 owns. fsync is off: a SIGKILL of the server loses nothing that way (the kernel keeps the
 pages), and the tests make no power-cut claims about PostgreSQL.
@@ -153,6 +157,36 @@ class PostgresCluster:
             capture_output=True,
             check=False,
         )
+
+    def standby(self, folder: Path) -> PostgresCluster:
+        """A hot standby of this (running) cluster in `folder`: `pg_basebackup -R` over
+        streaming replication, on a port of its own; start it with `start()`."""
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(folder, "postgres", "postgres")
+        standby = PostgresCluster(folder)
+        # A fast checkpoint to start from: the default spreads it over minutes.
+        backup = [str(BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.port)]
+        backup += ["-U", "postgres", "-D", str(standby.data), "-R", "-X", "stream"]
+        backup += ["--checkpoint=fast", "--no-sync"]
+        subprocess.run(_as_owner(backup), check=True, capture_output=True)
+        return standby
+
+    def wait_replayed(self, primary: PostgresCluster, timeout: float = 60) -> None:
+        """Wait until this standby has replayed all that `primary` had written when called."""
+        with psycopg.connect(primary.url(), autocommit=True) as conn:
+            (target,) = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone() or ("",)
+        deadline = time.monotonic() + timeout
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            while True:
+                row = conn.execute(
+                    "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,)
+                ).fetchone()
+                if row is not None and row[0]:
+                    return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the standby did not replay up to {target}")
+                time.sleep(0.05)
 
     def new_database(self) -> str:
         """A fresh empty database; its URL."""

@@ -11,4 +11,8 @@ codes in its own language (docs/web.md, "The web-security library").
 - `routes`: who may call each route of an app, for its route-table test.
 - `headers`: security headers with a strict Content-Security-Policy.
 - `masking`: ID numbers and phones as people see them.
+- `csvstream`: CSV downloads a page at a time, formula cells neutralised, their end reported.
+- `words`: what the codes above say to people, in Chinese and English; a request's language.
+- `id_numbers`: the ID number's check character (GB 11643-1999).
+- `purpose`: the purpose of a police action, as both audits keep it.
 """

@@ -20,7 +20,7 @@ from fastapi import Request, Response
 
 from web_security.passwords import HashingBusy
 from web_security.sessions import PasswordChanged, R, Session, SessionsFull, SessionStore
-from web_security.throttle import LoginThrottle
+from web_security.throttle import Throttle
 
 COOKIE = "session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -49,7 +49,7 @@ class LoginState(Protocol[R]):
     @property
     def sessions(self) -> SessionStore[R]: ...
     @property
-    def throttle(self) -> LoginThrottle: ...
+    def throttle(self) -> Throttle: ...
     @property
     def secure_cookies(self) -> bool:
         """Set under TLS: the cookie gets `Secure`."""

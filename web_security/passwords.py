@@ -16,6 +16,9 @@ hashed on every web worker thread, 100 parallel logins took the process from 103
 
 from __future__ import annotations
 
+import getpass
+import secrets
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -176,3 +179,20 @@ DUMMY_HASH = (
     "$argon2id$v=19$m=19456,t=2,p=1$pOfO8bo05irCFeiqNn8+Mg$"
     "dBC8DaUKYa9kCPu+tEjJ8AO0rfwGN/pbe0tJ+aOqKgE"
 )
+
+
+def read_password(from_stdin: bool) -> tuple[str, bool]:
+    """A new user's password on a command line: (password, one-time).
+
+    With `from_stdin`, one line of standard input; else asked twice on a terminal (ValueError
+    when the two differ); else, with no terminal, a one-time password is made, which its user
+    replaces at the first login.
+    """
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n"), False
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if first != getpass.getpass("Repeat password: "):
+            raise ValueError("the two passwords differ")
+        return first, False
+    return secrets.token_urlsafe(12), True

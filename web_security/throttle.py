@@ -1,5 +1,11 @@
-"""The login lockout: failed logins counted per username, in memory (SPEC 4: 429 after 5
-failures for one username in 15 minutes)."""
+"""The login lockout: failed logins counted per username (SPEC 4: 429 after 5 failures for one
+username in 15 minutes).
+
+`Throttle` is what the login code needs of a lockout; `LoginThrottle` counts in this process's
+memory (the gateway: one web process). An application serving logins from several processes
+keeps the counts where they all see them, behind the same interface (the city platform: in
+its database).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,33 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 MAX_FAILURES = 5
 FAILURE_WINDOW_SECONDS = 15 * 60
 # A flood of usernames must not grow memory without bound.
 MAX_THROTTLED_NAMES = 10_000
+
+
+class Throttle(Protocol):
+    """Failed logins per username: a check is reserved before it runs and ends one of three
+    ways; every method is safe to call from any thread."""
+
+    def reserve(self, username: str) -> int:
+        """Reserve one password check: 0 if reserved, else seconds to wait (nothing reserved)."""
+        ...
+
+    def failed(self, username: str) -> None:
+        """The reserved check found a wrong password: it counts."""
+        ...
+
+    def succeeded(self, username: str) -> None:
+        """The reserved check found the right password: the name's count is cleared."""
+        ...
+
+    def release(self, username: str) -> None:
+        """The reserved check could not run: it does not count."""
+        ...
 
 
 class LoginThrottle:

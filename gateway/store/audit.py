@@ -21,12 +21,13 @@ sent. A start with no end (the process was killed, the power cut, or it still ru
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from web_security.purpose import PurposeError
+from web_security.purpose import clean_purpose as clean
 
 from .crypto import Keys
 from .errors import ValidationError
@@ -43,18 +44,10 @@ NEEDS_PURPOSE = frozenset({"entries.query", "export.started", "snapshot.hold", "
 # The rows that end an export: `params={"start": seq}` names the export.started row they close.
 EXPORT_ENDS = frozenset({"export.finished", "export.cut"})
 _MAX_PARAMS = 4096
-PURPOSE_MAX = 200
 
 ExportState = Literal["finished", "cut", "unfinished"]
 _STATE: dict[str, ExportState] = {"export.finished": "finished", "export.cut": "cut"}
 
-# A purpose must show something. Unicode's separators, controls and format characters (zero-
-# width space and joiners, word joiner, BOM, direction marks) show nothing, nor does a combining
-# mark alone, nor these few letters and symbols drawn blank: the Hangul fillers and the blank
-# braille pattern.
-_BLANK = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-_EDGE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})  # trimmed off both ends
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,33 +79,16 @@ class AuditCheck:
 
 
 def clean_purpose(text: str) -> str:
-    """The purpose (case number or reason) as stored: trimmed, and refused when it shows nothing.
+    """The purpose (case number or reason) as stored: trimmed, and refused when it shows nothing
+    (web_security.purpose, the platform's rule too).
 
     >>> clean_purpose(" \u3000案件 2026-118\u200b ")
     '案件 2026-118'
     """
-    start, end = 0, len(text)
-    while start < end and _trimmed(text[start]):
-        start += 1
-    while end > start and _trimmed(text[end - 1]):
-        end -= 1
-    purpose = text[start:end]
-    if not any(_visible(ch) for ch in purpose):
-        raise ValidationError("purpose", "must say something: the case number or the reason")
-    if _CONTROL.search(purpose):
-        raise ValidationError("purpose", "must not contain control characters")
-    if len(purpose) > PURPOSE_MAX:
-        raise ValidationError("purpose", f"is longer than {PURPOSE_MAX} characters")
-    return purpose
-
-
-def _trimmed(ch: str) -> bool:
-    return ch.isspace() or ch in _BLANK or unicodedata.category(ch) in _EDGE
-
-
-def _visible(ch: str) -> bool:
-    # Letters, numbers, punctuation, symbols; not marks, separators or the "other" categories.
-    return ch not in _BLANK and unicodedata.category(ch)[0] in "LNPS"
+    try:
+        return clean(text)
+    except PurposeError as refused:
+        raise ValidationError("purpose", refused.message) from None
 
 
 def _mac(keys: Keys, previous: bytes, fields: tuple[Any, ...]) -> bytes:

@@ -25,13 +25,15 @@ from datetime import date, timedelta
 from functools import partial
 from typing import Any
 
+from web_security.id_numbers import CHECK_CHARS, ID_WEIGHTS
+
 from .context import Context
 from .db import WRITER_CACHE_KIB
 from .errors import Conflict, StoreClosed, ValidationError
 from .store import Store
 from .tenants import ID_CONTEXT, PHONE_CONTEXT
 from .tx import Transaction
-from .validation import CARD_NUMBER_MAX, CHECK_CHARS, ID_WEIGHTS
+from .validation import CARD_NUMBER_MAX
 
 # Tenants per transaction: few transactions, each small enough for a Pi's memory.
 BATCH = 50_000

@@ -5,18 +5,14 @@ How a number is masked for people to see is `web_security.masking`.
 
 from __future__ import annotations
 
-import operator
 import re
 import unicodedata
 from datetime import date
 
+from web_security.id_numbers import id_check_char
+
 from .errors import ValidationError, refuse
 
-# GB 11643-1999: weights 2^(17-i) mod 11 for the first 17 digits; the ISO 7064 MOD 11-2
-# remainder indexes the check character. It catches every single-digit error and every swap
-# of two adjacent digits, which is what typing a number off a card gets wrong.
-ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-CHECK_CHARS = "10X98765432"
 _ID_SHAPE = re.compile(r"[0-9]{17}[0-9X]")
 _MOBILE_SHAPE = re.compile(r"1[0-9]{10}")
 # Excel shows long numbers in scientific notation once a column is not formatted as text.
@@ -82,12 +78,6 @@ def refuse_other_digits(text: str, field: str) -> None:
     """
     if not text.isascii() and any(char.isnumeric() for char in text):
         raise refusal(field, "other_digits")
-
-
-def id_check_char(first17: str) -> str:
-    """Return the MOD 11-2 check character for the first 17 digits of an ID number."""
-    total = sum(map(operator.mul, map(int, first17), ID_WEIGHTS))
-    return CHECK_CHARS[total % 11]
 
 
 def normalize_id_number(value: str, field: str = "id_number") -> str:
@@ -167,7 +157,7 @@ def normalize_name(value: str, field: str = "name") -> str:
     """A person's name: 1-64 visible characters after trimming, not the start of a formula.
 
     No real name starts with =, +, - or @, and names travel on to the city's platform, whose
-    exports this gateway cannot neutralise (its own CSV exports do: gateway/web/csvstream.py).
+    exports this gateway cannot neutralise (its own CSV exports do: web_security/csvstream.py).
     """
     text = _plain_text(value, field, 64)
     if text[0] in "=+-@":

@@ -21,7 +21,7 @@ from gateway.store import (
     TenantStatus,
     TenantUpdate,
 )
-from gateway.store.audit import PURPOSE_MAX, ExportState, clean_purpose
+from gateway.store.audit import ExportState, clean_purpose
 from gateway.web.deps import (
     AnyUser,
     BuildingHead,
@@ -33,6 +33,7 @@ from gateway.web.deps import (
 )
 from gateway.web.police_filters import LIMIT_MAX, filter_params, police_query
 from web_security.login import LoginRefused, end_session, log_in, remote_address
+from web_security.purpose import PURPOSE_MAX
 
 router = APIRouter(prefix="/api/v1")
 

@@ -25,6 +25,7 @@ from gateway.web.metrics import metrics_text
 from web_security.headers import SecurityHeaders
 from web_security.sessions import MemorySessions
 from web_security.throttle import LoginThrottle
+from web_security.words import api_language, language
 
 
 def create_app(gateway: WebGateway, *, tls: bool = False) -> FastAPI:
@@ -50,13 +51,13 @@ def create_app(gateway: WebGateway, *, tls: bool = False) -> FastAPI:
         named in it; for a page, the error page in the page's language."""
         if request.url.path.startswith("/api/"):
             if refusals:
-                lang = pages.api_language(request)
+                lang = api_language(request)
                 body = {**body, "said": "；".join(explain(item, lang) for item in refusals)}
             return JSONResponse(body, status_code=status)
         detail = body["detail"]
         if isinstance(detail, str):
             return pages.render(request, "error.html", None, status=status, error_text=detail)
-        lang = pages.language(request)
+        lang = language(request)
         text = "；".join(explain(refused, lang) for refused in form_refusals(detail))
         return pages.render(request, "error.html", None, status=status, error_text=text)
 

@@ -6,15 +6,14 @@ One table, so a missing translation is a missing key the tests find, not a half-
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from gateway import provision_report, tenant_csv
 from gateway.parts import findings
 from gateway.store import ValidationError, validation
-from web_security import passwords
-
-Lang = Literal["zh", "en"]
-LANGS: tuple[Lang, ...] = ("zh", "en")
+from web_security import words
+from web_security.words import LANGS as LANGS
+from web_security.words import Lang as Lang
 
 WORDS: dict[str, tuple[str, str]] = {
     # key: (中文, English)
@@ -29,41 +28,11 @@ WORDS: dict[str, tuple[str, str]] = {
     "nav.audit": ("审计日志", "Audit log"),
     "nav.diagnostics": ("设备诊断", "Diagnostics"),
     "nav.logout": ("退出", "Log out"),
-    "login.title": ("登录", "Log in"),
-    "login.username": ("用户名", "Username"),
-    "login.password": ("密码", "Password"),
-    "login.submit": ("登录", "Log in"),
-    "login.failed": ("用户名或密码错误", "Wrong username or password"),
-    "login.locked": (
-        "失败次数过多，请 15 分钟后再试",
-        "Too many failures; try again in 15 minutes",
-    ),
-    "login.busy": (
-        "正在处理其他登录，请稍候几秒再试",
-        "Busy checking other logins; try again in a few seconds",
-    ),
-    "login.full": (
-        "当前登录的会话已满，请稍后再试",
-        "Too many sessions are open; try again later",
-    ),
-    "login.one_time": (
-        "这是一次性密码，请先在页面上设置新密码",
-        "This is a one-time password: choose a new one on the page first",
-    ),
     "login.setup": (
         "首次使用？输入设置码创建楼长账号",
         "First use? Create the building head's account",
     ),
     "setup.title": ("创建楼长账号", "Create the building head's account"),
-    "password.title": ("设置新密码", "Choose a new password"),
-    "password.why": (
-        "这是一次性密码，请先设置您自己的密码",
-        "This was a one-time password: choose your own first",
-    ),
-    "password.current": ("当前密码", "Current password"),
-    "password.new": ("新密码（至少 10 个字符）", "New password (at least 10 characters)"),
-    "password.repeat": ("再次输入新密码", "New password again"),
-    "password.differ": ("两次输入的新密码不一致", "The two new passwords differ"),
     "setup.code": (
         "设置码（gateway run 首次启动时打印）",
         "Setup code (printed by gateway run on first start)",
@@ -415,8 +384,6 @@ WORDS: dict[str, tuple[str, str]] = {
     "common.yes": ("是", "yes"),
     "common.no": ("否", "no"),
     "common.back": ("返回", "Back"),
-    "error.forbidden": ("此页面不属于您的角色", "This page is not for your role"),
-    "error.csrf": ("表单已过期，请重试", "The form expired; please try again"),
     # Why a value was refused, by its key (ValidationError.code: gateway/store/validation.py,
     # web_security/passwords.py, the store's conflicts); the English is the refusal's own text.
     "refusal.required": ("必须填写", validation.REFUSALS["required"]),
@@ -496,20 +463,6 @@ WORDS: dict[str, tuple[str, str]] = {
     "refusal.no_such_room": (
         "本楼没有 {room} 房（请先登记该房的住户）",
         validation.REFUSALS["no_such_room"],
-    ),
-    "refusal.password_short": ("至少要 {min} 个字符", passwords.WEAK["password_short"]),
-    "refusal.password_long": ("最多 {max} 个字符", passwords.WEAK["password_long"]),
-    "refusal.password_few_characters": (
-        "用到的不同字符太少，容易被猜到",
-        passwords.WEAK["password_few_characters"],
-    ),
-    "refusal.password_sequence": (
-        "是键盘或字母顺序的连续字符，容易被猜到",
-        passwords.WEAK["password_sequence"],
-    ),
-    "refusal.password_common": (
-        "是常见的词或包含用户名，容易被猜到",
-        passwords.WEAK["password_common"],
     ),
     "refusal.username_shape": (
         "应为 2 到 64 个字母、数字或 _.@-，以字母或数字开头",
@@ -628,6 +581,7 @@ class Refused(Protocol):
     def params(self) -> dict[str, object]: ...
 
 
+WORDS.update(words.WORDS)  # the login's, the password page's, web_security's refusals
 WORDS.update({f"health.{code}": pair for code, pair in findings.WORDS.items()})
 WORDS.update({f"provision.{key}": pair for key, pair in provision_report.WORDS.items()})
 

@@ -28,11 +28,12 @@ from gateway.web.deps import (
     change_password,
     web_state,
 )
-from gateway.web.i18n import LANGS, Lang, door_label, explain, word
+from gateway.web.i18n import LANGS, door_label, explain, word
 from web_security import passwords
 from web_security.login import LoginRefused, check_password, end_session, log_in
 from web_security.roles import CsrfField, check_csrf
 from web_security.sessions import Session, SessionsFull
+from web_security.words import language
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -43,21 +44,6 @@ STYLESHEET = (HERE / "static" / "app.css").read_text(encoding="utf-8")
 router = APIRouter(include_in_schema=False)
 
 HOME: dict[Role, str] = {"building_head": "/", "police": "/police", "installer": "/installer"}
-
-
-def language(request: Request) -> Lang:
-    """The page's language: Chinese unless the person switched to English (a cookie)."""
-    lang = request.cookies.get("lang")
-    return "en" if lang == "en" else "zh"
-
-
-def api_language(request: Request) -> Lang:
-    """The API's language for what it says to people (`said`): the page's switch if set, else
-    the client's Accept-Language (English only when it asks for it first), else Chinese."""
-    if request.cookies.get("lang") in LANGS:
-        return language(request)
-    accept = request.headers.get("accept-language", "").lstrip().lower()
-    return "en" if accept.startswith("en") else "zh"
 
 
 def building_now(state: WebState) -> datetime:

@@ -35,12 +35,13 @@ from gateway.tenant_csv import (
     CsvImportError,
     import_tenant_data,
 )
-from gateway.web.csvstream import csv_chunks
 from gateway.web.deps import StateDep, StoreDep, WebState, snapshot_response
 from gateway.web.i18n import door_label, word
-from gateway.web.pages import HeadPage, building_now, language, render
+from gateway.web.pages import HeadPage, building_now, render
+from web_security.csvstream import csv_chunks
 from web_security.roles import CsrfField, check_csrf
 from web_security.sessions import Session
+from web_security.words import language
 
 router = APIRouter(include_in_schema=False)
 # The most a tenant form's field takes before FastAPI refuses it with an error page of its own;

@@ -21,7 +21,6 @@ from gateway.clock import shown
 from gateway.parts.findings import said
 from gateway.store import EventQuery, NotFound, Role, Store, Tenant, ValidationError
 from gateway.store.audit import clean_purpose
-from gateway.web.csvstream import CsvDownload
 from gateway.web.deps import (
     StateDep,
     StoreDep,
@@ -30,11 +29,13 @@ from gateway.web.deps import (
     snapshot_response,
 )
 from gateway.web.i18n import WORDS, Lang, door_label, explain, word
-from gateway.web.pages import InstallerPage, PolicePage, language, render
+from gateway.web.pages import InstallerPage, PolicePage, render
 from gateway.web.police_filters import UUID, filter_params, form_query
+from web_security.csvstream import CsvDownload
 from web_security.login import remote_address
 from web_security.roles import CsrfField, check_csrf
 from web_security.sessions import Session
+from web_security.words import language
 
 router = APIRouter(include_in_schema=False)
 # An export streams every row its filters select, a page at a time: memory stays one page

@@ -16,6 +16,9 @@ PostgreSQL for the city, SQLite for small installs and the demo, with the same s
 | `history.py` | monthly partitions, retention, police holds |
 | `snapshots.py` | pictures as content-addressed files (`SnapshotStore`) |
 | `commands.py`, `reading.py` | command counters and results; reading what was stored |
+| `fleet.py` | every gateway's health: its parts as events tell them, its status |
+| `users.py`, `logins.py` | the city's web users; sessions and the login lockout |
+| `pool.py` | `StorePool`: a few connections for the web process's threads |
 
 The ack rule is in docs/platform.md; the events table's design is there too.
 """

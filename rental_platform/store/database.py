@@ -48,6 +48,15 @@ def is_postgres_url(url: str | Path) -> bool:
     return str(url).startswith(POSTGRES_SCHEMES)
 
 
+# The exceptions that say the database is away or busy (see `transient`).
+DATABASE_AWAY: tuple[type[Exception], ...] = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    sqlite3.OperationalError,
+    DatabaseDown,
+)
+
+
 def transient(exc: BaseException) -> bool:
     """Whether `exc` says the database is away or busy, not that the statement is wrong.
 
@@ -55,10 +64,7 @@ def transient(exc: BaseException) -> bool:
     deadlock (psycopg's OperationalError family), SQLite's lock wait run out: all pass, and
     the same transaction can be tried again. Anything else is about the data or the SQL.
     """
-    return isinstance(
-        exc,
-        psycopg.OperationalError | psycopg.InterfaceError | sqlite3.OperationalError | DatabaseDown,
-    )
+    return isinstance(exc, DATABASE_AWAY)
 
 
 @functools.lru_cache(maxsize=512)

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import gateways, history, records
+from . import fleet, gateways, history, records
 from .database import transient
 from .messages import (
     Event,
@@ -254,6 +254,7 @@ def _write(store: Store, batch: _Batch, now: float) -> BatchOutcome:
     fresh = [item for key, item in first.items() if key in claimed]
     again.extend(item for key, item in first.items() if key not in claimed)
     _insert_events(store, [_event_row(i, rows, now) for i in fresh])
+    fleet.note_parts(db, [i.event for i in fresh])
     outcome.stored = len(fresh)
 
     counts: dict[str, list[int]] = {g: [0, 0, 0] for g in touched}

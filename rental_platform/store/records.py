@@ -39,11 +39,15 @@ def write(
     )
     for gateway_id, state, text, received_at, building in sorted(statuses):
         db.execute(
-            "INSERT INTO status (gateway_id, state, body, received_at) VALUES (?, ?, ?, ?)"
+            "INSERT INTO status (gateway_id, state, body, received_at, since)"
+            " VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (gateway_id) DO UPDATE SET state = excluded.state,"
-            " body = excluded.body, received_at = excluded.received_at"
+            " body = excluded.body, received_at = excluded.received_at,"
+            # Online every 30 minutes is not news: `since` moves when the state changes.
+            " since = CASE WHEN status.state = excluded.state"
+            " THEN coalesce(status.since, status.received_at) ELSE excluded.received_at END"
             " WHERE status.received_at <= excluded.received_at",
-            (gateway_id, state, text, received_at),
+            (gateway_id, state, text, received_at, received_at),
         )
         if building is not None:
             gateways.set_building(db, gateway_id, building)

@@ -176,12 +176,109 @@ def _events(partitioned: bool, binary: str) -> str:
     """
 
 
+def _search(postgres: bool) -> str:
+    """Version 2: indexes that bind every police filter, and the audit chain.
+
+    Police search reads entries only (`result` is set exactly for `access.*`), so its indexes
+    are partial: door and reader events cost them nothing. Each ends in `ts_epoch, result`:
+    a filter and a time range are one index range read newest first, and `result` is checked
+    on the index entry before any row is fetched (docs/platform.md, "Police search"). They
+    replace version 1's indexes over every event. `events_received` served SQLite's retention
+    only: PostgreSQL drops whole partitions, so there it was weight on every insert.
+    """
+    binary = "BYTEA" if postgres else "BLOB"
+    entries = "WHERE result IS NOT NULL"
+    received = "DROP INDEX events_received;" if postgres else ""
+    return f"""
+    DROP INDEX events_ts;
+    DROP INDEX events_street;
+    DROP INDEX events_community;
+    DROP INDEX events_building;
+    DROP INDEX events_room;
+    DROP INDEX events_card;
+    {received}
+    CREATE INDEX entries_ts ON events (ts_epoch, result) {entries};
+    CREATE INDEX entries_street ON events (district, street, ts_epoch, result) {entries};
+    CREATE INDEX entries_community
+        ON events (district, street, community, ts_epoch, result) {entries};
+    CREATE INDEX entries_building
+        ON events (district, street, community, building, ts_epoch, result) {entries};
+    CREATE INDEX entries_room
+        ON events (district, street, community, building, room, ts_epoch, result) {entries};
+    CREATE INDEX entries_gateway ON events (gateway_id, ts_epoch, result) {entries};
+    CREATE INDEX entries_card ON events (card, ts_epoch, result) {entries};
+    CREATE INDEX entries_tenant ON events (tenant_id, ts_epoch, result) {entries};
+    CREATE INDEX tenant_changes ON events (gateway_id, tenant_id, ts_epoch)
+        WHERE type = 'tenant.changed';
+    CREATE TABLE audit (
+        seq BIGINT PRIMARY KEY,                -- 1, 2, 3, … without gaps
+        at DOUBLE PRECISION NOT NULL,          -- Unix seconds
+        username TEXT NOT NULL,
+        role TEXT NOT NULL,
+        remote TEXT,                           -- the client's address
+        action TEXT NOT NULL,
+        purpose TEXT,                          -- the case number or reason
+        params TEXT NOT NULL,                  -- JSON; never a plaintext ID number
+        records BIGINT NOT NULL,
+        mac {binary} NOT NULL                  -- keyed MAC over the previous row's and this row
+    )
+    """
+
+
 _WEB_REQUESTS = """
     CREATE TABLE web_requests (
         gateway_id TEXT PRIMARY KEY,
         csr TEXT NOT NULL,                     -- PEM, checked to be a signed request
         received_at DOUBLE PRECISION NOT NULL
     )
+    """
+
+
+def _web(binary: str, serial: str) -> str:
+    """Version 3: the city's pages: users, their server-side sessions, the login lockout
+    (docs/platform.md, "The web"); and each gateway's parts as its events last told, for the
+    fleet page."""
+    return f"""
+    CREATE TABLE users (
+        username TEXT PRIMARY KEY,             -- as typed when made
+        name_key TEXT NOT NULL UNIQUE,         -- casefolded: names compare case-insensitively
+        role TEXT NOT NULL,                    -- police / district
+        password_hash TEXT NOT NULL,           -- argon2id (web_security.passwords)
+        must_change BOOLEAN NOT NULL,          -- a one-time password: a new one first
+        generation BIGINT NOT NULL DEFAULT 0,  -- bumped when all its sessions end
+        created_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE web_sessions (
+        digest {binary} PRIMARY KEY,           -- SHA-256 of the cookie's token, never the token
+        name_key TEXT NOT NULL,
+        username TEXT NOT NULL,
+        role TEXT NOT NULL,
+        csrf_token TEXT NOT NULL,
+        remote TEXT,
+        must_change BOOLEAN NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        last_seen DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX web_sessions_user ON web_sessions (name_key, last_seen);
+    CREATE INDEX web_sessions_seen ON web_sessions (last_seen);
+    CREATE TABLE login_failures (
+        id {serial},
+        name_key TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        checking BOOLEAN NOT NULL              -- reserved, its password still being checked
+    );
+    CREATE INDEX login_failures_name ON login_failures (name_key, at);
+    CREATE INDEX login_failures_at ON login_failures (at);
+    CREATE TABLE gateway_parts (
+        gateway_id TEXT NOT NULL,
+        part TEXT NOT NULL,                    -- clock, camera, reader:<door>
+        ok BOOLEAN NOT NULL,
+        detail TEXT,                           -- a camera's snapshot_error
+        seq BIGINT NOT NULL,                   -- the event that said so: a later one wins
+        ts TEXT NOT NULL,                      -- its ts, with the building's offset
+        PRIMARY KEY (gateway_id, part)
+    );
+    ALTER TABLE status ADD COLUMN since DOUBLE PRECISION  -- received in this state since
     """
 
 
@@ -193,9 +290,15 @@ MIGRATIONS = [
         + ";"
         + _events(True, "BYTEA"),
     ),
+    Migration(2, sqlite=_search(False), postgres=_search(True)),
+    Migration(
+        3,
+        sqlite=_web("BLOB", "INTEGER PRIMARY KEY"),
+        postgres=_web("BYTEA", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+    ),
     # Each gateway's latest page certificate request (retained on P/web/csr), for `certify`.
     Migration(
-        2,
+        4,
         sqlite=_WEB_REQUESTS,
         postgres=_WEB_REQUESTS,
     ),

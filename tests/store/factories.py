@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from gateway.store import TenantCreate
-from gateway.store.validation import id_check_char
+from web_security.id_numbers import id_check_char
 
 
 def id_number(n: int, region: str = "440305") -> str:

@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 from gateway.store import ValidationError
 from gateway.store.validation import (
     check_card_number,
-    id_check_char,
     normalize_id_number,
     normalize_phone,
 )
+from web_security.id_numbers import id_check_char
 
 from .factories import id_number
 

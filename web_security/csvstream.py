@@ -1,6 +1,7 @@
 """CSV downloads written a page at a time, so memory stays flat however many rows go out.
 
-Both exports (tenants, police entries) are written here, so two things hold for both:
+Every export of both applications (the gateway's tenants and entries, the city's police
+export) is written here, so two things hold for all:
 
 - A text cell that starts with `=`, `+`, `-`, `@`, tab or carriage return gets a leading `'`
   (OWASP's advice against CSV injection): a spreadsheet would otherwise run a tenant named
