@@ -33,6 +33,19 @@ def add_web_options(run: argparse.ArgumentParser) -> None:
         " for X-Forwarded-For/-Proto; cookies are Secure",
     )
     web.add_argument(
+        "--audit-anchors",
+        type=Path,
+        metavar="FILE",
+        help="append the police audit's head, signed, to this file every minute (a file on"
+        " another host, which the database's administrators cannot write; needs --signing-key)",
+    )
+    web.add_argument(
+        "--signing-key",
+        type=Path,
+        metavar="FILE",
+        help="the command key made by keygen, which signs the audit's heads",
+    )
+    web.add_argument(
         "--silent-after",
         type=float,
         default=SILENT_AFTER_SECONDS,
@@ -45,7 +58,7 @@ def add_web_options(run: argparse.ArgumentParser) -> None:
 def web_settings(args: argparse.Namespace) -> WebSettings | None:
     """The web's settings, or None without --web; UsageError for a bad combination."""
     if not args.web:
-        if args.search_db or args.web_cert or args.web_key or args.web_proxy or args.audit_anchors:
+        if any((args.search_db, args.web_cert, args.web_key, args.web_proxy, args.audit_anchors)):
             raise UsageError(
                 "--search-db, --web-cert, --web-key, --web-proxy and --audit-anchors need --web"
             )
@@ -67,6 +80,8 @@ def web_settings(args: argparse.Namespace) -> WebSettings | None:
         key=args.web_key,
         proxies=tuple(args.web_proxy),
         silent_after=args.silent_after,
+        audit_anchors=args.audit_anchors,
+        signing_key=args.signing_key,
     )
     problems = settings.problems()
     if problems:

@@ -91,6 +91,9 @@ def serve(settings: WebSettings, parent: int) -> None:
     )
     state = open_state(settings)
     state.audit.keep_anchoring()
+    # uvicorn raises the SIGTERM it caught again once it has shut down, which under the
+    # default handler would end the process before the audit's last anchor: it is caught.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
     try:
         uvicorn.Server(uvicorn_config(settings, create_app(state))).run()
     finally:

@@ -196,11 +196,16 @@ def test_rental_platform_run_takes_a_postgresql_url(pg_config: StoreConfig, tmp_
                 gateway.send(1)  # until the instance's session exists, events pass it by
                 return bool(gateway.acks())
 
-            gateway.probe.wait_for(stored_first, timeout=30, what="first ack")
-            gateway.send(2, 3)
-            gateway.wait_ack(3)
+            try:
+                gateway.probe.wait_for(stored_first, timeout=30, what="first ack")
+                gateway.send(2, 3)
+                gateway.wait_ack(3)
+            except TimeoutError:
+                run.terminate()
+                raise AssertionError(run.communicate(timeout=30)[1].decode()[-3000:]) from None
         finally:
-            run.terminate()
+            if run.poll() is None:
+                run.terminate()
             _, err = run.communicate(timeout=30)
         gateway.close()
     assert run.returncode == 0, err.decode()[-2000:]

@@ -10,6 +10,7 @@ docs/screenshots/platform-*.png.
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import subprocess
@@ -23,7 +24,9 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from rental_platform.audit import AnchorFile
 from rental_platform.store import Store, StoreConfig, store_batch
 from tests.cloud.broker import Broker
 
@@ -82,11 +85,16 @@ def site(tmp_path: Path) -> Iterator[str]:
     add_user(db, "police", POLICE)
     add_user(db, "district", DISTRICT)
     port = free_port()
+    key, anchors = tmp_path / "signing.key", tmp_path / "anchors" / "city.jsonl"
+    made = subprocess.run([sys.executable, "-m", "rental_platform", "keygen", "--out", str(key)],
+                          capture_output=True, text=True, cwd=ROOT, check=True)  # fmt: skip
+    anchors.parent.mkdir()
     with Broker(tmp_path / "broker") as broker:
         run = subprocess.Popen(
             [sys.executable, "-m", "rental_platform", "run", "--db", db, "--host", broker.host,
              "--port", str(broker.port), "--client-id", "platform-web-test",
-             "--stats-interval", "0", "--web", f"127.0.0.1:{port}"],
+             "--stats-interval", "0", "--web", f"127.0.0.1:{port}",
+             "--audit-anchors", str(anchors), "--signing-key", str(key)],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
@@ -97,6 +105,14 @@ def site(tmp_path: Path) -> Iterator[str]:
             run.terminate()
             _, err = run.communicate(timeout=30)
     assert run.returncode == 0, err.decode()[-2000:]
+    # The audit's head went outside the database, signed with the command key, at the latest
+    # when the web stopped: every police search of the test is under it.
+    public = Ed25519PublicKey.from_public_bytes(base64.b64decode(made.stdout.split()[0]))
+    kept = AnchorFile(anchors).read()
+    assert kept, (anchors.read_text() if anchors.exists() else "no file") + err.decode()[-3000:]
+    last = kept[-1]
+    assert last.signed_by(public)
+    assert last.seq >= 1
 
 
 def free_port() -> int:
