@@ -48,7 +48,7 @@ def event_body(gateway: str, seq: int, generated: float, rng: random.Random) -> 
         "ts": datetime.fromtimestamp(generated, UTC).isoformat(timespec="milliseconds"),
         "type": kind,
         "door": "main",
-        "credential": {"kind": "card", "number": str(number)},
+        "credential": {"kind": "card", "number": number},
         "room": f"{rng.randrange(1, 33)}{rng.choice('ABCDEF')}",
         "reason": REASONS[kind],
     }
