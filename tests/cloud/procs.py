@@ -1,17 +1,18 @@
-"""The gateway and the reference consumer as processes a test can SIGKILL and start again.
+"""The gateway and platform instances as processes a test can SIGKILL and start again.
 
     gateway = GatewayProcess(tmp_path / "gw", proxy.host, proxy.port, public_key=key, count=800)
-    consumer = ConsumerProcess(tmp_path / "platform.db", broker.host, broker.port)
+    database = PlatformDatabase(postgres.new_database(), tmp_path / "platform")  # or a file
+    consumer = ConsumerProcess(database, broker.host, broker.port, client_id="platform-a")
     gateway.start(); consumer.start()
     gateway.kill(); gateway.start()          # SIGKILL, then the same data dir again
     gateway.stop_making()                    # SIGUSR1: no more events, keep sending
     gateway.journal()                        # {seq: body} read-only from its SQLite file
     gateway.terminate(); consumer.terminate()
-    consumer.stored(GW)                      # {seq: body} as the platform stored them
+    database.stored(GW)                      # {seq: body} as the platform stored them
 
 Each life of a process writes its own log file next to its data, so a killed one leaves what
-it printed. Both databases are read with read-only SQLite connections, never through the
-processes, so what the test sees is what a restart would find.
+it printed. Both databases are read outside the processes (SQLite files with read-only
+connections), so what the test sees is what a restart would find.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ import time
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import psycopg
 
 ROOT = Path(__file__).resolve().parents[2]
 _PROGRESS = re.compile(r"progress (.*)$")
@@ -50,10 +53,38 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
     return predicate()
 
 
+def sqlite_rows(path: Path, sql: str, *params: object) -> list[Any]:
+    """Rows from a database another process writes, read-only; none before it made them."""
+    if not path.exists():
+        return []
+    with closing(read_only(path)) as conn:
+        try:
+            return list(conn.execute(sql, params).fetchall())
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # before its first start migrated the file
+                return []
+            raise
+
+
+T = TypeVar("T")
+
+
+def settled(read: Callable[[], T], quiet: float = 1.0, limit: float = 30.0) -> T:
+    """`read()` once it has not changed for `quiet` seconds (at most `limit` seconds: then its
+    last answer): what was in flight has arrived, a backlog has gone out."""
+    deadline = time.monotonic() + limit
+    seen = read()
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = read()
+        if now == seen:
+            return now
+        seen = now
+    return seen
+
+
 class _Process:
     """One command run again and again, each life logging to `{name}-{n}.log` in `folder`."""
-
-    db_path: Path
 
     def __init__(self, folder: Path, name: str) -> None:
         self.folder = folder
@@ -99,18 +130,6 @@ class _Process:
                 process.kill()
                 process.wait()
         return process.returncode
-
-    def _query(self, sql: str, *params: object) -> list[Any]:
-        """Rows from the process's database, read-only; none before the process made it."""
-        if not self.db_path.exists():
-            return []
-        with closing(read_only(self.db_path)) as conn:
-            try:
-                return list(conn.execute(sql, params).fetchall())
-            except sqlite3.OperationalError as exc:
-                if "no such table" in str(exc):  # before its first start migrated the file
-                    return []
-                raise
 
     def log_tail(self, lines: int = 30) -> str:
         """The end of the current life's log, for assertion messages."""
@@ -189,38 +208,40 @@ class GatewayProcess(_Process):
     def journal(self) -> dict[int, str]:
         """Every event in the journal: seq → the exact JSON text the uplink sends."""
         return {int(seq): str(body) for seq, body in
-                self._query("SELECT seq, body FROM events ORDER BY seq")}
+                sqlite_rows(self.db_path, "SELECT seq, body FROM events ORDER BY seq")}
 
     def watermark(self) -> tuple[int, int]:
         """(saved ack watermark, last seq) as a restarted gateway would find them."""
-        rows = self._query("SELECT (SELECT value FROM meta WHERE key = 'acked_seq'),"
+        rows = sqlite_rows(self.db_path,
+                           "SELECT (SELECT value FROM meta WHERE key = 'acked_seq'),"
                            " (SELECT coalesce(max(seq), 0) FROM events)")
         return (int(rows[0][0] or 0), int(rows[0][1])) if rows else (0, 0)
 
 
-class ConsumerProcess(_Process):
-    """`python -m rental_platform run` (rental-platform) on its own SQLite file."""
+class PlatformDatabase:
+    """The platform's database as a restarted instance would find it, read outside the
+    platform: a SQLite file (read-only connections) or a PostgreSQL URL. `folder` holds what
+    every instance on it shares besides: the store key and the pictures."""
 
-    def __init__(self, db_path: Path, host: str, port: int, *,
-                 client_id: str = "platform-faults") -> None:
-        super().__init__(db_path.parent, "consumer")
-        self.db_path = db_path
-        self.host, self.port = host, port
-        self.client_id = client_id
+    def __init__(self, url: str, folder: Path) -> None:
+        self.url = url
+        self.folder = folder
+        self.postgres = url.startswith("postgresql://")
 
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", "rental_platform", "run", "--host", self.host,
-                "--port", str(self.port), "--db", str(self.db_path), "--client-id",
-                self.client_id, "--stats-interval", "5"]
+    def _query(self, sql: str, *params: object) -> list[Any]:
+        """Rows, or none before the first instance made the tables."""
+        if self.postgres:
+            with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
+                try:
+                    return list(conn.execute(sql.replace("?", "%s"), params).fetchall())
+                except psycopg.errors.UndefinedTable:
+                    return []
+        return sqlite_rows(Path(self.url), sql, *params)
 
     def stored(self, gateway_id: str) -> dict[int, str]:
         """seq → body of every event stored for the gateway."""
         rows = self._query("SELECT seq, body FROM events WHERE gateway_id = ?", gateway_id)
         return {int(seq): str(body) for seq, body in rows}
-
-    def stored_count(self, gateway_id: str) -> int:
-        rows = self._query("SELECT count(*) FROM events WHERE gateway_id = ?", gateway_id)
-        return int(rows[0][0]) if rows else 0
 
     def rows_per_seq(self, gateway_id: str) -> dict[int, int]:
         """How many rows each seq has in the platform's events table (1, or dedupe failed)."""
@@ -239,3 +260,27 @@ class ConsumerProcess(_Process):
     def rejects(self) -> list[Any]:
         """(gateway_id, topic, reason) of every message the platform refused to store."""
         return self._query("SELECT gateway_id, topic, reason FROM rejects ORDER BY id")
+
+    def conflicts(self) -> list[Any]:
+        """(gateway_id, seq) of every second body received for a stored seq."""
+        return self._query("SELECT gateway_id, seq FROM conflicts ORDER BY id")
+
+
+class ConsumerProcess(_Process):
+    """`python -m rental_platform run` (rental-platform): one instance on `database`, in its
+    shared-subscription `group`, logging into the database's folder under its client id."""
+
+    def __init__(self, database: PlatformDatabase, host: str, port: int, *,
+                 client_id: str = "platform-faults", group: str = "rental-platform") -> None:
+        super().__init__(database.folder, client_id)
+        self.database = database
+        self.host, self.port = host, port
+        self.client_id = client_id
+        self.group = group
+
+    def command(self) -> list[str]:
+        folder = self.database.folder
+        return [sys.executable, "-m", "rental_platform", "run", "--host", self.host,
+                "--port", str(self.port), "--db", self.database.url, "--client-id",
+                self.client_id, "--group", self.group, "--store-key", str(folder / "store.key"),
+                "--snapshot-dir", str(folder / "snapshots"), "--stats-interval", "5"]
