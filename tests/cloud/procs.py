@@ -238,6 +238,11 @@ class PlatformDatabase:
                     return []
         return sqlite_rows(Path(self.url), sql, *params)
 
+    def has_status(self, gateway_id: str) -> bool:
+        """Whether an instance stored this gateway's status (an instance that did is
+        subscribed: its events and statuses are one SUBSCRIBE)."""
+        return bool(self._query("SELECT 1 FROM status WHERE gateway_id = ?", gateway_id))
+
     def stored(self, gateway_id: str) -> dict[int, str]:
         """seq → body of every event stored for the gateway."""
         rows = self._query("SELECT seq, body FROM events WHERE gateway_id = ?", gateway_id)
