@@ -289,3 +289,10 @@ class ConsumerProcess(_Process):
                 "--port", str(self.port), "--db", self.database.url, "--client-id",
                 self.client_id, "--group", self.group, "--store-key", str(folder / "store.key"),
                 "--snapshot-dir", str(folder / "snapshots"), "--stats-interval", "5"]
+
+    def terminate(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM once this life has its signal handlers (it logged "consuming"): a life
+        just started by the supervisor is still importing, and would die of the signal."""
+        if self.running:
+            wait_until(lambda: not self.running or "consuming " in self.log_tail(200), 60)
+        return super().terminate(timeout)
